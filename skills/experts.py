@@ -1,0 +1,193 @@
+"""Scripted experts (oracles), one per skill.
+
+An expert reads the simulator's object poses (privileged information a VLA never gets) but acts
+only through the same 7-D end-effector delta interface a VLA uses: no teleporting, no grasp
+constraints. Each is a closed-loop phase machine, so its rollouts are valid demonstrations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_agent.errors import ConfigError
+from vla_agent.sim.catalog import BLOCK_SIZE, BOWL_INNER_RADIUS, PLATE_RADIUS, REGIONS, WALL
+from vla_agent.sim.env import TabletopEnv
+from vla_agent.sim.predicates import DIRECTIONS, ObjectState
+from vla_agent.skills.library import get_skill
+from vla_agent.types import GRIPPER_CLOSE, GRIPPER_OPEN, Observation, Subgoal
+
+SPEED = 0.035  # metres per step, under the env's 0.04 limit
+TURN = 0.2  # radians per step
+SAFE_Z = 0.16
+
+
+@dataclass
+class Waypoint:
+    """Move the tool to ``pos`` (and ``yaw``) with the gripper state, within ``tol`` metres."""
+
+    pos: np.ndarray
+    yaw: float | None
+    gripper: float
+    tol: float = 0.008
+    hold: int = 0  # extra steps to stay once reached (e.g. to let the fingers close)
+
+
+def _align(target_yaw: float, current: float, period: float = math.pi / 2) -> float:
+    """The yaw equivalent to ``target_yaw`` (mod ``period``) nearest to ``current``."""
+    return current + ((target_yaw - current + period / 2) % period - period / 2)
+
+
+class ExpertPolicy:
+    """The scripted oracle; implements the ``SkillPolicy`` protocol (``reset``/``act``)."""
+
+    def __init__(self, env: TabletopEnv):
+        self.env = env
+        self.subgoal: Subgoal | None = None
+        self.done = False
+
+    def reset(self, subgoal: Subgoal) -> None:
+        get_skill(subgoal.skill)  # unknown skills raise here, not mid-episode
+        self.subgoal = subgoal
+        self.phase = 0
+        self.held = 0
+        self.done = False
+        self._fixed: dict[str, np.ndarray] = {}
+        self._plan: Callable[[], list[Waypoint]] = getattr(self, f"_plan_{subgoal.skill}")
+
+    # ------------------------------------------------------------------ acting
+    def act(self, obs: Observation) -> np.ndarray:
+        """One action as a (1, 7) chunk; a zero-motion hold once the skill's script is finished."""
+        if self.subgoal is None:
+            raise ConfigError("ExpertPolicy.act called before reset(subgoal)")
+        state = obs["observation/state"]
+        pos, yaw = np.asarray(state[:3], float), float(state[5])
+        waypoints = self._plan()
+        while self.phase < len(waypoints):
+            wp = waypoints[self.phase]
+            err = wp.pos - pos
+            yaw_err = 0.0 if wp.yaw is None else wp.yaw - yaw
+            if np.linalg.norm(err) <= wp.tol and abs(yaw_err) <= 0.05:
+                if self.held >= wp.hold:
+                    self.phase += 1
+                    self.held = 0
+                    continue
+                self.held += 1
+            break
+        if self.phase >= len(waypoints):
+            self.done = True
+            last = waypoints[-1].gripper if waypoints else GRIPPER_OPEN
+            return np.array([[0, 0, 0, 0, 0, 0, last]], dtype=np.float64)
+        step = np.clip(err, -SPEED, SPEED)
+        rot = np.zeros(3)
+        rot[:2] = np.clip(-np.asarray(state[3:5], float), -TURN, TURN)  # keep the gripper vertical
+        rot[2] = np.clip(yaw_err, -TURN, TURN)
+        return np.concatenate([step, rot, [wp.gripper]])[None, :]
+
+    # ------------------------------------------------------------------ scripts
+    def _obj(self, name: str) -> ObjectState:
+        return self.env.world_state().get(name)
+
+    def _once(self, key: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
+        if key not in self._fixed:
+            self._fixed[key] = np.asarray(fn(), dtype=float)
+        return self._fixed[key]
+
+    def _tool(self) -> np.ndarray:
+        return self.env.robot_state()
+
+    def _plan_pick(self) -> list[Waypoint]:
+        o = self._obj(self.subgoal.args["obj"])
+        yaw = self._once("yaw", lambda: [_align(o.yaw, float(self._tool()[5]))])[0]
+        grasp = o.position + np.array([0.0, 0.0, -0.004])
+        lift = self._once("lift", lambda: grasp + [0.0, 0.0, 0.15])
+        return [
+            Waypoint(grasp + [0, 0, 0.09], yaw, GRIPPER_OPEN, tol=0.012),
+            Waypoint(grasp, yaw, GRIPPER_OPEN, tol=0.006),
+            Waypoint(grasp, yaw, GRIPPER_CLOSE, tol=0.02, hold=5),
+            Waypoint(lift, None, GRIPPER_CLOSE, tol=0.02),
+        ]
+
+    def _place_point(self) -> tuple[np.ndarray, float | None]:
+        """Where the held object's centre should be released, and the yaw to release at."""
+        target = self.subgoal.args["target"]
+        half = BLOCK_SIZE / 2
+        if target in REGIONS:
+            xy = self._once("spot", lambda: self._free_spot(target))
+            return np.array([xy[0], xy[1], half + 0.012]), None
+        t = self._obj(target)
+        if t.kind == "bowl":
+            return t.position + [0.0, 0.0, WALL + half + 0.025], None
+        if t.kind == "plate":
+            return t.position + [0.0, 0.0, WALL + half + 0.012], None
+        return t.position + [0.0, 0.0, BLOCK_SIZE + 0.006], t.yaw
+
+    def _plan_place(self) -> list[Waypoint]:
+        o = self._obj(self.subgoal.args["obj"])
+        tool = self._tool()
+        # Aim the tool so that the *object* (wherever it sits in the fingers) lands on the spot:
+        # the horizontal offset is re-measured every step, the vertical one fixed at the start.
+        offset = o.position - tool[:3]
+        offset[2] = self._once("offset_z", lambda: [o.position[2] - tool[2]])[0]
+        spot, t_yaw = self._place_point()
+        yaw = None
+        if t_yaw is not None:
+            rel = self._once("rel_yaw", lambda: [o.yaw - tool[5]])[0]
+            yaw = _align(t_yaw - rel, float(tool[5]))
+        release = spot - offset
+        start = self._once("start", lambda: tool[:3])
+        up = max(SAFE_Z, spot[2] - offset[2] + 0.08)
+        retreat = self._once("retreat", lambda: release + [0.0, 0.0, 0.10])
+        return [
+            Waypoint(np.array([start[0], start[1], max(start[2], up)]), None, GRIPPER_CLOSE, tol=0.03),
+            Waypoint(np.array([release[0], release[1], up]), yaw, GRIPPER_CLOSE, tol=0.015),
+            Waypoint(release, yaw, GRIPPER_CLOSE, tol=0.006),
+            Waypoint(release, None, GRIPPER_OPEN, tol=0.03, hold=4),
+            Waypoint(retreat, None, GRIPPER_OPEN, tol=0.02),
+        ]
+
+    def _free_spot(self, region: str) -> np.ndarray:
+        """The point of the region farthest from every other object (privileged, deterministic)."""
+        (x0, x1), (y0, y1) = REGIONS[region]
+        margin = 0.04
+        xs = np.linspace(max(x0 + margin, 0.36), min(x1 - margin, 0.70), 9)
+        ys = np.linspace(max(y0 + margin, -0.26), min(y1 - margin, 0.26), 9)
+        held = self.subgoal.args["obj"]
+        others = [s for n, s in self.env.world_state().objects.items() if n != held]
+        best, best_d = None, -1.0
+        for x in xs:
+            for y in ys:
+                d = min((math.hypot(x - s.position[0], y - s.position[1]) - _radius(s) for s in others),
+                        default=1.0)
+                if d > best_d:
+                    best, best_d = np.array([x, y]), d
+        return best
+
+    def _plan_push(self) -> list[Waypoint]:
+        name = self.subgoal.args["obj"]
+        d = np.array([*DIRECTIONS[self.subgoal.args["direction"]], 0.0])
+        n = np.array([-d[1], d[0], 0.0])
+        o = self._obj(name)
+        start = self._once("start", lambda: o.position.copy())
+        yaw = self._once("yaw", lambda: [_align(math.atan2(d[1], d[0]), float(self._tool()[5]), math.pi)])[0]
+        z = 0.016
+        behind = start - d * (BLOCK_SIZE / 2 + 0.03)
+        behind[2] = z
+        # Track the object's sideways drift so the push stays centred on it.
+        drift = float((o.position - start) @ n)
+        end = start + d * 0.085 + n * drift
+        end[2] = z
+        pusher_goal = end - d * (BLOCK_SIZE / 2 + 0.01)
+        return [
+            Waypoint(behind + [0, 0, 0.10], yaw, GRIPPER_CLOSE, tol=0.012),
+            Waypoint(behind, yaw, GRIPPER_CLOSE, tol=0.008),
+            Waypoint(pusher_goal, yaw, GRIPPER_CLOSE, tol=0.01),
+            Waypoint(pusher_goal + [0, 0, 0.10] - d * 0.02, None, GRIPPER_CLOSE, tol=0.02),
+        ]
+
+
+def _radius(s: ObjectState) -> float:
+    return {"block": 0.03, "bowl": BOWL_INNER_RADIUS + WALL, "plate": PLATE_RADIUS}[s.kind]

@@ -1,0 +1,59 @@
+"""Run one subgoal of a skill policy in the sim and judge it by ground truth."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla_agent.sim.env import TabletopEnv
+from vla_agent.skills.library import get_skill
+from vla_agent.types import Observation, Subgoal
+
+
+@dataclass
+class RolloutResult:
+    subgoal: Subgoal
+    success: bool
+    steps: int
+    wall_s: float
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
+def run_subgoal(env: TabletopEnv, policy, subgoal: Subgoal, obs: Observation, *,
+                budget: int | None = None, settle_steps: int = 3, record: bool = False,
+                on_step: Callable[[Observation, np.ndarray], None] | None = None,
+                ) -> tuple[RolloutResult, Observation]:
+    """Reset ``policy`` on ``subgoal`` and step until the policy says done (``policy.done``), the
+    skill's effects hold, or the step budget runs out; then judge by the skill's effects."""
+    skill = get_skill(subgoal.skill)
+    budget = budget or skill.step_budget
+    kinds = dict(zip(env.names, (o.kind for o in env.scene.objects)))
+    effects = skill.ground("post", subgoal.args, kinds)
+    env.snapshot()
+    env.set_prompt(subgoal.instruction)
+    obs = {**obs, "prompt": subgoal.instruction}
+    policy.reset(subgoal)
+    t0 = time.perf_counter()
+    frames = [env.render()] if record else []
+    steps = 0
+    while steps < budget and not getattr(policy, "done", False):
+        chunk = np.atleast_2d(policy.act(obs))
+        for action in chunk:
+            if on_step is not None:
+                on_step(obs, action)
+            obs, *_ = env.step(action)
+            steps += 1
+            if record:
+                frames.append(env.render())
+            if steps >= budget:
+                break
+    hold = np.array([0, 0, 0, 0, 0, 0, 1.0 if env._gripper_open else -1.0])
+    for _ in range(settle_steps):
+        obs, *_ = env.step(hold)
+        if record:
+            frames.append(env.render())
+    success = env.goal_reached(effects)
+    return RolloutResult(subgoal, success, steps, time.perf_counter() - t0, frames), obs

@@ -1,0 +1,81 @@
+"""Small shared types. This module imports nothing else of the project, so every part may use it.
+
+Conventions (see DESIGN.md): actions are 7-D end-effector deltas
+``[dx, dy, dz, droll, dpitch, dyaw, gripper]`` in the robot base frame, metres and radians per
+control step, gripper ``+1 = open, -1 = close``. Observations are dicts with the openpi key names.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Observation keys (openpi policy protocol).
+IMAGE = "observation/image"
+WRIST_IMAGE = "observation/wrist_image"
+DEPTH = "observation/depth"
+SEGMENTATION = "observation/segmentation"  # simulator-only; policies and detectors must not read it
+STATE = "observation/state"  # [x, y, z, roll, pitch, yaw, gripper_width]
+PROMPT = "prompt"
+
+ACTION_DIM = 7
+STATE_DIM = 7
+GRIPPER_OPEN = 1.0
+GRIPPER_CLOSE = -1.0
+
+Observation = dict[str, Any]
+Action = np.ndarray  # (7,)
+ActionChunk = np.ndarray  # (H, 7)
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """A ground predicate such as ``in(red block, blue bowl)``."""
+
+    name: str
+    args: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(self.args)})"
+
+    @classmethod
+    def parse(cls, text: str) -> Predicate:
+        """Parse ``name(arg, arg)``; raises ValueError with the offending text."""
+        text = text.strip()
+        if not text.endswith(")") or "(" not in text:
+            raise ValueError(f"not a predicate: {text!r} (expected name(arg, ...))")
+        name, rest = text[:-1].split("(", 1)
+        args = tuple(a.strip() for a in rest.split(",") if a.strip())
+        if not name.strip().isidentifier():
+            raise ValueError(f"bad predicate name in {text!r}")
+        return cls(name.strip(), args)
+
+
+@dataclass(frozen=True)
+class Subgoal:
+    """One step of a plan: a skill, its grounded arguments and the sentence sent to the policy."""
+
+    skill: str
+    args: dict[str, str] = field(default_factory=dict)
+    instruction: str = ""
+
+    def __hash__(self) -> int:
+        return hash((self.skill, tuple(sorted(self.args.items())), self.instruction))
+
+
+class Status(enum.Enum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A success detector's judgement of the current subgoal."""
+
+    status: Status
+    confidence: float = 1.0
+    reason: str = ""
