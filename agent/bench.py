@@ -78,8 +78,11 @@ def run_expert_bench(cfg: ExpertBenchConfig, progress: Progress | None = None) -
         "per_variant": {k: sum(v) / len(v) for k, v in sorted(by_variant.items())},
         "render_fps": env.frames_rendered / max(env.render_time_s, 1e-9),
         "steps_per_s": steps_total / total,
-        "wall_s_per_episode": {"mean": statistics.fmean(walls), "p50": statistics.median(walls),
-                               "max": max(walls)},
+        "wall_s_per_episode": {
+            "mean": statistics.fmean(walls),
+            "p50": statistics.median(walls),
+            "max": max(walls),
+        },
         "setup_failures": setup_failures,
         "failures": failures[:20],
         "total_wall_s": total,

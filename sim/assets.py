@@ -51,17 +51,27 @@ def panda_urdf() -> str:
 
 
 PANDA_LINK_COLORS = {
-    -1: (0.92, 0.92, 0.92, 1), 0: (0.92, 0.92, 0.92, 1), 1: (0.92, 0.92, 0.92, 1),
-    2: (0.92, 0.92, 0.92, 1), 3: (0.92, 0.92, 0.92, 1), 4: (0.92, 0.92, 0.92, 1),
-    5: (0.25, 0.25, 0.27, 1), 6: (0.92, 0.92, 0.92, 1), 8: (0.30, 0.30, 0.33, 1),
-    9: (0.15, 0.15, 0.16, 1), 10: (0.15, 0.15, 0.16, 1),
+    -1: (0.92, 0.92, 0.92, 1),
+    0: (0.92, 0.92, 0.92, 1),
+    1: (0.92, 0.92, 0.92, 1),
+    2: (0.92, 0.92, 0.92, 1),
+    3: (0.92, 0.92, 0.92, 1),
+    4: (0.92, 0.92, 0.92, 1),
+    5: (0.25, 0.25, 0.27, 1),
+    6: (0.92, 0.92, 0.92, 1),
+    8: (0.30, 0.30, 0.33, 1),
+    9: (0.15, 0.15, 0.16, 1),
+    10: (0.15, 0.15, 0.16, 1),
 }
 
 
 def load_panda(cid: int) -> int:
     robot = p.loadURDF(
-        panda_urdf(), [0, 0, 0], useFixedBase=True,
-        flags=p.URDF_ENABLE_CACHED_GRAPHICS_SHAPES, physicsClientId=cid,
+        panda_urdf(),
+        [0, 0, 0],
+        useFixedBase=True,
+        flags=p.URDF_ENABLE_CACHED_GRAPHICS_SHAPES,
+        physicsClientId=cid,
     )
     for link, rgba in PANDA_LINK_COLORS.items():
         p.changeVisualShape(robot, link, rgbaColor=rgba, physicsClientId=cid)
@@ -69,8 +79,17 @@ def load_panda(cid: int) -> int:
         p.changeDynamics(robot, j, lateralFriction=1.2, spinningFriction=0.01, physicsClientId=cid)
     # The real Panda hand is mechanically coupled: both fingers move symmetrically, which centres
     # a grasped object between them. A gear constraint reproduces that (URDF <mimic> is ignored).
-    gear = p.createConstraint(robot, FINGER_JOINTS[0], robot, FINGER_JOINTS[1], p.JOINT_GEAR,
-                              [1, 0, 0], [0, 0, 0], [0, 0, 0], physicsClientId=cid)
+    gear = p.createConstraint(
+        robot,
+        FINGER_JOINTS[0],
+        robot,
+        FINGER_JOINTS[1],
+        p.JOINT_GEAR,
+        [1, 0, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+        physicsClientId=cid,
+    )
     p.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=50, physicsClientId=cid)
     return robot
 
@@ -89,17 +108,38 @@ def create_block(cid: int, rgba, position, yaw: float) -> int:
     col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=cid)
     vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=rgba, physicsClientId=cid)
     body = p.createMultiBody(
-        0.08, col, vis, [position[0], position[1], BLOCK_SIZE / 2],
-        p.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=cid,
+        0.08,
+        col,
+        vis,
+        [position[0], position[1], BLOCK_SIZE / 2],
+        p.getQuaternionFromEuler([0, 0, yaw]),
+        physicsClientId=cid,
     )
     p.changeDynamics(body, -1, lateralFriction=0.8, spinningFriction=0.005, physicsClientId=cid)
     return body
 
 
-def _ring_container(cid: int, rgba, position, yaw: float, *, radius: float, height: float,
-                    base: float, segments: int, mass: float) -> int:
+def _ring_container(
+    cid: int,
+    rgba,
+    position,
+    yaw: float,
+    *,
+    radius: float,
+    height: float,
+    base: float,
+    segments: int,
+    mass: float,
+) -> int:
     """A compound body: a round base (cylinder) plus a ring of wall boxes."""
-    types, halves, radii, lengths, positions, orients = [p.GEOM_CYLINDER], [[0, 0, 0]], [radius + WALL], [base], [[0, 0, base / 2]], [[0, 0, 0, 1]]
+    types, halves, radii, lengths, positions, orients = (
+        [p.GEOM_CYLINDER],
+        [[0, 0, 0]],
+        [radius + WALL],
+        [base],
+        [[0, 0, base / 2]],
+        [[0, 0, 0, 1]],
+    )
     seg_len = 2 * (radius + WALL) * math.tan(math.pi / segments) + 0.002
     for k in range(segments):
         a = 2 * math.pi * k / segments
@@ -112,16 +152,31 @@ def _ring_container(cid: int, rgba, position, yaw: float, *, radius: float, heig
         orients.append(p.getQuaternionFromEuler([0, 0, a]))
     n = len(types)
     col = p.createCollisionShapeArray(
-        types, radii=radii, halfExtents=halves, lengths=lengths, collisionFramePositions=positions,
-        collisionFrameOrientations=orients, physicsClientId=cid,
+        types,
+        radii=radii,
+        halfExtents=halves,
+        lengths=lengths,
+        collisionFramePositions=positions,
+        collisionFrameOrientations=orients,
+        physicsClientId=cid,
     )
     vis = p.createVisualShapeArray(
-        types, radii=radii, halfExtents=halves, lengths=lengths, visualFramePositions=positions,
-        visualFrameOrientations=orients, rgbaColors=[rgba] * n, physicsClientId=cid,
+        types,
+        radii=radii,
+        halfExtents=halves,
+        lengths=lengths,
+        visualFramePositions=positions,
+        visualFrameOrientations=orients,
+        rgbaColors=[rgba] * n,
+        physicsClientId=cid,
     )
     body = p.createMultiBody(
-        mass, col, vis, [position[0], position[1], 0.0],
-        p.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=cid,
+        mass,
+        col,
+        vis,
+        [position[0], position[1], 0.0],
+        p.getQuaternionFromEuler([0, 0, yaw]),
+        physicsClientId=cid,
     )
     p.changeDynamics(body, -1, lateralFriction=0.8, physicsClientId=cid)
     return body
@@ -129,13 +184,31 @@ def _ring_container(cid: int, rgba, position, yaw: float, *, radius: float, heig
 
 def create_bowl(cid: int, rgba, position, yaw: float) -> int:
     # Walls form a 12-gon of inner radius 6 cm on a round base.
-    return _ring_container(cid, rgba, position, yaw, radius=BOWL_INNER_RADIUS, height=BOWL_HEIGHT,
-                           base=WALL, segments=12, mass=0.4)
+    return _ring_container(
+        cid,
+        rgba,
+        position,
+        yaw,
+        radius=BOWL_INNER_RADIUS,
+        height=BOWL_HEIGHT,
+        base=WALL,
+        segments=12,
+        mass=0.4,
+    )
 
 
 def create_plate(cid: int, rgba, position, yaw: float) -> int:
-    return _ring_container(cid, rgba, position, yaw, radius=PLATE_RADIUS - WALL, height=PLATE_HEIGHT,
-                           base=WALL, segments=12, mass=0.4)
+    return _ring_container(
+        cid,
+        rgba,
+        position,
+        yaw,
+        radius=PLATE_RADIUS - WALL,
+        height=PLATE_HEIGHT,
+        base=WALL,
+        segments=12,
+        mass=0.4,
+    )
 
 
 CREATORS = {"block": create_block, "bowl": create_bowl, "plate": create_plate}

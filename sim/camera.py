@@ -78,15 +78,32 @@ class Light:
     specular: float = 0.05
 
 
-def render(cid: int, width: int, height: int, fov_deg: float, near: float, far: float,
-           T_cam: np.ndarray, light: Light, segmentation: bool = True) -> Frame:
+def render(
+    cid: int,
+    width: int,
+    height: int,
+    fov_deg: float,
+    near: float,
+    far: float,
+    T_cam: np.ndarray,
+    light: Light,
+    segmentation: bool = True,
+) -> Frame:
     """Render RGB, metric depth and (optionally) segmentation from camera pose ``T_cam``."""
     flags = 0 if segmentation else p.ER_NO_SEGMENTATION_MASK
     _, _, rgba, zbuf, seg = p.getCameraImage(
-        width, height, _view_matrix(T_cam), _projection_matrix(width, height, fov_deg, near, far),
-        shadow=0, lightDirection=light.direction, lightColor=light.color,
-        lightAmbientCoeff=light.ambient, lightDiffuseCoeff=light.diffuse,
-        lightSpecularCoeff=light.specular, renderer=p.ER_TINY_RENDERER, flags=flags,
+        width,
+        height,
+        _view_matrix(T_cam),
+        _projection_matrix(width, height, fov_deg, near, far),
+        shadow=0,
+        lightDirection=light.direction,
+        lightColor=light.color,
+        lightAmbientCoeff=light.ambient,
+        lightDiffuseCoeff=light.diffuse,
+        lightSpecularCoeff=light.specular,
+        renderer=p.ER_TINY_RENDERER,
+        flags=flags,
         physicsClientId=cid,
     )
     rgba = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)
@@ -96,12 +113,14 @@ def render(cid: int, width: int, height: int, fov_deg: float, near: float, far: 
     if segmentation:
         seg_arr = np.asarray(seg, dtype=np.int32).reshape(height, width)
         seg_arr = np.where(seg_arr < 0, -1, seg_arr & ((1 << 24) - 1)).astype(np.int32)
-    return Frame(np.ascontiguousarray(rgba[..., :3]), depth, seg_arr,
-                 intrinsics(width, height, fov_deg), T_cam)
+    return Frame(
+        np.ascontiguousarray(rgba[..., :3]), depth, seg_arr, intrinsics(width, height, fov_deg), T_cam
+    )
 
 
-def deproject(depth: np.ndarray, K: np.ndarray, T_cam: np.ndarray,
-              pixels: np.ndarray | None = None) -> np.ndarray:
+def deproject(
+    depth: np.ndarray, K: np.ndarray, T_cam: np.ndarray, pixels: np.ndarray | None = None
+) -> np.ndarray:
     """Lift pixels (N,2 as (u, v); all pixels when None) with metric depth to base-frame points."""
     h, w = depth.shape
     if pixels is None:

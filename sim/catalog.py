@@ -57,6 +57,7 @@ KINDS: dict[str, KindSpec] = {
     "plate": KindSpec("plate", PLATE_RADIUS + 0.005, PLATE_HEIGHT, "by its 8 mm raised rim"),
 }
 CONTAINERS = ("bowl", "plate")
+KIND_ALIASES = {"cube": "block", "brick": "block", "dish": "plate"}
 
 # Region name -> (x range, y range) and the point a placement aims at.
 REGIONS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
@@ -94,8 +95,9 @@ class ObjectSpec(BaseModel):
     @classmethod
     def _kind(cls, v: str) -> str:
         v = v.strip().lower()
+        v = KIND_ALIASES.get(v, v)
         if v not in KINDS:
-            raise unknown("object kind", v, KINDS)
+            raise unknown("object kind", v, list(KINDS) + list(KIND_ALIASES))
         return v
 
     @field_validator("color")
@@ -164,7 +166,7 @@ class SceneSpec(BaseModel):
             if len(words) != 2:
                 raise ConfigError(f"cannot read scene item {item!r}: expected '<colour> <kind>'")
             color, kind = words
-            if kind.endswith("s") and kind[:-1] in KINDS:
+            if kind.endswith("s") and (kind[:-1] in KINDS or kind[:-1] in KIND_ALIASES):
                 kind = kind[:-1]
             try:
                 objects += [ObjectSpec(kind=kind, color=color)] * count

@@ -154,18 +154,23 @@ class TabletopEnv(gym.Env):
         cid, c = self.cid, self.config
         p.resetSimulation(physicsClientId=cid)
         p.setGravity(0, 0, -9.81, physicsClientId=cid)
-        p.setPhysicsEngineParameter(fixedTimeStep=1.0 / c.physics_hz, numSolverIterations=60,
-                                    physicsClientId=cid)
+        p.setPhysicsEngineParameter(
+            fixedTimeStep=1.0 / c.physics_hz, numSolverIterations=60, physicsClientId=cid
+        )
         table_rgb = TABLE_COLORS[0]
         self._light = Light()
         self._cam_pose = look_at_extrinsics(self.camera.eye, self.camera.target)
         if c.randomize:
-            table_rgb = np.clip(np.array(TABLE_COLORS[rng.integers(len(TABLE_COLORS))])
-                                + rng.normal(0, 0.03, 3), 0, 1)
+            table_rgb = np.clip(
+                np.array(TABLE_COLORS[rng.integers(len(TABLE_COLORS))]) + rng.normal(0, 0.03, 3), 0, 1
+            )
             d = rng.normal([0.4, -0.3, 1.0], [0.5, 0.5, 0.2])
-            self._light = Light(direction=tuple(d), color=tuple(rng.uniform(0.85, 1.0, 3)),
-                                ambient=float(rng.uniform(0.45, 0.7)),
-                                diffuse=float(rng.uniform(0.3, 0.55)))
+            self._light = Light(
+                direction=tuple(d),
+                color=tuple(rng.uniform(0.85, 1.0, 3)),
+                ambient=float(rng.uniform(0.45, 0.7)),
+                diffuse=float(rng.uniform(0.3, 0.55)),
+            )
             eye = np.array(self.camera.eye) + rng.uniform(-0.02, 0.02, 3)
             tgt = np.array(self.camera.target) + rng.uniform(-0.02, 0.02, 3)
             self._cam_pose = look_at_extrinsics(eye, tgt)
@@ -246,32 +251,49 @@ class TabletopEnv(gym.Env):
         return a
 
     def _command_arm(self, pos: np.ndarray, rpy: np.ndarray) -> None:
-        orn = p.multiplyTransforms([0, 0, 0], p.getQuaternionFromEuler(rpy.tolist()),
-                                   [0, 0, 0], _FLIP_INV)[1]
+        orn = p.multiplyTransforms([0, 0, 0], p.getQuaternionFromEuler(rpy.tolist()), [0, 0, 0], _FLIP_INV)[1]
         lower = [-2.9, -1.76, -2.9, -3.07, -2.9, -0.0175, -2.9]
         upper = [2.9, 1.76, 2.9, -0.07, 2.9, 3.75, 2.9]
         q = p.calculateInverseKinematics(
-            self.robot, assets.EE_LINK, pos.tolist(), orn, lowerLimits=lower, upperLimits=upper,
-            jointRanges=[u - l for l, u in zip(lower, upper)], restPoses=list(assets.REST_POSE),
-            maxNumIterations=40, residualThreshold=1e-4, physicsClientId=self.cid,
+            self.robot,
+            assets.EE_LINK,
+            pos.tolist(),
+            orn,
+            lowerLimits=lower,
+            upperLimits=upper,
+            jointRanges=[hi - lo for lo, hi in zip(lower, upper)],
+            restPoses=list(assets.REST_POSE),
+            maxNumIterations=40,
+            residualThreshold=1e-4,
+            physicsClientId=self.cid,
         )
         p.setJointMotorControlArray(
-            self.robot, assets.ARM_JOINTS, p.POSITION_CONTROL, targetPositions=q[:7],
-            forces=ARM_FORCES, positionGains=[0.2] * 7, physicsClientId=self.cid,
+            self.robot,
+            assets.ARM_JOINTS,
+            p.POSITION_CONTROL,
+            targetPositions=q[:7],
+            forces=ARM_FORCES,
+            positionGains=[0.2] * 7,
+            physicsClientId=self.cid,
         )
 
     def _command_gripper(self, open_: bool) -> None:
         self._gripper_open = open_
         p.setJointMotorControlArray(
-            self.robot, assets.FINGER_JOINTS, p.POSITION_CONTROL,
-            targetPositions=[0.04 if open_ else 0.0] * 2, forces=[40.0] * 2,
-            positionGains=[0.05] * 2, physicsClientId=self.cid,
+            self.robot,
+            assets.FINGER_JOINTS,
+            p.POSITION_CONTROL,
+            targetPositions=[0.04 if open_ else 0.0] * 2,
+            forces=[40.0] * 2,
+            positionGains=[0.05] * 2,
+            physicsClientId=self.cid,
         )
 
     # ------------------------------------------------------------------ sensing
     def _tool_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        st = p.getLinkState(self.robot, assets.EE_LINK, computeForwardKinematics=True,
-                            physicsClientId=self.cid)
+        st = p.getLinkState(
+            self.robot, assets.EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid
+        )
         orn = p.multiplyTransforms([0, 0, 0], st[5], [0, 0, 0], _FLIP)[1]
         return np.array(st[4]), np.array(p.getEulerFromQuaternion(orn))
 
@@ -287,15 +309,25 @@ class TabletopEnv(gym.Env):
         import time
 
         t0 = time.perf_counter()
-        f = render(self.cid, size, size, self.camera.fov_deg, self.camera.near, self.camera.far,
-                   T_cam, self._light, segmentation)
+        f = render(
+            self.cid,
+            size,
+            size,
+            self.camera.fov_deg,
+            self.camera.near,
+            self.camera.far,
+            T_cam,
+            self._light,
+            segmentation,
+        )
         self.render_time_s += time.perf_counter() - t0
         self.frames_rendered += 1
         return f
 
     def wrist_pose(self) -> np.ndarray:
-        st = p.getLinkState(self.robot, assets.HAND_LINK, computeForwardKinematics=True,
-                            physicsClientId=self.cid)
+        st = p.getLinkState(
+            self.robot, assets.HAND_LINK, computeForwardKinematics=True, physicsClientId=self.cid
+        )
         R = np.array(p.getMatrixFromQuaternion(st[5])).reshape(3, 3)
         eye = np.array(st[4]) + R @ np.array([0.05, 0.0, 0.02])
         return look_at_extrinsics(eye, eye + R @ np.array([0.0, 0.0, 1.0]), up=R @ np.array([1.0, 0.0, 0.0]))
@@ -304,8 +336,12 @@ class TabletopEnv(gym.Env):
         c = self.config
         frame = self._render(c.image_size, self._cam_pose, c.segmentation)
         self.last_frame = frame
-        obs: dict[str, Any] = {IMAGE: frame.rgb, DEPTH: frame.depth,
-                               STATE: self.robot_state(), PROMPT: self.prompt}
+        obs: dict[str, Any] = {
+            IMAGE: frame.rgb,
+            DEPTH: frame.depth,
+            STATE: self.robot_state(),
+            PROMPT: self.prompt,
+        }
         if c.segmentation:
             obs[SEGMENTATION] = self._seg_to_index(frame.segmentation)
         if c.wrist_camera:
@@ -321,7 +357,9 @@ class TabletopEnv(gym.Env):
                 lut[body] = idx
             self._seg_lut = lut
         lut = self._seg_lut
-        return np.where((seg >= 0) & (seg < len(lut)), lut[np.clip(seg, 0, len(lut) - 1)], -1).astype(np.int32)
+        return np.where((seg >= 0) & (seg < len(lut)), lut[np.clip(seg, 0, len(lut) - 1)], -1).astype(
+            np.int32
+        )
 
     def render(self) -> np.ndarray | None:
         """The static camera at ``video_size`` (for videos and humans)."""

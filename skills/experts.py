@@ -160,8 +160,10 @@ class ExpertPolicy:
         best, best_d = None, -1.0
         for x in xs:
             for y in ys:
-                d = min((math.hypot(x - s.position[0], y - s.position[1]) - _radius(s) for s in others),
-                        default=1.0)
+                d = min(
+                    (math.hypot(x - s.position[0], y - s.position[1]) - _radius(s) for s in others),
+                    default=1.0,
+                )
                 if d > best_d:
                     best, best_d = np.array([x, y]), d
         return best

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_agent.errors import ConfigError, unknown
-from vla_agent.sim.catalog import REGIONS, canonical_region
+from vla_agent.sim.catalog import REGION_ALIASES, REGIONS, canonical_region
 from vla_agent.sim.predicates import DIRECTIONS, canonical_direction
 from vla_agent.types import Predicate, Subgoal
 
@@ -50,7 +50,7 @@ class SkillSpec:
         target = args.get("target")
         if target is None:
             return ""
-        if target in REGIONS or target in ("center", "middle", "near", "far"):
+        if _is_region(target):
             return "at"
         kind = (kinds or {}).get(target)
         if kind is None:
@@ -71,44 +71,74 @@ class SkillSpec:
         for a in self.args:
             if a.type is ArgType.DIRECTION:
                 out[a.name] = canonical_direction(out[a.name])
-            elif a.type is ArgType.TARGET and out[a.name].lower() in (*REGIONS, "center", "middle", "near", "far"):
+            elif a.type is ArgType.TARGET and out[a.name].lower() in (
+                *REGIONS,
+                "center",
+                "middle",
+                "near",
+                "far",
+            ):
                 out[a.name] = canonical_region(out[a.name])
         return out
 
-    def paraphrases(self, args: Mapping[str, str], split: str = "all",
-                    kinds: Mapping[str, str] | None = None) -> list[str]:
+    def paraphrases(
+        self, args: Mapping[str, str], split: str = "all", kinds: Mapping[str, str] | None = None
+    ) -> list[str]:
         """All instruction sentences for these args; ``split`` is "train", "heldout" or "all"."""
         rel = self.relation(args, kinds)
         templates = self.templates.get(rel) or self.templates[""]
-        chosen = {"train": templates[: self.n_train], "heldout": templates[self.n_train:],
-                  "all": templates}[split]
+        chosen = {"train": templates[: self.n_train], "heldout": templates[self.n_train :], "all": templates}[
+            split
+        ]
         return [t.format(relation=rel, **args) for t in chosen]
 
-    def instruction(self, args: Mapping[str, str], rng: np.random.Generator | None = None,
-                    split: str = "all", kinds: Mapping[str, str] | None = None) -> str:
+    def instruction(
+        self,
+        args: Mapping[str, str],
+        rng: np.random.Generator | None = None,
+        split: str = "all",
+        kinds: Mapping[str, str] | None = None,
+    ) -> str:
         options = self.paraphrases(args, split, kinds)
         return options[int(rng.integers(len(options)))] if rng is not None else options[0]
 
-    def subgoal(self, args: Mapping[str, str], rng: np.random.Generator | None = None,
-                split: str = "all", kinds: Mapping[str, str] | None = None) -> Subgoal:
+    def subgoal(
+        self,
+        args: Mapping[str, str],
+        rng: np.random.Generator | None = None,
+        split: str = "all",
+        kinds: Mapping[str, str] | None = None,
+    ) -> Subgoal:
         args = self.check_args(args)
         return Subgoal(self.name, args, self.instruction(args, rng, split, kinds))
 
-    def ground(self, which: str, args: Mapping[str, str], kinds: Mapping[str, str] | None = None
-               ) -> list[Predicate]:
+    def ground(
+        self, which: str, args: Mapping[str, str], kinds: Mapping[str, str] | None = None
+    ) -> list[Predicate]:
         """Preconditions (``which="pre"``) or effects (``"post"``) as ground predicates."""
         rel = self.relation(args, kinds)
         templates = self.preconditions if which == "pre" else self.effects
         return [Predicate.parse(t.format(relation=rel, **args)) for t in templates]
 
 
+def _is_region(name: str) -> bool:
+    return name.strip().lower() in REGIONS or name.strip().lower() in REGION_ALIASES
+
+
 PICK = SkillSpec(
     name="pick",
     args=(SkillArg("obj", ArgType.OBJECT, "the block to pick up"),),
-    templates={"": (
-        "pick up the {obj}", "grasp the {obj}", "grab the {obj}", "lift the {obj}",
-        "take the {obj}", "pick the {obj} up", "get the {obj}",
-    )},
+    templates={
+        "": (
+            "pick up the {obj}",
+            "grasp the {obj}",
+            "grab the {obj}",
+            "lift the {obj}",
+            "take the {obj}",
+            "pick the {obj} up",
+            "get the {obj}",
+        )
+    },
     preconditions=("hand_empty()", "clear({obj})"),
     effects=("holding({obj})",),
     step_budget=80,
@@ -122,16 +152,33 @@ PLACE = SkillSpec(
         SkillArg("target", ArgType.TARGET, "a bowl (in), a plate or block (on), or a table region (at)"),
     ),
     templates={
-        "in": ("put the {obj} in the {target}", "place the {obj} into the {target}",
-               "drop the {obj} in the {target}", "put it in the {target}", "place it inside the {target}",
-               "move the {obj} into the {target}", "deposit the {obj} in the {target}"),
-        "on": ("put the {obj} on the {target}", "place the {obj} on top of the {target}",
-               "stack the {obj} on the {target}", "put it on the {target}", "set the {obj} onto the {target}",
-               "lay the {obj} on the {target}", "place it on top of the {target}"),
-        "at": ("put the {obj} on the {target} side of the table", "place the {obj} at the {target}",
-               "move the {obj} to the {target} of the table", "put it at the {target}",
-               "set the {obj} down on the {target} side", "drop the {obj} at the {target} of the table",
-               "leave the {obj} on the {target} side"),
+        "in": (
+            "put the {obj} in the {target}",
+            "place the {obj} into the {target}",
+            "drop the {obj} in the {target}",
+            "put it in the {target}",
+            "place it inside the {target}",
+            "move the {obj} into the {target}",
+            "deposit the {obj} in the {target}",
+        ),
+        "on": (
+            "put the {obj} on the {target}",
+            "place the {obj} on top of the {target}",
+            "stack the {obj} on the {target}",
+            "put it on the {target}",
+            "set the {obj} onto the {target}",
+            "lay the {obj} on the {target}",
+            "place it on top of the {target}",
+        ),
+        "at": (
+            "put the {obj} on the {target} side of the table",
+            "place the {obj} at the {target}",
+            "move the {obj} to the {target} of the table",
+            "put it at the {target}",
+            "set the {obj} down on the {target} side",
+            "drop the {obj} at the {target} of the table",
+            "leave the {obj} on the {target} side",
+        ),
     },
     preconditions=("holding({obj})", "clear({target})"),
     effects=("{relation}({obj}, {target})", "hand_empty()"),
@@ -145,11 +192,17 @@ PUSH = SkillSpec(
         SkillArg("obj", ArgType.OBJECT, "the block to push"),
         SkillArg("direction", ArgType.DIRECTION, f"one of {', '.join(DIRECTIONS)}"),
     ),
-    templates={"": (
-        "push the {obj} {direction}", "slide the {obj} {direction}", "push the {obj} to the {direction}",
-        "shove the {obj} {direction}", "move the {obj} {direction} by pushing it",
-        "nudge the {obj} {direction}", "give the {obj} a push {direction}",
-    )},
+    templates={
+        "": (
+            "push the {obj} {direction}",
+            "slide the {obj} {direction}",
+            "push the {obj} to the {direction}",
+            "shove the {obj} {direction}",
+            "move the {obj} {direction} by pushing it",
+            "nudge the {obj} {direction}",
+            "give the {obj} a push {direction}",
+        )
+    },
     preconditions=("hand_empty()",),
     effects=("moved({obj}, {direction})",),
     step_budget=80,

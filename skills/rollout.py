@@ -22,10 +22,17 @@ class RolloutResult:
     frames: list[np.ndarray] = field(default_factory=list)
 
 
-def run_subgoal(env: TabletopEnv, policy, subgoal: Subgoal, obs: Observation, *,
-                budget: int | None = None, settle_steps: int = 3, record: bool = False,
-                on_step: Callable[[Observation, np.ndarray], None] | None = None,
-                ) -> tuple[RolloutResult, Observation]:
+def run_subgoal(
+    env: TabletopEnv,
+    policy,
+    subgoal: Subgoal,
+    obs: Observation,
+    *,
+    budget: int | None = None,
+    settle_steps: int = 3,
+    record: bool = False,
+    on_step: Callable[[Observation, np.ndarray], None] | None = None,
+) -> tuple[RolloutResult, Observation]:
     """Reset ``policy`` on ``subgoal`` and step until the policy says done (``policy.done``), the
     skill's effects hold, or the step budget runs out; then judge by the skill's effects."""
     skill = get_skill(subgoal.skill)

@@ -30,8 +30,9 @@ class SkillTask:
     subgoal: Subgoal | None  # None when it must be bound to the built scene (push direction)
 
 
-def sample_task(rng: np.random.Generator, skill: str, split: str = "train",
-                distractors: tuple[int, int] = (1, 3)) -> SkillTask:
+def sample_task(
+    rng: np.random.Generator, skill: str, split: str = "train", distractors: tuple[int, int] = (1, 3)
+) -> SkillTask:
     """Draw a task for ``skill``; ``split`` picks training or held-out instruction paraphrases."""
     if skill not in SKILLS:
         raise unknown("skill", skill, SKILLS)
@@ -73,16 +74,18 @@ def bind_push(env: TabletopEnv, obj: str, rng: np.random.Generator, split: str =
         d = np.array(d)
         end = pos + d * (PUSH_DISTANCE + 0.02)
         behind = pos - d * 0.07
-        inside = all(WORKSPACE_X[0] - 0.06 <= p[0] <= WORKSPACE_X[1] + 0.02 and
-                     WORKSPACE_Y[0] - 0.02 <= p[1] <= WORKSPACE_Y[1] + 0.02 for p in (end, behind))
-        clearance = min((_seg_dist(o.position[:2], behind, end) for n, o in w.objects.items() if n != obj),
-                        default=1.0)
+        inside = all(
+            WORKSPACE_X[0] - 0.06 <= p[0] <= WORKSPACE_X[1] + 0.02
+            and WORKSPACE_Y[0] - 0.02 <= p[1] <= WORKSPACE_Y[1] + 0.02
+            for p in (end, behind)
+        )
+        clearance = min(
+            (_seg_dist(o.position[:2], behind, end) for n, o in w.objects.items() if n != obj), default=1.0
+        )
         scores[name] = (inside, clearance)
     ok = [n for n, (inside, c) in scores.items() if inside and c > 0.09]
-    if ok:
-        direction = str(rng.choice(ok))
-    else:
-        direction = max(scores, key=lambda n: (scores[n][0], scores[n][1]))
+    # Prefer a clear path; otherwise the direction with the most room.
+    direction = str(rng.choice(ok)) if ok else max(scores, key=lambda n: scores[n])
     return get_skill("push").subgoal({"obj": obj, "direction": direction}, rng, split)
 
 
@@ -101,5 +104,3 @@ def skill_cycle(i: int) -> str:
     """The skill of the i-th benchmark episode (round robin over the library)."""
     names = sorted(SKILLS)
     return names[i % len(names)]
-
-
