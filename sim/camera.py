@@ -108,7 +108,7 @@ def render(
     )
     rgba = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)
     zbuf = np.asarray(zbuf, dtype=np.float32).reshape(height, width)
-    depth = (far * near / (far - (far - near) * zbuf)).astype(np.float32)
+    depth = np.clip(far * near / (far - (far - near) * zbuf), near, far).astype(np.float32)
     seg_arr = None
     if segmentation:
         seg_arr = np.asarray(seg, dtype=np.int32).reshape(height, width)

@@ -96,18 +96,19 @@ class TabletopEnv(gym.Env):
         c, s = self.config, self.config.image_size
         self.action_limits = np.array([c.max_translation] * 3 + [c.max_rotation] * 3 + [1.0])
         self.action_space = gym.spaces.Box(-self.action_limits, self.action_limits, dtype=np.float64)
+        state_hi = np.array([2.0, 2.0, 2.0, np.pi, np.pi, np.pi, 0.1], dtype=np.float32)
+        self.camera = CameraConfig(width=s, height=s)
         obs_spaces: dict[str, gym.Space] = {
             IMAGE: gym.spaces.Box(0, 255, (s, s, 3), np.uint8),
-            DEPTH: gym.spaces.Box(0.0, np.inf, (s, s), np.float32),
-            STATE: gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
-            PROMPT: gym.spaces.Text(max_length=512, charset=string.printable),
+            DEPTH: gym.spaces.Box(0.0, self.camera.far, (s, s), np.float32),
+            STATE: gym.spaces.Box(-state_hi, state_hi, (STATE_DIM,), np.float32),
+            PROMPT: gym.spaces.Text(max_length=512, min_length=0, charset=string.printable),
         }
         if c.segmentation:
             obs_spaces[SEGMENTATION] = gym.spaces.Box(-1, 2**24, (s, s), np.int32)
         if c.wrist_camera:
             obs_spaces[WRIST_IMAGE] = gym.spaces.Box(0, 255, (s, s, 3), np.uint8)
         self.observation_space = gym.spaces.Dict(obs_spaces)
-        self.camera = CameraConfig(width=s, height=s)
         self.cid = p.connect(p.DIRECT)
         self.scene: SceneSpec | None = None
         self.names: list[str] = []

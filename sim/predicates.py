@@ -123,9 +123,9 @@ def clear(w: WorldState, obj: str) -> bool:
 
 
 def moved(w: WorldState, obj: str, direction: str) -> bool:
+    d = np.array(DIRECTIONS[canonical_direction(direction)])
     if w.reference is None or obj not in w.reference:
         return False
-    d = np.array(DIRECTIONS[canonical_direction(direction)])
     delta = w.get(obj).position[:2] - w.reference[obj][:2]
     along = float(delta @ d)
     sideways = abs(float(delta @ np.array([-d[1], d[0]])))

@@ -1,0 +1,82 @@
+"""Every skill's scripted expert must solve its own tasks: that is what makes the demonstrations
+and the benchmarks trustworthy. Judged by the simulator's ground-truth predicates."""
+
+import numpy as np
+import pytest
+
+from vla_agent.errors import ConfigError
+from vla_agent.skills.experts import ExpertPolicy
+from vla_agent.skills.library import get_skill
+from vla_agent.skills.rollout import run_subgoal
+from vla_agent.skills.tasks import bind_push, episode_rng, sample_task
+from vla_agent.types import Subgoal
+
+SEEDS = range(1000, 1006)  # not the benchmark's default seeds
+
+
+def _episode(env, skill, seed, want_variant=None):
+    for attempt in range(50):
+        rng = episode_rng(seed, attempt)
+        task = sample_task(rng, skill)
+        if want_variant is None or task.variant == want_variant:
+            break
+    obs, _ = env.reset(seed=seed, options={"scene": task.scene})
+    expert = ExpertPolicy(env)
+    for sg in task.setup:
+        r, obs = run_subgoal(env, expert, sg, obs)
+        assert r.success, f"setup failed: {sg.instruction}"
+    sg = task.subgoal or bind_push(env, task.scene.names[0], rng)
+    result, _ = run_subgoal(env, expert, sg, obs)
+    return task, sg, result
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pick_expert(env, seed):
+    _, sg, r = _episode(env, "pick", seed)
+    assert r.success, sg.instruction
+    assert env.evaluate(f"holding({sg.args['obj']})")
+
+
+@pytest.mark.parametrize("variant", ["bowl", "plate", "block", "region"])
+@pytest.mark.parametrize("seed", SEEDS[:4])
+def test_place_expert(env, seed, variant):
+    task, sg, r = _episode(env, "place", seed, f"place/{variant}")
+    assert task.variant == f"place/{variant}"
+    assert r.success, sg.instruction
+    assert env.evaluate("hand_empty()")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_push_expert(env, seed):
+    _, sg, r = _episode(env, "push", seed)
+    assert r.success, sg.instruction
+    assert env.evaluate(f"moved({sg.args['obj']}, {sg.args['direction']})")
+
+
+def test_expert_acts_only_through_bounded_actions(env):
+    obs, _ = env.reset(seed=5, options={"scene": "red block, blue bowl"})
+    expert = ExpertPolicy(env)
+    seen = []
+    run_subgoal(
+        env, expert, get_skill("pick").subgoal({"obj": "red block"}), obs, on_step=lambda o, a: seen.append(a)
+    )
+    seen = np.array(seen)
+    assert seen.shape[1] == 7 and len(seen) > 5
+    assert np.all(np.abs(seen) <= env.action_limits + 1e-12)
+    assert set(np.unique(seen[:, 6])) <= {-1.0, 1.0}
+
+
+def test_failed_subgoal_is_judged_failed(env):
+    """Asking to place a block that is not held fails by ground truth, whatever the expert does."""
+    obs, _ = env.reset(seed=1, options={"scene": "red block, blue bowl"})
+    sg = get_skill("place").subgoal({"obj": "red block", "target": "blue bowl"})
+    r, _ = run_subgoal(env, ExpertPolicy(env), sg, obs, budget=15)
+    assert not r.success
+
+
+def test_expert_rejects_unknown_skill_and_act_before_reset(env):
+    expert = ExpertPolicy(env)
+    with pytest.raises(ConfigError, match="unknown skill 'pik'"):
+        expert.reset(Subgoal("pik", {"obj": "red block"}))
+    with pytest.raises(ConfigError, match="before reset"):
+        expert.act({})

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from vla_agent.errors import ConfigError
+from vla_agent.skills.library import SKILLS, get_skill
+from vla_agent.types import Predicate
+
+
+def test_library_has_required_skills_with_paraphrases():
+    assert {"pick", "place", "push"} <= set(SKILLS)
+    for s in SKILLS.values():
+        for templates in s.templates.values():
+            assert len(templates) > s.n_train >= 3  # train paraphrases plus held-out ones
+        assert s.step_budget > 0 and s.effects
+
+
+@pytest.mark.parametrize(
+    "target, relation",
+    [("blue bowl", "in"), ("pink plate", "on"), ("green block", "on"), ("left", "at"), ("center", "at")],
+)
+def test_place_relation_and_effects(target, relation):
+    place = get_skill("place")
+    sg = place.subgoal({"obj": "red block", "target": target})
+    effects = place.ground("post", sg.args)
+    assert effects[0] == Predicate(relation, ("red block", sg.args["target"]))
+    assert Predicate("hand_empty") in effects
+    assert "red block" in sg.instruction
+
+
+def test_train_and_heldout_paraphrases_are_disjoint():
+    pick = get_skill("pick")
+    train = set(pick.paraphrases({"obj": "red block"}, "train"))
+    held = set(pick.paraphrases({"obj": "red block"}, "heldout"))
+    assert train and held and not train & held
+    rng = np.random.default_rng(0)
+    assert {pick.instruction({"obj": "red block"}, rng, "heldout") for _ in range(20)} <= held
+
+
+@pytest.mark.parametrize(
+    "name, args, match",
+    [
+        ("pick", {"obj": "red block", "target": "x"}, "takes \\(obj\\)"),
+        ("place", {"obj": "red block"}, "missing argument"),
+        ("push", {"obj": "red block", "direction": "upward"}, "unknown direction 'upward'"),
+    ],
+)
+def test_bad_arguments(name, args, match):
+    with pytest.raises(ConfigError, match=match):
+        get_skill(name).subgoal(args)
+
+
+def test_unknown_skill_suggests():
+    with pytest.raises(ConfigError, match=r"unknown skill 'plaec' \(did you mean 'place'\?\)"):
+        get_skill("plaec")
