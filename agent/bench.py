@@ -29,8 +29,10 @@ class ExpertBenchConfig(BaseModel):
     setup_retries: int = Field(3, ge=1)
 
 
-FULL_SCENE = ("red block, orange block, yellow block, green block, cyan block, blue block, purple block, "
-              "pink block, white bowl, brown plate")
+FULL_SCENE = (
+    "red block, orange block, yellow block, green block, cyan block, blue block, purple block, "
+    "pink block, white bowl, brown plate"
+)
 
 
 def measure_render_fps(image_size: int = 128, frames: int = 200, seed: int = 0) -> float:
