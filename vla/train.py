@@ -1,0 +1,187 @@
+"""``vla-agent vla train``: behaviour cloning of the expert demonstrations.
+
+Seeded, resumable (``<out>/last`` holds model, optimizer and step), with image augmentation
+(random shifts, brightness/contrast jitter that keeps hues) and checkpoints as safetensors +
+JSON config + normalization stats. Uses CUDA when ``--device cuda``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_file, save_file
+from torch.nn import functional as F
+
+from vla_agent.vla.checkpoint import save_checkpoint, torch_device
+from vla_agent.vla.dataset import Demonstrations, load_dataset
+from vla_agent.vla.model import VLAConfig, VLANet
+from vla_agent.vla.normalize import Normalizer
+from vla_agent.vla.text import text_encoder
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: Path = Path("data/demos")
+    out: Path = Path("runs/train")
+    steps: int = Field(6000, ge=1)
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 2
+    save_every: int = 1000
+    val_fraction: float = 0.05
+    shift_px: int = 4
+    done_weight: float = 0.5
+    model: VLAConfig = VLAConfig()
+
+
+class Batcher:
+    """Tensors of the whole dataset with chunked action targets and augmentation."""
+
+    def __init__(self, demos: Demonstrations, norm: Normalizer, horizon: int, device: torch.device):
+        n = len(demos.states)
+        idx = np.arange(n)[:, None] + np.arange(horizon)[None, :]
+        ep = demos.episode_index
+        last = np.zeros(n, np.int64)  # index of each frame's episode end
+        ends = np.r_[np.flatnonzero(np.diff(ep)), n - 1]
+        starts = np.r_[0, ends[:-1] + 1]
+        for s, e in zip(starts, ends):
+            last[s : e + 1] = e
+        idx = np.minimum(idx, last[:, None])
+        chunks = norm.action(demos.actions[idx])  # (N, H, 7)
+        self.images = torch.from_numpy(demos.images).permute(0, 3, 1, 2).contiguous()  # uint8
+        self.states = torch.from_numpy(norm.state(demos.states))
+        self.arm = torch.from_numpy(chunks[..., :6])
+        self.gripper = torch.from_numpy((chunks[..., 6] > 0).astype(np.float32))
+        self.done = torch.from_numpy(demos.done)
+        emb = text_encoder().encode(demos.tasks)
+        self.text = torch.from_numpy(emb[demos.task_index])
+        mean, std = norm.image_mean_std()
+        self.img_mean = torch.tensor(mean).view(1, 3, 1, 1).to(device)
+        self.img_std = torch.tensor(std).view(1, 3, 1, 1).to(device)
+        self.device = device
+        self.episode = torch.from_numpy(ep)
+
+    def batch(self, idx: torch.Tensor, gen: torch.Generator | None, shift: int) -> dict[str, torch.Tensor]:
+        d = self.device
+        img = self.images[idx].to(d).float() / 255.0
+        if gen is not None:
+            b = len(idx)
+            if shift > 0:
+                pad = F.pad(img, (shift,) * 4, mode="replicate")
+                ox, oy = torch.randint(0, 2 * shift + 1, (2,), generator=gen).tolist()
+                img = pad[..., oy : oy + img.shape[2], ox : ox + img.shape[3]]
+            scale = 1 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.2
+            offset = (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.1
+            img = (img * scale.to(d) + offset.to(d)).clamp(0, 1)
+        img = (img - self.img_mean) / self.img_std
+        return {"image": img, "state": self.states[idx].to(d), "text": self.text[idx].to(d),
+                "arm": self.arm[idx].to(d), "gripper": self.gripper[idx].to(d), "done": self.done[idx].to(d)}
+
+
+def compute_loss(model: VLANet, b: dict[str, torch.Tensor], done_weight: float) -> tuple[torch.Tensor, dict]:
+    out = model(b["image"], b["state"], b["text"])
+    if model.cfg.action_head == "bins":
+        arm_loss = F.cross_entropy(out["arm"].reshape(-1, model.cfg.n_bins), model.bin_targets(b["arm"]).reshape(-1))
+    else:
+        arm_loss = F.smooth_l1_loss(out["arm"], b["arm"], beta=0.5)
+    grip_loss = F.binary_cross_entropy_with_logits(out["gripper"], b["gripper"])
+    done_loss = F.binary_cross_entropy_with_logits(out["done"], b["done"])
+    loss = arm_loss + grip_loss + done_weight * done_loss
+    with torch.no_grad():
+        arm_err = (model.decode_arm(out["arm"]) - b["arm"]).abs().mean()
+    return loss, {"loss": float(loss), "arm": float(arm_loss), "gripper": float(grip_loss),
+                  "done": done_loss.item(), "arm_abs_err": arm_err.item()}
+
+
+def _save_resume(path: Path, model: VLANet, opt: torch.optim.Optimizer, step: int, stats: dict, cfg) -> None:
+    save_checkpoint(path, model, stats, extra={"train": json.loads(cfg.model_dump_json()), "step": step})
+    flat = {}
+    for pid, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            flat[f"{pid}.{k}"] = v.detach().cpu().contiguous() if torch.is_tensor(v) else torch.tensor(v)
+    save_file(flat, str(path / "optimizer.safetensors"))
+
+
+def _load_resume(path: Path, model: VLANet, opt: torch.optim.Optimizer) -> int:
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    flat = load_file(str(path / "optimizer.safetensors"))
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for key, v in flat.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+    return int(json.loads((path / "config.json").read_text())["step"])
+
+
+def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None) -> dict:
+    """Train and write ``<out>/final`` (and ``<out>/last`` for resuming); return figures."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    device = torch_device(cfg.device)
+    demos = load_dataset(cfg.dataset)
+    norm = Normalizer(demos.stats)
+    data = Batcher(demos, norm, cfg.model.horizon, device)
+    model = VLANet(cfg.model.model_copy(update={"image_size": demos.images.shape[1]})).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = 0
+    last = cfg.out / "last"
+    if (last / "optimizer.safetensors").exists():
+        start = _load_resume(last, model, opt)
+    # Split by episode so validation frames come from unseen episodes.
+    rng = np.random.default_rng(cfg.seed)
+    episodes = np.unique(demos.episode_index)
+    val_eps = set(rng.choice(episodes, max(1, int(len(episodes) * cfg.val_fraction)), replace=False).tolist())
+    is_val = np.isin(demos.episode_index, list(val_eps))
+    train_idx = torch.from_numpy(np.flatnonzero(~is_val))
+    val_idx = torch.from_numpy(np.flatnonzero(is_val))
+    gen = torch.Generator().manual_seed(cfg.seed + start)
+    sched = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))  # noqa: E731
+    t0, history = time.perf_counter(), []
+    model.train()
+    for step in range(start, cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * max(sched(step), 0.02)
+        idx = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)]
+        loss, info = compute_loss(model, data.batch(idx, gen, cfg.shift_px), cfg.done_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if progress:
+            progress(step + 1, cfg.steps, info)
+        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+            val = evaluate_loss(model, data, val_idx, cfg)
+            history.append({"step": step + 1, **info, **{f"val_{k}": v for k, v in val.items()}})
+            _save_resume(last, model, opt, step + 1, demos.stats, cfg)
+            model.train()
+    model.eval()
+    final = save_checkpoint(cfg.out / "final", model, demos.stats,
+                            extra={"train": json.loads(cfg.model_dump_json()), "step": cfg.steps,
+                                   "dataset_frames": len(demos.states), "history": history})
+    return {"checkpoint": str(final), "steps": cfg.steps, "resumed_from": start,
+            "wall_s": time.perf_counter() - t0, "history": history}
+
+
+@torch.no_grad()
+def evaluate_loss(model: VLANet, data: Batcher, idx: torch.Tensor, cfg: TrainConfig) -> dict:
+    model.eval()
+    totals: dict[str, float] = {}
+    chunks = idx.split(256)
+    for c in chunks:
+        _, info = compute_loss(model, data.batch(c, None, 0), cfg.done_weight)
+        for k, v in info.items():
+            totals[k] = totals.get(k, 0.0) + v / len(chunks)
+    return totals
