@@ -27,11 +27,18 @@ class RolloutResult:
     policy_done: bool = False
 
 
-def run_subgoal(env: TabletopEnv, policy, subgoal: Subgoal, obs: Observation, *,
-                budget: int | None = None, settle_steps: int = 3, record: bool = False,
-                on_step: StepHook | None = None,
-                perturb: Callable[[np.ndarray], np.ndarray] | None = None,
-                ) -> tuple[RolloutResult, Observation]:
+def run_subgoal(
+    env: TabletopEnv,
+    policy,
+    subgoal: Subgoal,
+    obs: Observation,
+    *,
+    budget: int | None = None,
+    settle_steps: int = 3,
+    record: bool = False,
+    on_step: StepHook | None = None,
+    perturb: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[RolloutResult, Observation]:
     """Reset ``policy`` on ``subgoal`` and step until the policy says done (``policy.done``) or
     the step budget runs out; hold still for ``settle_steps``; judge by the skill's effects.
 

@@ -21,7 +21,9 @@ def save_checkpoint(path: str | Path, model: VLANet, stats: dict, extra: dict | 
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(path / "model.safetensors"))
-    (path / "config.json").write_text(json.dumps({"model": model.cfg.model_dump(), **(extra or {})}, indent=2))
+    (path / "config.json").write_text(
+        json.dumps({"model": model.cfg.model_dump(), **(extra or {})}, indent=2)
+    )
     (path / "stats.json").write_text(json.dumps(stats))
     return path
 

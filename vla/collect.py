@@ -37,10 +37,21 @@ class CollectConfig(BaseModel):
     settle_steps: int = 3
 
 
+def _noise(rng: np.random.Generator, std: float):
+    def perturb(a: np.ndarray) -> np.ndarray:
+        out = a.copy()
+        out[:3] = np.clip(out[:3] + rng.normal(0, std, 3), -0.04, 0.04)
+        return out
+
+    return perturb
+
+
 def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = None) -> dict:
     """Run the expert on ``cfg.episodes`` seeded tasks and write the dataset; return counts."""
     env = TabletopEnv(EnvConfig(randomize=True, image_size=cfg.image_size, segmentation=False))
-    writer = LeRobotWriter(cfg.out, fps=env.config.control_hz, image_shape=(cfg.image_size, cfg.image_size, 3))
+    writer = LeRobotWriter(
+        cfg.out, fps=env.config.control_hz, image_shape=(cfg.image_size, cfg.image_size, 3)
+    )
     expert = ExpertPolicy(env)
     kept, dropped, t0 = 0, 0, time.perf_counter()
     for i in range(cfg.episodes):
@@ -49,14 +60,7 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         noise_rng = episode_rng(seed, 1)
         task = sample_task(rng, skill_cycle(i), split="train")
         obs, _ = env.reset(seed=seed, options={"scene": task.scene})
-        noisy = noise_rng.random() < cfg.noise_prob
-
-        def perturb(a: np.ndarray) -> np.ndarray:
-            if not noisy:
-                return a
-            out = a.copy()
-            out[:3] = np.clip(out[:3] + noise_rng.normal(0, cfg.noise_std, 3), -0.04, 0.04)
-            return out
+        perturb = _noise(noise_rng, cfg.noise_std) if noise_rng.random() < cfg.noise_prob else None
 
         subgoals = list(task.setup) + [task.subgoal]
         for k, sg in enumerate(subgoals):
@@ -70,11 +74,17 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
                 frames["action"].append(np.asarray(a, np.float32))
                 frames["done"].append(float(settling))
 
-            result, obs = run_subgoal(env, expert, sg, obs, on_step=on_step, perturb=perturb,
-                                      settle_steps=cfg.settle_steps)
+            result, obs = run_subgoal(
+                env, expert, sg, obs, on_step=on_step, perturb=perturb, settle_steps=cfg.settle_steps
+            )
             if result.success and result.policy_done:
-                writer.add_episode(np.stack(frames["img"]), np.stack(frames["state"]),
-                                   np.stack(frames["action"]), np.array(frames["done"]), sg.instruction)
+                writer.add_episode(
+                    np.stack(frames["img"]),
+                    np.stack(frames["state"]),
+                    np.stack(frames["action"]),
+                    np.array(frames["done"]),
+                    sg.instruction,
+                )
                 kept += 1
             else:
                 dropped += 1
@@ -84,6 +94,11 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
             progress(i + 1, cfg.episodes)
     root = writer.close()
     env.close()
-    return {"dataset": str(root), "episodes_kept": kept, "episodes_dropped": dropped,
-            "frames": len(writer.rows["index"]), "tasks": len(writer.tasks),
-            "wall_s": time.perf_counter() - t0}
+    return {
+        "dataset": str(root),
+        "episodes_kept": kept,
+        "episodes_dropped": dropped,
+        "frames": len(writer.rows["index"]),
+        "tasks": len(writer.tasks),
+        "wall_s": time.perf_counter() - t0,
+    }

@@ -39,21 +39,39 @@ def _png(img: np.ndarray) -> bytes:
 
 
 def _stats(x: np.ndarray, axis=0) -> dict:
-    return {"min": x.min(axis).tolist(), "max": x.max(axis).tolist(), "mean": x.mean(axis).tolist(),
-            "std": x.std(axis).tolist(), "count": [int(x.shape[0])]}
+    return {
+        "min": x.min(axis).tolist(),
+        "max": x.max(axis).tolist(),
+        "mean": x.mean(axis).tolist(),
+        "std": x.std(axis).tolist(),
+        "count": [int(x.shape[0])],
+    }
 
 
 class LeRobotWriter:
     """Accumulates episodes in memory and writes the dataset on ``close()``."""
 
-    def __init__(self, root: str | Path, fps: float, image_shape: tuple[int, int, int], robot_type: str = "panda"):
+    def __init__(
+        self, root: str | Path, fps: float, image_shape: tuple[int, int, int], robot_type: str = "panda"
+    ):
         self.root = Path(root)
         if (self.root / "meta" / "info.json").exists():
             raise ConfigError(f"dataset {self.root} already exists; choose another --out or delete it")
         self.fps, self.image_shape, self.robot_type = fps, image_shape, robot_type
-        self.rows: dict[str, list] = {k: [] for k in (
-            IMAGE_KEY, STATE_KEY, ACTION_KEY, DONE_KEY, "timestamp", "frame_index", "episode_index",
-            "index", "task_index")}
+        self.rows: dict[str, list] = {
+            k: []
+            for k in (
+                IMAGE_KEY,
+                STATE_KEY,
+                ACTION_KEY,
+                DONE_KEY,
+                "timestamp",
+                "frame_index",
+                "episode_index",
+                "index",
+                "task_index",
+            )
+        }
         self.episodes: list[dict] = []
         self.tasks: dict[str, int] = {}
         self._states: list[np.ndarray] = []
@@ -63,8 +81,9 @@ class LeRobotWriter:
         self._image_min = np.full(3, 255.0)
         self._image_max = np.zeros(3)
 
-    def add_episode(self, images: np.ndarray, states: np.ndarray, actions: np.ndarray, done: np.ndarray,
-                    task: str) -> None:
+    def add_episode(
+        self, images: np.ndarray, states: np.ndarray, actions: np.ndarray, done: np.ndarray, task: str
+    ) -> None:
         n = len(images)
         if not (len(states) == len(actions) == len(done) == n) or n == 0:
             raise ConfigError("episode arrays must be non-empty and of equal length")
@@ -87,8 +106,15 @@ class LeRobotWriter:
         self._image_sq += (px**2).sum(0)
         self._image_min = np.minimum(self._image_min, px.min(0))
         self._image_max = np.maximum(self._image_max, px.max(0))
-        self.episodes.append({"episode_index": ep, "tasks": [task], "length": n,
-                              "dataset_from_index": start, "dataset_to_index": start + n})
+        self.episodes.append(
+            {
+                "episode_index": ep,
+                "tasks": [task],
+                "length": n,
+                "dataset_from_index": start,
+                "dataset_to_index": start + n,
+            }
+        )
 
     def close(self) -> Path:
         if not self.episodes:
@@ -98,27 +124,56 @@ class LeRobotWriter:
         (root / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
         h, w, c = self.image_shape
         image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-        table = pa.table({
-            IMAGE_KEY: pa.array(self.rows[IMAGE_KEY], type=image_type),
-            STATE_KEY: pa.array(self.rows[STATE_KEY], type=pa.list_(pa.float32(), 7)),
-            ACTION_KEY: pa.array(self.rows[ACTION_KEY], type=pa.list_(pa.float32(), 7)),
-            DONE_KEY: pa.array(self.rows[DONE_KEY], type=pa.float32()),
-            "timestamp": pa.array(self.rows["timestamp"], type=pa.float32()),
-            **{k: pa.array(self.rows[k], type=pa.int64())
-               for k in ("frame_index", "episode_index", "index", "task_index")},
-        })
+        table = pa.table(
+            {
+                IMAGE_KEY: pa.array(self.rows[IMAGE_KEY], type=image_type),
+                STATE_KEY: pa.array(self.rows[STATE_KEY], type=pa.list_(pa.float32(), 7)),
+                ACTION_KEY: pa.array(self.rows[ACTION_KEY], type=pa.list_(pa.float32(), 7)),
+                DONE_KEY: pa.array(self.rows[DONE_KEY], type=pa.float32()),
+                "timestamp": pa.array(self.rows["timestamp"], type=pa.float32()),
+                **{
+                    k: pa.array(self.rows[k], type=pa.int64())
+                    for k in ("frame_index", "episode_index", "index", "task_index")
+                },
+            }
+        )
         pq.write_table(table, root / DATA_PATH.format(chunk_index=0, file_index=0))
         eps = {k: [e[k] for e in self.episodes] for k in self.episodes[0]}
-        eps.update({"data/chunk_index": [0] * len(self.episodes), "data/file_index": [0] * len(self.episodes),
-                    "meta/episodes/chunk_index": [0] * len(self.episodes),
-                    "meta/episodes/file_index": [0] * len(self.episodes)})
+        eps.update(
+            {
+                "data/chunk_index": [0] * len(self.episodes),
+                "data/file_index": [0] * len(self.episodes),
+                "meta/episodes/chunk_index": [0] * len(self.episodes),
+                "meta/episodes/file_index": [0] * len(self.episodes),
+            }
+        )
         pq.write_table(pa.table(eps), root / EPISODES_PATH.format(chunk_index=0, file_index=0))
         tasks = sorted(self.tasks, key=self.tasks.get)
-        pandas_meta = {"index_columns": ["task"], "column_indexes": [], "columns": [
-            {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
-            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64",
-             "metadata": None}], "creator": {"library": "vla-agent"}, "pandas_version": "2.2.0"}
-        t = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(tasks, pa.string())})
+        pandas_meta = {
+            "index_columns": ["task"],
+            "column_indexes": [],
+            "columns": [
+                {
+                    "name": "task",
+                    "field_name": "task",
+                    "pandas_type": "unicode",
+                    "numpy_type": "object",
+                    "metadata": None,
+                },
+                {
+                    "name": "task_index",
+                    "field_name": "task_index",
+                    "pandas_type": "int64",
+                    "numpy_type": "int64",
+                    "metadata": None,
+                },
+            ],
+            "creator": {"library": "vla-agent"},
+            "pandas_version": "2.2.0",
+        }
+        t = pa.table(
+            {"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(tasks, pa.string())}
+        )
         t = t.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
         pq.write_table(t, root / "meta" / "tasks.parquet")
         n = len(self.rows["index"])
@@ -127,8 +182,13 @@ class LeRobotWriter:
         std = np.sqrt(np.maximum(self._image_sq / npx - mean**2, 0))
         as_img = lambda v: [[[float(x)]] for x in v]  # noqa: E731  (3,1,1) as LeRobot stores image stats
         stats = {
-            IMAGE_KEY: {"min": as_img(self._image_min), "max": as_img(self._image_max), "mean": as_img(mean),
-                        "std": as_img(std), "count": [n]},
+            IMAGE_KEY: {
+                "min": as_img(self._image_min),
+                "max": as_img(self._image_max),
+                "mean": as_img(mean),
+                "std": as_img(std),
+                "count": [n],
+            },
             STATE_KEY: _stats(np.concatenate(self._states)),
             ACTION_KEY: _stats(np.concatenate(self._actions)),
         }
@@ -138,16 +198,26 @@ class LeRobotWriter:
             STATE_KEY: {"dtype": "float32", "shape": [7], "names": STATE_NAMES},
             ACTION_KEY: {"dtype": "float32", "shape": [7], "names": ACTION_NAMES},
             DONE_KEY: {"dtype": "float32", "shape": [1], "names": None},
-            **{k: {"dtype": "int64", "shape": [1], "names": None}
-               for k in ("frame_index", "episode_index", "index", "task_index")},
+            **{
+                k: {"dtype": "int64", "shape": [1], "names": None}
+                for k in ("frame_index", "episode_index", "index", "task_index")
+            },
             "timestamp": {"dtype": "float32", "shape": [1], "names": None},
         }
         info = {
-            "codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type,
-            "total_episodes": len(self.episodes), "total_frames": n, "total_tasks": len(tasks),
-            "chunks_size": 1000, "data_files_size_in_mb": 100, "video_files_size_in_mb": 500,
-            "fps": self.fps, "splits": {"train": f"0:{len(self.episodes)}"},
-            "data_path": DATA_PATH, "video_path": None, "features": features,
+            "codebase_version": CODEBASE_VERSION,
+            "robot_type": self.robot_type,
+            "total_episodes": len(self.episodes),
+            "total_frames": n,
+            "total_tasks": len(tasks),
+            "chunks_size": 1000,
+            "data_files_size_in_mb": 100,
+            "video_files_size_in_mb": 500,
+            "fps": self.fps,
+            "splits": {"train": f"0:{len(self.episodes)}"},
+            "data_path": DATA_PATH,
+            "video_path": None,
+            "features": features,
         }
         (root / "meta" / "info.json").write_text(json.dumps(info, indent=2))
         return root
@@ -176,7 +246,9 @@ def load_dataset(root: str | Path) -> Demonstrations:
         raise ConfigError(f"{root} is not a LeRobot dataset (no meta/info.json)")
     info = json.loads(info_path.read_text())
     if info.get("codebase_version") != CODEBASE_VERSION:
-        raise ConfigError(f"{root}: codebase_version {info.get('codebase_version')!r}, expected {CODEBASE_VERSION}")
+        raise ConfigError(
+            f"{root}: codebase_version {info.get('codebase_version')!r}, expected {CODEBASE_VERSION}"
+        )
     missing = {IMAGE_KEY, STATE_KEY, ACTION_KEY} - set(info["features"])
     if missing:
         raise ConfigError(f"{root}: dataset lacks features {sorted(missing)}")
@@ -188,7 +260,19 @@ def load_dataset(root: str | Path) -> Demonstrations:
     tasks_table = pq.read_table(root / "meta" / "tasks.parquet")
     order = np.argsort(tasks_table.column("task_index").to_numpy())
     tasks = [tasks_table.column("task").to_pylist()[i] for i in order]
-    done = col(DONE_KEY).astype(np.float32) if DONE_KEY in table.column_names else np.zeros(len(images), np.float32)
-    return Demonstrations(images, col(STATE_KEY).astype(np.float32), col(ACTION_KEY).astype(np.float32), done,
-                          col("episode_index"), col("task_index"), tasks,
-                          json.loads((root / "meta" / "stats.json").read_text()), info)
+    done = (
+        col(DONE_KEY).astype(np.float32)
+        if DONE_KEY in table.column_names
+        else np.zeros(len(images), np.float32)
+    )
+    return Demonstrations(
+        images,
+        col(STATE_KEY).astype(np.float32),
+        col(ACTION_KEY).astype(np.float32),
+        done,
+        col("episode_index"),
+        col("task_index"),
+        tasks,
+        json.loads((root / "meta" / "stats.json").read_text()),
+        info,
+    )

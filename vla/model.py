@@ -70,7 +70,10 @@ class VLANet(nn.Module):
         self.pool = SpatialSoftmax()
         self.proprio = nn.Sequential(nn.Linear(7, 64), nn.ReLU())
         self.trunk = nn.Sequential(
-            nn.Linear(2 * cin + 64 + cond, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU()
+            nn.Linear(2 * cin + 64 + cond, cfg.hidden),
+            nn.ReLU(),
+            nn.Linear(cfg.hidden, cfg.hidden),
+            nn.ReLU(),
         )
         h = cfg.horizon
         arm_out = h * 6 * (cfg.n_bins if cfg.action_head == "bins" else 1)
@@ -78,7 +81,9 @@ class VLANet(nn.Module):
         self.gripper = nn.Linear(cfg.hidden, h)
         self.done = nn.Linear(cfg.hidden, 1)
 
-    def forward(self, image: torch.Tensor, state: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, state: torch.Tensor, text: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """image (B,3,H,W) normalized float, state (B,7) normalized, text (B,384)."""
         b, _, hgt, wid = image.shape
         ys = torch.linspace(-1, 1, hgt, device=image.device).view(1, 1, hgt, 1).expand(b, 1, hgt, wid)

@@ -8,7 +8,11 @@ import numpy as np
 
 from vla_agent.errors import ConfigError
 
-REQUIRED = {"observation.state": ("mean", "std"), "action": ("mean", "std"), "observation.image": ("mean", "std")}
+REQUIRED = {
+    "observation.state": ("mean", "std"),
+    "action": ("mean", "std"),
+    "observation.image": ("mean", "std"),
+}
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,9 @@ class Normalizer:
         for key, fields in REQUIRED.items():
             for f in fields:
                 if key not in self.stats or f not in self.stats[key]:
-                    raise ConfigError(f"normalization stats lack {key}.{f}; the checkpoint or dataset is incomplete")
+                    raise ConfigError(
+                        f"normalization stats lack {key}.{f}; the checkpoint or dataset is incomplete"
+                    )
 
     def _get(self, key: str, field: str) -> np.ndarray:
         v = np.asarray(self.stats[key][field], dtype=np.float32).reshape(-1)

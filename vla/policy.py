@@ -20,10 +20,17 @@ class VLAPolicy:
     """In-process VLA. ``act`` returns the first ``execute`` actions of the predicted chunk;
     ``done`` turns true when the learned "subgoal done" probability exceeds ``done_threshold``."""
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", execute: int = 2,
-                 done_threshold: float = 0.5):
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        device: str = "cpu",
+        execute: int = 2,
+        done_threshold: float = 0.5,
+    ):
         self.device = torch_device(device)
-        self.model, self.norm, self.config = load_checkpoint(checkpoint or DEFAULT_CHECKPOINT, str(self.device))
+        self.model, self.norm, self.config = load_checkpoint(
+            checkpoint or DEFAULT_CHECKPOINT, str(self.device)
+        )
         self.execute = max(1, min(execute, self.model.cfg.horizon))
         self.done_threshold = done_threshold
         mean, std = self.norm.image_mean_std()
@@ -46,7 +53,10 @@ class VLAPolicy:
         """Full chunk (H, 7) in env units and the done probability."""
         if self.subgoal is None:
             raise ConfigError("VLAPolicy.act called before reset(subgoal)")
-        img = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float() / 255
+        img = (
+            torch.from_numpy(np.array(image, dtype=np.uint8)).to(self.device).permute(2, 0, 1)[None].float()
+            / 255
+        )
         img = (img - self._img_mean) / self._img_std
         st = torch.from_numpy(self.norm.state(np.asarray(state, np.float32)))[None].to(self.device)
         out = self.model(img, st, self._text)

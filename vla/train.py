@@ -85,14 +85,22 @@ class Batcher:
             offset = (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.1
             img = (img * scale.to(d) + offset.to(d)).clamp(0, 1)
         img = (img - self.img_mean) / self.img_std
-        return {"image": img, "state": self.states[idx].to(d), "text": self.text[idx].to(d),
-                "arm": self.arm[idx].to(d), "gripper": self.gripper[idx].to(d), "done": self.done[idx].to(d)}
+        return {
+            "image": img,
+            "state": self.states[idx].to(d),
+            "text": self.text[idx].to(d),
+            "arm": self.arm[idx].to(d),
+            "gripper": self.gripper[idx].to(d),
+            "done": self.done[idx].to(d),
+        }
 
 
 def compute_loss(model: VLANet, b: dict[str, torch.Tensor], done_weight: float) -> tuple[torch.Tensor, dict]:
     out = model(b["image"], b["state"], b["text"])
     if model.cfg.action_head == "bins":
-        arm_loss = F.cross_entropy(out["arm"].reshape(-1, model.cfg.n_bins), model.bin_targets(b["arm"]).reshape(-1))
+        arm_loss = F.cross_entropy(
+            out["arm"].reshape(-1, model.cfg.n_bins), model.bin_targets(b["arm"]).reshape(-1)
+        )
     else:
         arm_loss = F.smooth_l1_loss(out["arm"], b["arm"], beta=0.5)
     grip_loss = F.binary_cross_entropy_with_logits(out["gripper"], b["gripper"])
@@ -100,8 +108,8 @@ def compute_loss(model: VLANet, b: dict[str, torch.Tensor], done_weight: float) 
     loss = arm_loss + grip_loss + done_weight * done_loss
     with torch.no_grad():
         arm_err = (model.decode_arm(out["arm"]) - b["arm"]).abs().mean()
-    return loss, {"loss": float(loss), "arm": float(arm_loss), "gripper": float(grip_loss),
-                  "done": done_loss.item(), "arm_abs_err": arm_err.item()}
+    info = {"loss": loss, "arm": arm_loss, "gripper": grip_loss, "done": done_loss, "arm_abs_err": arm_err}
+    return loss, {k: v.item() for k, v in info.items()}
 
 
 def _save_resume(path: Path, model: VLANet, opt: torch.optim.Optimizer, step: int, stats: dict, cfg) -> None:
@@ -168,11 +176,24 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
             _save_resume(last, model, opt, step + 1, demos.stats, cfg)
             model.train()
     model.eval()
-    final = save_checkpoint(cfg.out / "final", model, demos.stats,
-                            extra={"train": json.loads(cfg.model_dump_json()), "step": cfg.steps,
-                                   "dataset_frames": len(demos.states), "history": history})
-    return {"checkpoint": str(final), "steps": cfg.steps, "resumed_from": start,
-            "wall_s": time.perf_counter() - t0, "history": history}
+    final = save_checkpoint(
+        cfg.out / "final",
+        model,
+        demos.stats,
+        extra={
+            "train": json.loads(cfg.model_dump_json()),
+            "step": cfg.steps,
+            "dataset_frames": len(demos.states),
+            "history": history,
+        },
+    )
+    return {
+        "checkpoint": str(final),
+        "steps": cfg.steps,
+        "resumed_from": start,
+        "wall_s": time.perf_counter() - t0,
+        "history": history,
+    }
 
 
 @torch.no_grad()

@@ -140,6 +140,97 @@ def cmd_skills(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_skills(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench import SkillBenchConfig, run_skill_bench
+
+    cfg = SkillBenchConfig(
+        policy=a.policy,
+        checkpoint=a.checkpoint,
+        device=a.device,
+        episodes_per_skill=a.episodes_per_skill,
+        seed=a.seed,
+        execute=a.execute,
+    )
+    with _progress() as prog:
+        task = prog.add_task(f"{cfg.policy} rollouts", total=cfg.episodes_per_skill * 3)
+        result = run_skill_bench(cfg, progress=lambda i, n: prog.update(task, completed=i, total=n))
+    if a.json:
+        print(json.dumps(result))
+    else:
+        t = Table(
+            title=f"{cfg.policy}: {cfg.episodes_per_skill} episodes per skill, unseen seeds and paraphrases"
+        )
+        t.add_column("skill")
+        t.add_column("success", justify="right")
+        for k, v in result["per_variant"].items():
+            t.add_row(k, f"{v:.3f}")
+        t.add_row("[b]mean over skills[/b]", f"[b]{result['success_rate']:.3f}[/b]")
+        out.print(t)
+        lat = result["latency_ms"]
+        out.print(f"inference latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    return 0
+
+
+def cmd_vla_collect(a: argparse.Namespace) -> int:
+    from vla_agent.vla.collect import CollectConfig, collect
+
+    cfg = CollectConfig(
+        out=Path(a.out), episodes=a.episodes, seed=a.seed, image_size=a.image_size, noise_prob=a.noise_prob
+    )
+    with _progress() as prog:
+        task = prog.add_task("expert demonstrations", total=cfg.episodes)
+        result = collect(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    print(
+        json.dumps(result)
+        if a.json
+        else f"{result['episodes_kept']} episodes ({result['frames']} frames) -> {result['dataset']}; "
+        f"{result['episodes_dropped']} failed expert episodes dropped"
+    )
+    return 0
+
+
+def cmd_vla_train(a: argparse.Namespace) -> int:
+    from vla_agent.vla.model import VLAConfig
+    from vla_agent.vla.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        dataset=Path(a.dataset),
+        out=Path(a.out),
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+        device=a.device,
+        model=VLAConfig(action_head=a.action_head),
+    )
+    with _progress() as prog:
+        task = prog.add_task("training", total=cfg.steps)
+
+        def update(step, total, info):
+            prog.update(task, completed=step, description=f"training loss {info['loss']:.3f}")
+
+        result = train(cfg, progress=update)
+    print(json.dumps(result) if a.json else f"checkpoint: {result['checkpoint']} ({result['wall_s']:.0f} s)")
+    return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    import os
+
+    from vla_agent.vla.server import ServeConfig, serve_forever
+
+    cfg = ServeConfig(
+        checkpoint=a.checkpoint,
+        device=a.device,
+        host=a.host,
+        port=a.port,
+        api_key=a.api_key or os.environ.get("VLA_AGENT_API_KEY"),
+    )
+    err.print(f"serving the VLA on ws://{cfg.host}:{cfg.port} (device {cfg.device}); /healthz for probes")
+    serve_forever(cfg)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="vla-agent",
@@ -183,6 +274,58 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--no-randomize", action="store_true", help="switch domain randomization off")
     be.add_argument("--json", action="store_true", help="print figures as one JSON object")
     be.set_defaults(func=cmd_bench_expert)
+
+    bs = bsub.add_parser(
+        "skills",
+        help="closed-loop skill success of a policy on unseen seeds/paraphrases",
+        description="Roll a skill policy out on seeds disjoint from training and "
+        "held-out instruction paraphrases; judged by ground truth.",
+    )
+    bs.add_argument("--policy", default="vla", help="vla | expert | ws://HOST:PORT (policy server)")
+    bs.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
+    bs.add_argument("--device", default="cpu", help="cpu | cuda")
+    bs.add_argument("--episodes-per-skill", type=int, default=50)
+    bs.add_argument(
+        "--seed", type=int, default=1_000_000, help="first evaluation seed (training uses < 10^6)"
+    )
+    bs.add_argument("--execute", type=int, default=2, help="actions executed per predicted chunk")
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(func=cmd_bench_skills)
+
+    v = sub.add_parser("vla", help="demonstrations and training of the VLA skill policy")
+    vsub = v.add_subparsers(dest="vla", metavar="ACTION", required=True)
+    vc = vsub.add_parser("collect", help="record expert demonstrations (LeRobotDataset v3.0 layout)")
+    vc.add_argument("--out", default="data/demos", help="dataset folder (must not exist)")
+    vc.add_argument("--episodes", type=int, default=1200, help="tasks to run (place tasks add their pick)")
+    vc.add_argument("--seed", type=int, default=0)
+    vc.add_argument("--image-size", type=int, default=128)
+    vc.add_argument("--noise-prob", type=float, default=0.5, help="fraction of episodes with action noise")
+    vc.add_argument("--json", action="store_true")
+    vc.set_defaults(func=cmd_vla_collect)
+    vt = vsub.add_parser("train", help="train the VLA on a dataset (resumes from OUT/last)")
+    vt.add_argument("--dataset", default="data/demos")
+    vt.add_argument("--out", default="runs/train")
+    vt.add_argument("--steps", type=int, default=12000)
+    vt.add_argument("--batch-size", type=int, default=64)
+    vt.add_argument("--lr", type=float, default=1e-3)
+    vt.add_argument("--seed", type=int, default=0)
+    vt.add_argument("--device", default="cpu", help="cpu | cuda")
+    vt.add_argument("--action-head", default="continuous", choices=["continuous", "bins"])
+    vt.add_argument("--json", action="store_true")
+    vt.set_defaults(func=cmd_vla_train)
+
+    sv = sub.add_parser(
+        "serve",
+        help="host the VLA on a websocket policy server (openpi protocol)",
+        description="Serve the VLA over websockets with the openpi protocol (msgpack + "
+        "numpy, metadata frame, /healthz). Beyond loopback an API key is required.",
+    )
+    sv.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
+    sv.add_argument("--device", default="cpu", help="cpu | cuda")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--api-key", default=None, help="required beyond loopback (or VLA_AGENT_API_KEY)")
+    sv.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("scene", help="build a scene, list the true predicates, optionally save an image")
     s.add_argument("--scene", default=None, help="objects, e.g. 'red block, blue bowl' (random when omitted)")

@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from vla_agent.errors import ConfigError
+from vla_agent.vla.dataset import LeRobotWriter, load_dataset
+
+
+def test_lerobot_v3_layout(tiny_dataset):
+    root, result = tiny_dataset
+    for rel in (
+        "meta/info.json",
+        "meta/stats.json",
+        "meta/tasks.parquet",
+        "meta/episodes/chunk-000/file-000.parquet",
+        "data/chunk-000/file-000.parquet",
+    ):
+        assert (root / rel).exists(), rel
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0"
+    assert info["total_episodes"] == result["episodes_kept"] > 0
+    assert info["total_frames"] == result["frames"]
+    assert info["features"]["observation.image"]["dtype"] == "image"
+    assert info["features"]["action"]["shape"] == [7]
+    eps = pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert sum(e["length"] for e in eps) == info["total_frames"]
+    assert eps[-1]["dataset_to_index"] == info["total_frames"]
+    tasks = pq.read_table(root / "meta/tasks.parquet")
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["task"]
+    stats = json.loads((root / "meta/stats.json").read_text())
+    assert np.asarray(stats["observation.image"]["mean"]).shape == (3, 1, 1)
+    assert len(stats["action"]["std"]) == 7
+
+
+def test_round_trip(tiny_dataset):
+    root, result = tiny_dataset
+    d = load_dataset(root)
+    assert d.images.shape == (result["frames"], 64, 64, 3) and d.images.dtype == np.uint8
+    assert d.actions.shape == (result["frames"], 7)
+    assert set(np.unique(d.actions[:, 6])) <= {-1.0, 1.0}
+    assert np.abs(d.actions[:, :3]).max() <= 0.04 + 1e-6
+    # each episode ends with "done" frames (the hold after the expert finished)
+    ends = np.r_[np.flatnonzero(np.diff(d.episode_index)), len(d.done) - 1]
+    assert d.done[ends].min() == 1.0 and 0 < d.done.mean() < 0.5
+    assert all(t in d.tasks for t in d.tasks) and len(d.tasks) == result["tasks"]
+
+
+def test_writer_refuses_existing_dataset_and_empty(tiny_dataset, tmp_path):
+    root, _ = tiny_dataset
+    with pytest.raises(ConfigError, match="already exists"):
+        LeRobotWriter(root, fps=10, image_shape=(64, 64, 3))
+    with pytest.raises(ConfigError, match="no episodes"):
+        LeRobotWriter(tmp_path / "empty", fps=10, image_shape=(64, 64, 3)).close()
+
+
+def test_load_rejects_non_dataset(tmp_path):
+    with pytest.raises(ConfigError, match="not a LeRobot dataset"):
+        load_dataset(tmp_path)

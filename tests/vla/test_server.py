@@ -1,0 +1,130 @@
+import asyncio
+import socket
+import time
+import urllib.request
+
+import msgpack
+import numpy as np
+import pytest
+
+from vla_agent.errors import ConfigError
+from vla_agent.skills.library import get_skill
+from vla_agent.types import IMAGE, PROMPT, STATE
+from vla_agent.vla import msgpack_numpy
+from vla_agent.vla.checkpoint import save_checkpoint
+from vla_agent.vla.client import PolicyServerError, RemotePolicy, WebsocketClientPolicy
+from vla_agent.vla.dataset import load_dataset
+from vla_agent.vla.model import VLAConfig, VLANet
+from vla_agent.vla.policy import VLAPolicy
+from vla_agent.vla.server import BackgroundServer, PolicyService, ServeConfig, serve_async
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_dataset, tmp_path_factory):
+    d = load_dataset(tiny_dataset[0])
+    model = VLANet(VLAConfig(image_size=64, channels=(8, 16, 16, 16), hidden=64)).eval()
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "ck", model, d.stats), d
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint):
+    with BackgroundServer(ServeConfig(checkpoint=checkpoint[0], port=0)) as srv:
+        yield srv
+
+
+def _obs(d, i=0, prompt="pick up the red block"):
+    return {IMAGE: d.images[i], STATE: d.states[i], PROMPT: prompt}
+
+
+def test_msgpack_numpy_round_trip_and_refuses_objects():
+    x = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.int64(3), "s": "text"}
+    y = msgpack_numpy.unpackb(msgpack_numpy.packb(x))
+    np.testing.assert_array_equal(y["a"], x["a"])
+    assert y["b"] == 3 and y["s"] == "text"
+    with pytest.raises(TypeError, match="refusing"):
+        msgpack_numpy.packb({"o": np.array([object()])})
+    # string keys (as some clients send) decode too
+    raw = msgpack.packb({"__ndarray__": True, "data": b"\x01\x02", "dtype": "|u1", "shape": [2]})
+    np.testing.assert_array_equal(msgpack_numpy.unpackb(raw), [1, 2])
+
+
+def test_loopback_matches_in_process(server, checkpoint):
+    path, d = checkpoint
+    client = WebsocketClientPolicy(f"ws://127.0.0.1:{server.port}")
+    assert client.metadata["action_horizon"] == 4 and client.metadata["action_dim"] == 7
+    local = VLAPolicy(path)
+    local.reset(get_skill("pick").subgoal({"obj": "red block"}))
+    for i in (0, 5):
+        reply = client.infer(_obs(d, i))
+        expected, done_prob = local.infer(d.images[i], d.states[i])
+        np.testing.assert_allclose(reply["actions"], expected, atol=1e-5)
+        assert reply["done_prob"] == pytest.approx(done_prob, abs=1e-5)
+        assert reply["server_timing"]["infer_ms"] > 0
+    client.close()
+
+
+def test_malformed_request_gets_error_and_server_keeps_serving(server, checkpoint):
+    _, d = checkpoint
+    a = WebsocketClientPolicy(f"ws://127.0.0.1:{server.port}")
+    b = WebsocketClientPolicy(f"ws://127.0.0.1:{server.port}")
+    with pytest.raises(PolicyServerError, match="lacks"):
+        a.infer({PROMPT: "pick up the red block"})
+    with pytest.raises(PolicyServerError, match="uint8 array"):
+        a.infer({**_obs(d), IMAGE: np.zeros((3, 3), np.float32)})
+    a.ws.send(b"\xc1 not msgpack")
+    assert "bad request" in a.ws.recv(timeout=5)
+    assert a.infer(_obs(d))["actions"].shape == (4, 7)  # same connection still works
+    assert b.infer(_obs(d))["actions"].shape == (4, 7)  # and other clients too
+    a.close()
+    b.close()
+
+
+def test_healthz(server):
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as r:
+        assert r.status == 200
+
+
+def test_dead_server_fails_fast():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(PolicyServerError, match="unreachable|refused"):
+        WebsocketClientPolicy(f"ws://127.0.0.1:{port}", connect_timeout_s=2)
+    assert time.perf_counter() - t0 < 3
+
+
+def test_silent_server_times_out():
+    """A TCP listener that never answers the handshake: the connect timeout bounds the wait."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        t0 = time.perf_counter()
+        with pytest.raises(PolicyServerError):
+            WebsocketClientPolicy(f"ws://127.0.0.1:{s.getsockname()[1]}", connect_timeout_s=1)
+        assert time.perf_counter() - t0 < 3
+
+
+def test_api_key_required_beyond_loopback_and_checked(checkpoint):
+    with pytest.raises(ConfigError, match="needs an API key"):
+        asyncio.run(serve_async(ServeConfig(host="0.0.0.0", port=0), service=object()))
+    path, d = checkpoint
+    service = PolicyService(path, "cpu")
+    with BackgroundServer(ServeConfig(port=0, api_key="s3cret"), service) as srv:
+        with pytest.raises(PolicyServerError, match="refused"):
+            WebsocketClientPolicy(f"ws://127.0.0.1:{srv.port}")
+        client = WebsocketClientPolicy(f"ws://127.0.0.1:{srv.port}", api_key="s3cret")
+        assert client.infer(_obs(d))["actions"].shape == (4, 7)
+        client.close()
+
+
+def test_remote_policy_broker_drops_queue_on_new_subgoal(server, checkpoint):
+    _, d = checkpoint
+    policy = RemotePolicy(f"ws://127.0.0.1:{server.port}", execute=3)
+    policy.reset(get_skill("pick").subgoal({"obj": "red block"}))
+    first = policy.act({IMAGE: d.images[0], STATE: d.states[0]})
+    assert first.shape == (1, 7) and len(policy.queue) == 2 and len(policy.latencies_ms) == 1
+    policy.reset(get_skill("pick").subgoal({"obj": "blue block"}))
+    assert len(policy.queue) == 0
+    policy.act({IMAGE: d.images[0], STATE: d.states[0]})
+    assert len(policy.latencies_ms) == 2

@@ -1,0 +1,120 @@
+"""A websocket policy client (openpi protocol) with bounded waits, and a ``SkillPolicy`` that
+drives it through an action-chunk broker."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from vla_agent.errors import VlaAgentError
+from vla_agent.types import IMAGE, PROMPT, STATE, Observation, Subgoal
+from vla_agent.vla import msgpack_numpy
+
+
+class PolicyServerError(VlaAgentError):
+    """The policy server is unreachable, too slow, or answered with an error."""
+
+
+def _connect(uri: str, **kwargs):
+    """websockets' sync connect, direct (no auto-reconnect wrapper) and never through a proxy."""
+    import inspect
+
+    from websockets.sync.client import connect
+
+    params = inspect.signature(connect).parameters
+    if "legacy" in params:  # websockets >= 17: a plain connection, not the reconnecting iterator
+        kwargs["legacy"] = True
+    if "proxy" in params:
+        kwargs["proxy"] = None
+    return connect(uri, **kwargs)
+
+
+class WebsocketClientPolicy:
+    """``infer(obs) -> {"actions": (H, D), ...}`` against a remote server."""
+
+    def __init__(
+        self,
+        uri: str,
+        api_key: str | None = None,
+        connect_timeout_s: float = 5.0,
+        recv_timeout_s: float = 10.0,
+    ):
+        self.uri, self.recv_timeout_s = uri, recv_timeout_s
+        headers = {"Authorization": f"Api-Key {api_key}"} if api_key else None
+        try:
+            self.ws = _connect(
+                uri,
+                open_timeout=connect_timeout_s,
+                additional_headers=headers,
+                max_size=2**24,
+                compression=None,
+            )
+            self.metadata = msgpack_numpy.unpackb(self.ws.recv(timeout=connect_timeout_s))
+        except TimeoutError:
+            raise PolicyServerError(
+                f"policy server {uri}: no answer within {connect_timeout_s:.1f} s"
+            ) from None
+        except OSError as e:
+            raise PolicyServerError(f"policy server {uri} is unreachable: {e.strerror or e}") from None
+        except Exception as e:  # websockets handshake errors (401, bad status)
+            raise PolicyServerError(f"policy server {uri} refused the connection: {e}") from None
+
+    def infer(self, obs: dict) -> dict:
+        try:
+            self.ws.send(msgpack_numpy.packb(obs))
+            reply = self.ws.recv(timeout=self.recv_timeout_s)
+        except TimeoutError:
+            raise PolicyServerError(
+                f"policy server {self.uri}: no reply within {self.recv_timeout_s:.1f} s"
+            ) from None
+        except Exception as e:
+            raise PolicyServerError(f"policy server {self.uri}: connection lost ({e})") from None
+        if isinstance(reply, str):
+            raise PolicyServerError(f"policy server {self.uri}: {reply}")
+        return msgpack_numpy.unpackb(reply)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+class RemotePolicy:
+    """``SkillPolicy`` over a policy server. The broker hands out one action per ``act`` from the
+    last chunk and drops queued actions when the subgoal changes."""
+
+    def __init__(
+        self, uri: str, api_key: str | None = None, execute: int = 2, done_threshold: float = 0.5, **timeouts
+    ):
+        self.client = WebsocketClientPolicy(uri, api_key, **timeouts)
+        self.execute, self.done_threshold = execute, done_threshold
+        self.queue: deque[np.ndarray] = deque()
+        self.subgoal: Subgoal | None = None
+        self.done, self.done_prob = False, 0.0
+        self.latencies_ms: list[float] = []
+
+    def reset(self, subgoal: Subgoal) -> None:
+        self.subgoal = subgoal
+        self.queue.clear()
+        self.done, self.done_prob = False, 0.0
+
+    def act(self, obs: Observation) -> np.ndarray:
+        if not self.queue:
+            t0 = time.perf_counter()
+            reply = self.client.infer(
+                {
+                    IMAGE: obs[IMAGE],
+                    STATE: np.asarray(obs[STATE], np.float32),
+                    PROMPT: self.subgoal.instruction,
+                }
+            )
+            self.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            actions = np.array(reply["actions"], np.float64)  # a writable copy
+            if actions.ndim != 2 or actions.shape[1] != 7 or not np.all(np.isfinite(actions)):
+                raise PolicyServerError(f"policy server sent malformed actions of shape {actions.shape}")
+            self.done_prob = float(reply.get("done_prob", 0.0))
+            self.done = self.done_prob >= self.done_threshold
+            if self.done:
+                actions[:, :6] = 0.0
+            self.queue.extend(actions[: self.execute])
+        return self.queue.popleft()[None]
