@@ -58,7 +58,11 @@ def test_expert_acts_only_through_bounded_actions(env):
     expert = ExpertPolicy(env)
     seen = []
     run_subgoal(
-        env, expert, get_skill("pick").subgoal({"obj": "red block"}), obs, on_step=lambda o, a: seen.append(a)
+        env,
+        expert,
+        get_skill("pick").subgoal({"obj": "red block"}),
+        obs,
+        on_step=lambda o, a, settling: seen.append(a),
     )
     seen = np.array(seen)
     assert seen.shape[1] == 7 and len(seen) > 5
