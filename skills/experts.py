@@ -57,6 +57,7 @@ class ExpertPolicy:
         self.done = False
         self._fixed: dict[str, np.ndarray] = {}
         self._plan: Callable[[], list[Waypoint]] = getattr(self, f"_plan_{subgoal.skill}")
+        self.goal: np.ndarray | None = None  # where the object is headed (a training label)
 
     # ------------------------------------------------------------------ acting
     def act(self, obs: Observation) -> np.ndarray:
@@ -104,6 +105,7 @@ class ExpertPolicy:
         yaw = self._once("yaw", lambda: [_align(o.yaw, float(self._tool()[5]))])[0]
         grasp = o.position + np.array([0.0, 0.0, -0.004])
         lift = self._once("lift", lambda: grasp + [0.0, 0.0, 0.15])
+        self.goal = lift
         return [
             Waypoint(grasp + [0, 0, 0.09], yaw, GRIPPER_OPEN, tol=0.012),
             Waypoint(grasp, yaw, GRIPPER_OPEN, tol=0.006),
@@ -138,6 +140,7 @@ class ExpertPolicy:
             rel = self._once("rel_yaw", lambda: [o.yaw - tool[5]])[0]
             yaw = _align(t_yaw - rel, float(tool[5]))
         release = spot - offset
+        self.goal = spot
         start = self._once("start", lambda: tool[:3])
         up = max(SAFE_Z, spot[2] - offset[2] + 0.08)
         retreat = self._once("retreat", lambda: release + [0.0, 0.0, 0.10])
@@ -181,6 +184,7 @@ class ExpertPolicy:
         # Track the object's sideways drift so the push stays centred on it.
         drift = float((o.position - start) @ n)
         end = start + d * 0.085 + n * drift
+        self.goal = end
         end[2] = z
         pusher_goal = end - d * (BLOCK_SIZE / 2 + 0.01)
         return [

@@ -20,7 +20,7 @@ from vla_agent.skills.experts import ExpertPolicy
 from vla_agent.skills.rollout import run_subgoal
 from vla_agent.skills.tasks import bind_push, episode_rng, sample_task, skill_cycle
 from vla_agent.types import IMAGE, STATE
-from vla_agent.vla.dataset import LeRobotWriter
+from vla_agent.vla.dataset import AUX_KEYS, LeRobotWriter
 
 TRAIN_SEED_OFFSET = 0  # training episodes use seeds [0, 10^6); evaluation uses seeds >= 10^6
 
@@ -35,6 +35,14 @@ class CollectConfig(BaseModel):
     noise_prob: float = Field(0.5, ge=0, le=1, description="fraction of episodes with action noise")
     noise_std: float = Field(0.008, ge=0, description="metres per step on the executed translation")
     settle_steps: int = 3
+
+
+def _backfill(goal: np.ndarray) -> np.ndarray:
+    """The expert fixes its goal on its first step; earlier NaNs take the first known value."""
+    known = np.flatnonzero(~np.isnan(goal[:, 0]))
+    if len(known):
+        goal[: known[0]] = goal[known[0]]
+    return goal
 
 
 def _noise(rng: np.random.Generator, std: float):
@@ -66,24 +74,35 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         for k, sg in enumerate(subgoals):
             if sg is None:
                 sg = bind_push(env, task.scene.names[0], rng, split="train")
-            frames: dict[str, list] = {"img": [], "state": [], "action": [], "done": []}
+            frames: dict[str, list] = {
+                "img": [],
+                "state": [],
+                "action": [],
+                "done": [],
+                "obj": [],
+                "goal": [],
+            }
 
-            def on_step(o, a, settling, frames=frames):
+            def on_step(o, a, settling, frames=frames, name=sg.args["obj"]):
                 frames["img"].append(o[IMAGE])
                 frames["state"].append(o[STATE])
                 frames["action"].append(np.asarray(a, np.float32))
                 frames["done"].append(float(settling))
+                frames["obj"].append(env.world_state().get(name).position)
+                frames["goal"].append(expert.goal if expert.goal is not None else np.full(3, np.nan))
 
             result, obs = run_subgoal(
                 env, expert, sg, obs, on_step=on_step, perturb=perturb, settle_steps=cfg.settle_steps
             )
             if result.success and result.policy_done:
+                aux = {AUX_KEYS[0]: np.stack(frames["obj"]), AUX_KEYS[1]: _backfill(np.stack(frames["goal"]))}
                 writer.add_episode(
                     np.stack(frames["img"]),
                     np.stack(frames["state"]),
                     np.stack(frames["action"]),
                     np.array(frames["done"]),
                     sg.instruction,
+                    aux,
                 )
                 kept += 1
             else:

@@ -28,6 +28,9 @@ IMAGE_KEY = "observation.image"
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 DONE_KEY = "subgoal.done"
+# Training-only labels from the simulator (never policy inputs): where the subgoal's object is and
+# where it is headed, in the base frame. They supervise an auxiliary localization head.
+AUX_KEYS = ("aux.object_position", "aux.goal_position")
 STATE_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper_width"]
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
 
@@ -65,6 +68,7 @@ class LeRobotWriter:
                 STATE_KEY,
                 ACTION_KEY,
                 DONE_KEY,
+                *AUX_KEYS,
                 "timestamp",
                 "frame_index",
                 "episode_index",
@@ -82,7 +86,13 @@ class LeRobotWriter:
         self._image_max = np.zeros(3)
 
     def add_episode(
-        self, images: np.ndarray, states: np.ndarray, actions: np.ndarray, done: np.ndarray, task: str
+        self,
+        images: np.ndarray,
+        states: np.ndarray,
+        actions: np.ndarray,
+        done: np.ndarray,
+        task: str,
+        aux: dict[str, np.ndarray] | None = None,
     ) -> None:
         n = len(images)
         if not (len(states) == len(actions) == len(done) == n) or n == 0:
@@ -94,6 +104,9 @@ class LeRobotWriter:
         self.rows[STATE_KEY] += [s.astype(np.float32).tolist() for s in states]
         self.rows[ACTION_KEY] += [a.astype(np.float32).tolist() for a in actions]
         self.rows[DONE_KEY] += [float(d) for d in done]
+        for k in AUX_KEYS:
+            v = (aux or {}).get(k, np.full((n, 3), np.nan))
+            self.rows[k] += [x.astype(np.float32).tolist() for x in np.asarray(v)]
         self.rows["timestamp"] += [i / self.fps for i in range(n)]
         self.rows["frame_index"] += list(range(n))
         self.rows["episode_index"] += [ep] * n
@@ -130,6 +143,7 @@ class LeRobotWriter:
                 STATE_KEY: pa.array(self.rows[STATE_KEY], type=pa.list_(pa.float32(), 7)),
                 ACTION_KEY: pa.array(self.rows[ACTION_KEY], type=pa.list_(pa.float32(), 7)),
                 DONE_KEY: pa.array(self.rows[DONE_KEY], type=pa.float32()),
+                **{k: pa.array(self.rows[k], type=pa.list_(pa.float32(), 3)) for k in AUX_KEYS},
                 "timestamp": pa.array(self.rows["timestamp"], type=pa.float32()),
                 **{
                     k: pa.array(self.rows[k], type=pa.int64())
@@ -198,6 +212,7 @@ class LeRobotWriter:
             STATE_KEY: {"dtype": "float32", "shape": [7], "names": STATE_NAMES},
             ACTION_KEY: {"dtype": "float32", "shape": [7], "names": ACTION_NAMES},
             DONE_KEY: {"dtype": "float32", "shape": [1], "names": None},
+            **{k: {"dtype": "float32", "shape": [3], "names": ["x", "y", "z"]} for k in AUX_KEYS},
             **{
                 k: {"dtype": "int64", "shape": [1], "names": None}
                 for k in ("frame_index", "episode_index", "index", "task_index")
@@ -233,6 +248,7 @@ class Demonstrations:
     done: np.ndarray  # (N,) float32
     episode_index: np.ndarray  # (N,) int64
     task_index: np.ndarray  # (N,) int64
+    aux: np.ndarray  # (N, 6) float32 object and goal positions (NaN when unknown)
     tasks: list[str]
     stats: dict
     info: dict
@@ -265,6 +281,10 @@ def load_dataset(root: str | Path) -> Demonstrations:
         if DONE_KEY in table.column_names
         else np.zeros(len(images), np.float32)
     )
+    aux = np.full((len(images), 6), np.nan, np.float32)
+    for j, k in enumerate(AUX_KEYS):
+        if k in table.column_names:
+            aux[:, 3 * j : 3 * j + 3] = col(k)
     return Demonstrations(
         images,
         col(STATE_KEY).astype(np.float32),
@@ -272,6 +292,7 @@ def load_dataset(root: str | Path) -> Demonstrations:
         done,
         col("episode_index"),
         col("task_index"),
+        aux,
         tasks,
         json.loads((root / "meta" / "stats.json").read_text()),
         info,

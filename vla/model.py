@@ -2,9 +2,13 @@
 instruction embeddings, with proprioception, an action-chunk head and a "subgoal done" head.
 
     image (3x128x128) + xy coords -> 4 conv blocks, each FiLM(gamma, beta | instruction)
-      -> spatial softmax (keypoints)  ┐
-    instruction embedding (384) -> MLP ├─> MLP trunk -> arm deltas (H x 6), gripper logits (H),
-    state (7, normalized)      -> MLP ┘                 done logit
+      -> spatial softmax (keypoints) ──┬─> localization head: object and goal position (6)
+    instruction embedding (384) -> MLP ┤                                   │
+    state (7, normalized)      -> MLP ─┴───────────────> MLP trunk <───────┘
+                                        -> arm deltas (H x 6), gripper logits (H), done logit
+
+The localization head is supervised during training with the simulator's positions (an
+auxiliary loss); at run time it is computed from pixels only, like every other input.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from vla_agent.vla.text import EMBED_DIM
+
+AUX_CENTER = (0.5, 0.0, 0.05)  # normalization of the localization targets (metres)
+AUX_SCALE = 0.15
 
 
 class VLAConfig(BaseModel):
@@ -69,8 +76,11 @@ class VLANet(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.pool = SpatialSoftmax()
         self.proprio = nn.Sequential(nn.Linear(7, 64), nn.ReLU())
+        self.locate = nn.Sequential(
+            nn.Linear(2 * cin + cond, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 6)
+        )
         self.trunk = nn.Sequential(
-            nn.Linear(2 * cin + 64 + cond, cfg.hidden),
+            nn.Linear(2 * cin + 64 + cond + 6, cfg.hidden),
             nn.ReLU(),
             nn.Linear(cfg.hidden, cfg.hidden),
             nn.ReLU(),
@@ -92,11 +102,13 @@ class VLANet(nn.Module):
         x = F.relu(self.stem(torch.cat([image, xs, ys], dim=1)))
         for blk in self.blocks:
             x = blk(x, c)
-        z = self.trunk(torch.cat([self.pool(x), self.proprio(state), c], dim=-1))
+        keypoints = self.pool(x)
+        where = self.locate(torch.cat([keypoints, c], dim=-1))
+        z = self.trunk(torch.cat([keypoints, self.proprio(state), c, where], dim=-1))
         arm = self.arm(z)
         h = self.cfg.horizon
         arm = arm.view(b, h, 6, self.cfg.n_bins) if self.cfg.action_head == "bins" else arm.view(b, h, 6)
-        return {"arm": arm, "gripper": self.gripper(z), "done": self.done(z).squeeze(-1)}
+        return {"arm": arm, "gripper": self.gripper(z), "done": self.done(z).squeeze(-1), "where": where}
 
     def decode_arm(self, arm: torch.Tensor) -> torch.Tensor:
         """Normalized arm deltas (B,H,6) from the head's output."""

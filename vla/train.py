@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from vla_agent.vla.checkpoint import save_checkpoint, torch_device
 from vla_agent.vla.dataset import Demonstrations, load_dataset
-from vla_agent.vla.model import VLAConfig, VLANet
+from vla_agent.vla.model import AUX_CENTER, AUX_SCALE, VLAConfig, VLANet
 from vla_agent.vla.normalize import Normalizer
 from vla_agent.vla.text import text_encoder
 
@@ -42,6 +42,7 @@ class TrainConfig(BaseModel):
     val_fraction: float = 0.05
     shift_px: int = 4
     done_weight: float = 0.5
+    aux_weight: float = 1.0  # localization head (object and goal positions)
     model: VLAConfig = VLAConfig()
 
 
@@ -64,6 +65,8 @@ class Batcher:
         self.arm = torch.from_numpy(chunks[..., :6])
         self.gripper = torch.from_numpy((chunks[..., 6] > 0).astype(np.float32))
         self.done = torch.from_numpy(demos.done)
+        center = np.tile(np.array(AUX_CENTER, np.float32), 2)
+        self.where = torch.from_numpy((demos.aux - center) / AUX_SCALE)  # NaN where unknown
         emb = text_encoder().encode(demos.tasks)
         self.text = torch.from_numpy(emb[demos.task_index])
         mean, std = norm.image_mean_std()
@@ -92,10 +95,13 @@ class Batcher:
             "arm": self.arm[idx].to(d),
             "gripper": self.gripper[idx].to(d),
             "done": self.done[idx].to(d),
+            "where": self.where[idx].to(d),
         }
 
 
-def compute_loss(model: VLANet, b: dict[str, torch.Tensor], done_weight: float) -> tuple[torch.Tensor, dict]:
+def compute_loss(
+    model: VLANet, b: dict[str, torch.Tensor], done_weight: float, aux_weight: float = 1.0
+) -> tuple[torch.Tensor, dict]:
     out = model(b["image"], b["state"], b["text"])
     if model.cfg.action_head == "bins":
         arm_loss = F.cross_entropy(
@@ -105,10 +111,23 @@ def compute_loss(model: VLANet, b: dict[str, torch.Tensor], done_weight: float) 
         arm_loss = F.smooth_l1_loss(out["arm"], b["arm"], beta=0.5)
     grip_loss = F.binary_cross_entropy_with_logits(out["gripper"], b["gripper"])
     done_loss = F.binary_cross_entropy_with_logits(out["done"], b["done"])
-    loss = arm_loss + grip_loss + done_weight * done_loss
+    known = ~torch.isnan(b["where"])
+    where_loss = (
+        F.smooth_l1_loss(out["where"][known], b["where"][known], beta=0.1)
+        if known.any()
+        else out["where"].sum() * 0.0
+    )
+    loss = arm_loss + grip_loss + done_weight * done_loss + aux_weight * where_loss
     with torch.no_grad():
         arm_err = (model.decode_arm(out["arm"]) - b["arm"]).abs().mean()
-    info = {"loss": loss, "arm": arm_loss, "gripper": grip_loss, "done": done_loss, "arm_abs_err": arm_err}
+    info = {
+        "loss": loss,
+        "arm": arm_loss,
+        "gripper": grip_loss,
+        "done": done_loss,
+        "where": where_loss,
+        "arm_abs_err": arm_err,
+    }
     return loss, {k: v.item() for k, v in info.items()}
 
 
@@ -163,7 +182,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         for g in opt.param_groups:
             g["lr"] = cfg.lr * max(sched(step), 0.02)
         idx = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)]
-        loss, info = compute_loss(model, data.batch(idx, gen, cfg.shift_px), cfg.done_weight)
+        loss, info = compute_loss(model, data.batch(idx, gen, cfg.shift_px), cfg.done_weight, cfg.aux_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -202,7 +221,7 @@ def evaluate_loss(model: VLANet, data: Batcher, idx: torch.Tensor, cfg: TrainCon
     totals: dict[str, float] = {}
     chunks = idx.split(256)
     for c in chunks:
-        _, info = compute_loss(model, data.batch(c, None, 0), cfg.done_weight)
+        _, info = compute_loss(model, data.batch(c, None, 0), cfg.done_weight, cfg.aux_weight)
         for k, v in info.items():
             totals[k] = totals.get(k, 0.0) + v / len(chunks)
     return totals
