@@ -3,7 +3,7 @@ instruction embeddings, with proprioception, an action-chunk head and a "subgoal
 
     image (3x128x128) + xy coords -> 4 conv blocks, each FiLM(gamma, beta | instruction)
       -> spatial softmax (keypoints) ──┬─> localization head: object and goal position (6)
-    instruction embedding (384) -> MLP ┤                                   │
+    instruction tokens -> cross-attn ──┤                                   │
     state (7, normalized)      -> MLP ─┴───────────────> MLP trunk <───────┘
                                         -> arm deltas (H x 6), gripper logits (H), done logit
 
@@ -67,7 +67,11 @@ class VLANet(nn.Module):
         super().__init__()
         self.cfg = cfg
         cond = 128
-        self.lang = nn.Sequential(nn.Linear(EMBED_DIM, cond), nn.ReLU(), nn.Linear(cond, cond))
+        # Language: learned queries cross-attend over frozen MiniLM token features, plus the
+        # mean-pooled sentence vector.
+        self.token_proj = nn.Linear(EMBED_DIM, cond)
+        self.text_queries = nn.Parameter(torch.randn(4, cond) * 0.1)
+        self.lang = nn.Sequential(nn.Linear(EMBED_DIM + 4 * cond, cond), nn.ReLU(), nn.Linear(cond, cond))
         self.stem = nn.Conv2d(5, cfg.channels[0], 5, 2, 2)  # RGB + coord channels
         blocks, cin = [], cfg.channels[0]
         for i, cout in enumerate(cfg.channels):
@@ -75,12 +79,17 @@ class VLANet(nn.Module):
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         self.pool = SpatialSoftmax()
+        # Language-conditioned spatial attention on the high-resolution stem features: two queries
+        # from the instruction (the object, the goal) pick pixels; their expected image coordinates
+        # are a direct, cheap-to-learn "where" signal.
+        self.keys = nn.Conv2d(cfg.channels[0], 32, 1)
+        self.queries = nn.Linear(cond, 2 * 32)
         self.proprio = nn.Sequential(nn.Linear(7, 64), nn.ReLU())
         self.locate = nn.Sequential(
-            nn.Linear(2 * cin + cond, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 6)
+            nn.Linear(2 * cin + cond + 4, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 6)
         )
         self.trunk = nn.Sequential(
-            nn.Linear(2 * cin + 64 + cond + 6, cfg.hidden),
+            nn.Linear(2 * cin + 64 + cond + 6 + 4, cfg.hidden),
             nn.ReLU(),
             nn.Linear(cfg.hidden, cfg.hidden),
             nn.ReLU(),
@@ -91,20 +100,37 @@ class VLANet(nn.Module):
         self.gripper = nn.Linear(cfg.hidden, h)
         self.done = nn.Linear(cfg.hidden, 1)
 
+    def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(-1).to(tokens.dtype)
+        sentence = (tokens * m).sum(1) / m.sum(1).clamp(min=1)
+        keys = self.token_proj(tokens)  # (B, L, cond)
+        scores = torch.einsum("qc,blc->bql", self.text_queries, keys) / keys.shape[-1] ** 0.5
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        attended = torch.einsum("bql,blc->bqc", F.softmax(scores, dim=-1), keys).flatten(1)
+        return self.lang(torch.cat([sentence, attended], dim=-1))
+
     def forward(
-        self, image: torch.Tensor, state: torch.Tensor, text: torch.Tensor
+        self, image: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """image (B,3,H,W) normalized float, state (B,7) normalized, text (B,384)."""
+        """image (B,3,H,W) normalized float, state (B,7) normalized, MiniLM token features
+        (B,L,384) with their mask (B,L)."""
         b, _, hgt, wid = image.shape
         ys = torch.linspace(-1, 1, hgt, device=image.device).view(1, 1, hgt, 1).expand(b, 1, hgt, wid)
         xs = torch.linspace(-1, 1, wid, device=image.device).view(1, 1, 1, wid).expand(b, 1, hgt, wid)
-        c = self.lang(text)
+        c = self.encode_text(tokens, mask)
         x = F.relu(self.stem(torch.cat([image, xs, ys], dim=1)))
+        keys = self.keys(F.avg_pool2d(x, 2))  # 32x32 is enough for a 4 cm block
+        q = self.queries(c).view(b, 2, -1)
+        logits = torch.einsum("bkhw,bqk->bqhw", keys, q) / keys.shape[1] ** 0.5
+        attn = F.softmax(logits.flatten(2), dim=-1).view_as(logits)
+        gy = torch.linspace(-1, 1, attn.shape[2], device=x.device)
+        gx = torch.linspace(-1, 1, attn.shape[3], device=x.device)
+        attended = torch.cat([(attn.sum(2) * gx).sum(-1), (attn.sum(3) * gy).sum(-1)], dim=-1)  # (B, 4)
         for blk in self.blocks:
             x = blk(x, c)
         keypoints = self.pool(x)
-        where = self.locate(torch.cat([keypoints, c], dim=-1))
-        z = self.trunk(torch.cat([keypoints, self.proprio(state), c, where], dim=-1))
+        where = self.locate(torch.cat([keypoints, c, attended], dim=-1))
+        z = self.trunk(torch.cat([keypoints, self.proprio(state), c, where, attended], dim=-1))
         arm = self.arm(z)
         h = self.cfg.horizon
         arm = arm.view(b, h, 6, self.cfg.n_bins) if self.cfg.action_head == "bins" else arm.view(b, h, 6)

@@ -44,7 +44,9 @@ class VLAPolicy:
 
     def reset(self, subgoal: Subgoal) -> None:
         self.subgoal = subgoal
-        self._text = torch.from_numpy(self.encoder.encode([subgoal.instruction])).to(self.device)
+        tokens, mask = self.encoder.encode_tokens([subgoal.instruction])
+        self._tokens = torch.from_numpy(tokens).to(self.device)
+        self._mask = torch.from_numpy(mask).to(self.device)
         self.done = False
         self.done_prob = 0.0
 
@@ -59,7 +61,7 @@ class VLAPolicy:
         )
         img = (img - self._img_mean) / self._img_std
         st = torch.from_numpy(self.norm.state(np.asarray(state, np.float32)))[None].to(self.device)
-        out = self.model(img, st, self._text)
+        out = self.model(img, st, self._tokens, self._mask)
         arm = self.model.decode_arm(out["arm"])[0].cpu().numpy()
         grip = np.where(out["gripper"][0].cpu().numpy() >= 0, 1.0, -1.0)[:, None]
         chunk = self.norm.unaction(np.concatenate([arm, grip], axis=-1))

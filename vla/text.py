@@ -10,6 +10,7 @@ import numpy as np
 from vla_agent.errors import ConfigError
 
 EMBED_DIM = 384
+MAX_TOKENS = 24
 
 
 class TextEncoder:
@@ -32,6 +33,7 @@ class TextEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         self.cache: dict[str, np.ndarray] = {}
+        self.token_cache: dict[str, np.ndarray] = {}
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(N, 384) float32 unit vectors."""
@@ -46,6 +48,31 @@ class TextEncoder:
             e = torch.nn.functional.normalize((h * mask).sum(1) / mask.sum(1), dim=-1).numpy()
             self.cache.update(zip(batch, e.astype(np.float32)))
         return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, EMBED_DIM), np.float32)
+
+    def encode_tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Contextual token features (N, MAX_TOKENS, 384) and a validity mask (N, MAX_TOKENS).
+
+        Token features keep word order ("the red block in the blue bowl" differs from "the blue
+        block in the red bowl"), which a mean-pooled sentence vector blurs (cosine 0.99).
+        """
+        torch = self._torch
+        todo = [t for t in dict.fromkeys(texts) if t not in self.token_cache]
+        for i in range(0, len(todo), 64):
+            batch = todo[i : i + 64]
+            tok = self.tokenizer(
+                batch, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+            )
+            with torch.inference_mode():
+                h = self.model(**tok).last_hidden_state.numpy().astype(np.float32)
+            lengths = tok["attention_mask"].sum(1).tolist()
+            self.token_cache.update((t, h[j, : lengths[j]]) for j, t in enumerate(batch))
+        feats = np.zeros((len(texts), MAX_TOKENS, EMBED_DIM), np.float32)
+        mask = np.zeros((len(texts), MAX_TOKENS), bool)
+        for j, t in enumerate(texts):
+            f = self.token_cache[t]
+            feats[j, : len(f)] = f
+            mask[j, : len(f)] = True
+        return feats, mask
 
 
 @lru_cache(maxsize=1)

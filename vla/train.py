@@ -67,8 +67,9 @@ class Batcher:
         self.done = torch.from_numpy(demos.done)
         center = np.tile(np.array(AUX_CENTER, np.float32), 2)
         self.where = torch.from_numpy((demos.aux - center) / AUX_SCALE)  # NaN where unknown
-        emb = text_encoder().encode(demos.tasks)
-        self.text = torch.from_numpy(emb[demos.task_index])
+        tokens, mask = text_encoder().encode_tokens(demos.tasks)
+        self.tokens, self.mask = torch.from_numpy(tokens), torch.from_numpy(mask)
+        self.task = torch.from_numpy(demos.task_index)
         mean, std = norm.image_mean_std()
         self.img_mean = torch.tensor(mean).view(1, 3, 1, 1).to(device)
         self.img_std = torch.tensor(std).view(1, 3, 1, 1).to(device)
@@ -91,7 +92,8 @@ class Batcher:
         return {
             "image": img,
             "state": self.states[idx].to(d),
-            "text": self.text[idx].to(d),
+            "tokens": self.tokens[self.task[idx]].to(d),
+            "mask": self.mask[self.task[idx]].to(d),
             "arm": self.arm[idx].to(d),
             "gripper": self.gripper[idx].to(d),
             "done": self.done[idx].to(d),
@@ -102,7 +104,7 @@ class Batcher:
 def compute_loss(
     model: VLANet, b: dict[str, torch.Tensor], done_weight: float, aux_weight: float = 1.0
 ) -> tuple[torch.Tensor, dict]:
-    out = model(b["image"], b["state"], b["text"])
+    out = model(b["image"], b["state"], b["tokens"], b["mask"])
     if model.cfg.action_head == "bins":
         arm_loss = F.cross_entropy(
             out["arm"].reshape(-1, model.cfg.n_bins), model.bin_targets(b["arm"]).reshape(-1)

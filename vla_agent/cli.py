@@ -214,6 +214,41 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vla_reproduce(a: argparse.Namespace) -> int:
+    """Collect demonstrations and train with the defaults that produced the shipped checkpoint."""
+    import shutil
+    import time
+
+    from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT
+
+    t0 = time.perf_counter()
+    root = Path(a.out)
+    collect_args = argparse.Namespace(
+        out=str(root / "demos"), episodes=a.episodes, seed=0, image_size=128, noise_prob=0.5, json=False
+    )
+    cmd_vla_collect(collect_args)
+    train_args = argparse.Namespace(
+        dataset=str(root / "demos"),
+        out=str(root / "train"),
+        steps=a.steps,
+        batch_size=64,
+        lr=1e-3,
+        seed=0,
+        device=a.device,
+        action_head="continuous",
+        json=False,
+    )
+    cmd_vla_train(train_args)
+    final = root / "train" / "final"
+    if a.install:
+        DEFAULT_CHECKPOINT.mkdir(parents=True, exist_ok=True)
+        for f in ("model.safetensors", "config.json", "stats.json"):
+            shutil.copy2(final / f, DEFAULT_CHECKPOINT / f)
+        out.print(f"installed as the default checkpoint: {DEFAULT_CHECKPOINT}")
+    out.print(f"reproduced in {time.perf_counter() - t0:.0f} s: {final}")
+    return 0
+
+
 def cmd_serve(a: argparse.Namespace) -> int:
     import os
 
@@ -313,6 +348,16 @@ def build_parser() -> argparse.ArgumentParser:
     vt.add_argument("--action-head", default="continuous", choices=["continuous", "bins"])
     vt.add_argument("--json", action="store_true")
     vt.set_defaults(func=cmd_vla_train)
+
+    vr = vsub.add_parser("reproduce", help="collect + train with the defaults of the shipped checkpoint")
+    vr.add_argument("--out", default="runs/reproduce")
+    vr.add_argument("--episodes", type=int, default=1200)
+    vr.add_argument("--steps", type=int, default=12000)
+    vr.add_argument("--device", default="cpu", help="cpu | cuda")
+    vr.add_argument(
+        "--install", action="store_true", help="copy the result over the shipped default checkpoint"
+    )
+    vr.set_defaults(func=cmd_vla_reproduce)
 
     sv = sub.add_parser(
         "serve",

@@ -79,9 +79,10 @@ def test_checkpoint_save_load_identical_outputs(tmp_path, tiny_dataset):
     model = VLANet(SMALL).eval()
     path = save_checkpoint(tmp_path / "ck", model, d.stats)
     loaded, _, _ = load_checkpoint(path)
-    x, s, t = torch.randn(2, 3, 64, 64), torch.randn(2, 7), torch.randn(2, 384)
+    x, s, t = torch.randn(2, 3, 64, 64), torch.randn(2, 7), torch.randn(2, 24, 384)
+    m = torch.arange(24).expand(2, 24) < torch.tensor([[5], [9]])
     with torch.no_grad():
-        a, b = model(x, s, t), loaded(x, s, t)
+        a, b = model(x, s, t, m), loaded(x, s, t, m)
     for k in a:
         torch.testing.assert_close(a[k], b[k])
     (path / "stats.json").unlink()
