@@ -193,3 +193,88 @@ def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> 
         "wall_s": time.perf_counter() - t0,
         "config": json.loads(cfg.model_dump_json()),
     }
+
+
+class ServerBenchConfig(BaseModel):
+    """``vla-agent bench server``: in-process inference vs. a loopback round trip."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    checkpoint: Path | None = None
+    device: str = "cpu"
+    requests: int = Field(200, ge=10)
+
+
+def run_server_bench(cfg: ServerBenchConfig) -> dict:
+    """Latency of the same observations answered in-process and by ``vla-agent serve`` running in
+    its own process on 127.0.0.1; the difference is the protocol overhead (msgpack, websocket)."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from vla_agent.skills.library import get_skill
+    from vla_agent.types import IMAGE, PROMPT, STATE
+    from vla_agent.vla.client import WebsocketClientPolicy
+    from vla_agent.vla.server import PolicyService
+
+    env = TabletopEnv(EnvConfig(segmentation=False))
+    obs_list = [env.reset(seed=EVAL_SEED_BASE + i)[0] for i in range(10)]
+    env.close()
+    prompt = get_skill("pick").subgoal({"obj": "red block"}).instruction
+    requests = [{IMAGE: o[IMAGE], STATE: o[STATE], PROMPT: prompt} for o in obs_list] * (
+        cfg.requests // len(obs_list) + 1
+    )
+    requests = requests[: cfg.requests]
+
+    def pct(x: list[float]) -> dict:
+        return {"p50": float(np.percentile(x, 50)), "p99": float(np.percentile(x, 99))}
+
+    service = PolicyService(cfg.checkpoint, cfg.device)
+    for r in requests[:10]:  # warm-up
+        service.infer(r)
+    local = []
+    for r in requests:
+        t0 = time.perf_counter()
+        service.infer(r)
+        local.append((time.perf_counter() - t0) * 1000)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "vla_agent.cli", "serve", "--port", str(port), "--device", cfg.device]
+    if cfg.checkpoint:
+        cmd += ["--checkpoint", str(cfg.checkpoint)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the policy server did not come up within 60 s") from None
+                time.sleep(0.2)
+        client = WebsocketClientPolicy(f"ws://127.0.0.1:{port}")
+        for r in requests[:10]:
+            client.infer(r)
+        remote, server_side = [], []
+        for r in requests:
+            t0 = time.perf_counter()
+            reply = client.infer(r)
+            remote.append((time.perf_counter() - t0) * 1000)
+            server_side.append(float(reply["server_timing"]["infer_ms"]))
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    lp, rp = pct(local), pct(remote)
+    return {
+        "benchmark": "server",
+        "requests": cfg.requests,
+        "in_process_ms": lp,
+        "loopback_ms": rp,
+        "server_infer_ms": pct(server_side),
+        "overhead_ms": {"p50": rp["p50"] - lp["p50"], "p99": rp["p99"] - lp["p99"]},
+        "device": cfg.device,
+    }

@@ -171,6 +171,22 @@ def cmd_bench_skills(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_server(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench import ServerBenchConfig, run_server_bench
+
+    result = run_server_bench(
+        ServerBenchConfig(checkpoint=a.checkpoint, device=a.device, requests=a.requests)
+    )
+    if a.json:
+        print(json.dumps(result))
+    else:
+        out.print(
+            f"in-process p50 {result['in_process_ms']['p50']:.2f} ms, loopback p50 "
+            f"{result['loopback_ms']['p50']:.2f} ms, overhead p50 {result['overhead_ms']['p50']:.2f} ms"
+        )
+    return 0
+
+
 def cmd_vla_collect(a: argparse.Namespace) -> int:
     from vla_agent.vla.collect import CollectConfig, collect
 
@@ -326,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--execute", type=int, default=2, help="actions executed per predicted chunk")
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_bench_skills)
+
+    bsv = bsub.add_parser("server", help="policy-server round trip vs in-process inference latency")
+    bsv.add_argument("--checkpoint", default=None)
+    bsv.add_argument("--device", default="cpu")
+    bsv.add_argument("--requests", type=int, default=200)
+    bsv.add_argument("--json", action="store_true")
+    bsv.set_defaults(func=cmd_bench_server)
 
     v = sub.add_parser("vla", help="demonstrations and training of the VLA skill policy")
     vsub = v.add_subparsers(dest="vla", metavar="ACTION", required=True)
