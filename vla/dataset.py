@@ -297,3 +297,44 @@ def load_dataset(root: str | Path) -> Demonstrations:
         json.loads((root / "meta" / "stats.json").read_text()),
         info,
     )
+
+
+def load_datasets(roots: list[str | Path]) -> Demonstrations:
+    """Several datasets as one: episodes and tasks re-indexed, state/action stats recomputed over
+    the union, image stats combined by frame-weighted moments."""
+    parts = [load_dataset(r) for r in roots]
+    if len(parts) == 1:
+        return parts[0]
+    tasks: list[str] = []
+    index: dict[str, int] = {}
+    ep_offset, episodes, task_idx = 0, [], []
+    for d in parts:
+        remap = np.array([index.setdefault(t, len(index)) for t in d.tasks])
+        task_idx.append(remap[d.task_index])
+        episodes.append(d.episode_index + ep_offset)
+        ep_offset += int(d.episode_index.max()) + 1
+    tasks = sorted(index, key=index.get)
+    states = np.concatenate([d.states for d in parts])
+    actions = np.concatenate([d.actions for d in parts])
+    w = np.array([len(d.states) for d in parts], np.float64)
+    w /= w.sum()
+    img = [d.stats[IMAGE_KEY] for d in parts]
+    mean = sum(wi * np.asarray(s["mean"]) for wi, s in zip(w, img))
+    sq = sum(wi * (np.asarray(s["std"]) ** 2 + np.asarray(s["mean"]) ** 2) for wi, s in zip(w, img))
+    stats = {
+        IMAGE_KEY: {**img[0], "mean": mean.tolist(), "std": np.sqrt(np.maximum(sq - mean**2, 0)).tolist()},
+        STATE_KEY: _stats(states),
+        ACTION_KEY: _stats(actions),
+    }
+    return Demonstrations(
+        np.concatenate([d.images for d in parts]),
+        states,
+        actions,
+        np.concatenate([d.done for d in parts]),
+        np.concatenate(episodes),
+        np.concatenate(task_idx),
+        np.concatenate([d.aux for d in parts]),
+        tasks,
+        stats,
+        parts[0].info,
+    )

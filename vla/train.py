@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from vla_agent.vla.checkpoint import save_checkpoint, torch_device
-from vla_agent.vla.dataset import Demonstrations, load_dataset
+from vla_agent.vla.dataset import Demonstrations, load_datasets
 from vla_agent.vla.model import AUX_CENTER, AUX_SCALE, VLAConfig, VLANet
 from vla_agent.vla.normalize import Normalizer
 from vla_agent.vla.text import text_encoder
@@ -29,7 +29,7 @@ from vla_agent.vla.text import text_encoder
 class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dataset: Path = Path("data/demos")
+    dataset: Path | list[Path] = Path("data/demos")  # several datasets are trained on as one
     out: Path = Path("runs/train")
     steps: int = Field(6000, ge=1)
     batch_size: int = 64
@@ -160,7 +160,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     device = torch_device(cfg.device)
-    demos = load_dataset(cfg.dataset)
+    demos = load_datasets(cfg.dataset if isinstance(cfg.dataset, list) else [cfg.dataset])
     norm = Normalizer(demos.stats)
     data = Batcher(demos, norm, cfg.model.horizon, device)
     model = VLANet(cfg.model.model_copy(update={"image_size": demos.images.shape[1]})).to(device)

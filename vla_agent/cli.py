@@ -209,8 +209,9 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
     from vla_agent.vla.model import VLAConfig
     from vla_agent.vla.train import TrainConfig, train
 
+    datasets = [Path(x) for x in a.dataset.split(",")]
     cfg = TrainConfig(
-        dataset=Path(a.dataset),
+        dataset=datasets if len(datasets) > 1 else datasets[0],
         out=Path(a.out),
         steps=a.steps,
         batch_size=a.batch_size,
@@ -361,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     vc.add_argument("--json", action="store_true")
     vc.set_defaults(func=cmd_vla_collect)
     vt = vsub.add_parser("train", help="train the VLA on a dataset (resumes from OUT/last)")
-    vt.add_argument("--dataset", default="data/demos")
+    vt.add_argument("--dataset", default="data/demos", help="dataset folder(s), comma-separated")
     vt.add_argument("--out", default="runs/train")
     vt.add_argument("--steps", type=int, default=12000)
     vt.add_argument("--batch-size", type=int, default=64)
@@ -374,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     vr = vsub.add_parser("reproduce", help="collect + train with the defaults of the shipped checkpoint")
     vr.add_argument("--out", default="runs/reproduce")
-    vr.add_argument("--episodes", type=int, default=1200)
+    vr.add_argument("--episodes", type=int, default=2400)
     vr.add_argument("--steps", type=int, default=12000)
     vr.add_argument("--device", default="cpu", help="cpu | cuda")
     vr.add_argument(

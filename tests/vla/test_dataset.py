@@ -58,3 +58,18 @@ def test_writer_refuses_existing_dataset_and_empty(tiny_dataset, tmp_path):
 def test_load_rejects_non_dataset(tmp_path):
     with pytest.raises(ConfigError, match="not a LeRobot dataset"):
         load_dataset(tmp_path)
+
+
+def test_load_several_datasets_as_one(tiny_dataset):
+    from vla_agent.vla.dataset import load_datasets
+
+    root, result = tiny_dataset
+    one = load_dataset(root)
+    two = load_datasets([root, root])
+    assert len(two.states) == 2 * len(one.states)
+    assert two.tasks == one.tasks  # same sentences are one task
+    assert two.episode_index.max() == 2 * (one.episode_index.max() + 1) - 1
+    np.testing.assert_allclose(two.stats["action"]["mean"], one.stats["action"]["mean"], atol=1e-6)
+    np.testing.assert_allclose(
+        two.stats["observation.image"]["std"], one.stats["observation.image"]["std"], atol=1e-6
+    )
