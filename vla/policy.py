@@ -9,11 +9,13 @@ import numpy as np
 import torch
 
 from vla_agent.errors import ConfigError
+from vla_agent.sim.env import EnvConfig
 from vla_agent.types import IMAGE, STATE, Observation, Subgoal
 from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, torch_device
 from vla_agent.vla.text import text_encoder
 
-ARM_LIMITS = np.array([0.04, 0.04, 0.04, 0.25, 0.25, 0.25], np.float32)
+_ENV = EnvConfig()  # the action space the policy was trained in
+ARM_LIMITS = np.array([_ENV.max_translation] * 3 + [_ENV.max_rotation] * 3, np.float32)
 
 
 class VLAPolicy:

@@ -38,6 +38,17 @@ def _progress() -> Progress:
     )
 
 
+def _print_rates(title: str, result: dict, total_label: str) -> None:
+    """A success table: one row per skill variant, then the headline rate."""
+    t = Table(title=title)
+    t.add_column("skill")
+    t.add_column("success", justify="right")
+    for k, v in result["per_variant"].items():
+        t.add_row(k, f"{v:.3f}")
+    t.add_row(f"[b]{total_label}[/b]", f"[b]{result['success_rate']:.3f}[/b]")
+    out.print(t)
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from vla_agent.agent.demo import DemoConfig, run_demo
 
@@ -60,13 +71,7 @@ def cmd_bench_expert(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(result))
     else:
-        t = Table(title=f"scripted experts, {cfg.episodes} episodes")
-        t.add_column("skill")
-        t.add_column("success", justify="right")
-        for k, v in result["per_variant"].items():
-            t.add_row(k, f"{v:.3f}")
-        t.add_row("[b]overall[/b]", f"[b]{result['success_rate']:.3f}[/b]")
-        out.print(t)
+        _print_rates(f"scripted experts, {cfg.episodes} episodes", result, "overall")
         out.print(f"render {result['render_fps']:.0f} frames/s, {result['steps_per_s']:.0f} control steps/s")
     return 0
 
@@ -157,15 +162,8 @@ def cmd_bench_skills(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(result))
     else:
-        t = Table(
-            title=f"{cfg.policy}: {cfg.episodes_per_skill} episodes per skill, unseen seeds and paraphrases"
-        )
-        t.add_column("skill")
-        t.add_column("success", justify="right")
-        for k, v in result["per_variant"].items():
-            t.add_row(k, f"{v:.3f}")
-        t.add_row("[b]mean over skills[/b]", f"[b]{result['success_rate']:.3f}[/b]")
-        out.print(t)
+        title = f"{cfg.policy}: {cfg.episodes_per_skill} episodes per skill, unseen seeds and paraphrases"
+        _print_rates(title, result, "mean over skills")
         lat = result["latency_ms"]
         out.print(f"inference latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
     return 0
