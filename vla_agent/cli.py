@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     vr = vsub.add_parser("reproduce", help="collect + train with the defaults of the shipped checkpoint")
     vr.add_argument("--out", default="runs/reproduce")
-    vr.add_argument("--episodes", type=int, default=2400)
+    vr.add_argument("--episodes", type=int, default=1200)
     vr.add_argument("--steps", type=int, default=12000)
     vr.add_argument("--device", default="cpu", help="cpu | cuda")
     vr.add_argument(
