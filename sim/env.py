@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import string
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -307,8 +308,6 @@ class TabletopEnv(gym.Env):
         return np.concatenate([pos, rpy, [self.gripper_width()]]).astype(np.float32)
 
     def _render(self, size: int, T_cam, segmentation: bool) -> Frame:
-        import time
-
         t0 = time.perf_counter()
         f = render(
             self.cid,
