@@ -59,6 +59,13 @@ class TextEncoder:
             mask[j, : len(f)] = True
         return feats, mask
 
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-norm sentence vectors (N, 384): mean-pooled token features, as sentence-transformers
+        pools all-MiniLM-L6-v2. Used to ground unfamiliar words, not by the policy."""
+        feats, mask = self.encode_tokens(texts)
+        v = (feats * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+
 
 @lru_cache(maxsize=1)
 def text_encoder() -> TextEncoder:

@@ -79,3 +79,61 @@ class Verdict:
     status: Status
     confidence: float = 1.0
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """An object a planner may refer to: its name (``"red block"``, ``"red block 2"``), kind and
+    colour, and where it is (base frame, metres) when known."""
+
+    name: str
+    kind: str
+    color: str
+    position: tuple[float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What the planner sees: the objects in view and the relations that hold between them
+    (``Predicate`` over object names, e.g. ``in(red block, blue bowl)``, ``holding(red block)``)."""
+
+    objects: tuple[SceneObject, ...]
+    relations: tuple[Predicate, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [o.name for o in self.objects]
+
+    def get(self, name: str) -> SceneObject | None:
+        return next((o for o in self.objects if o.name == name), None)
+
+    def kinds(self) -> dict[str, str]:
+        return {o.name: o.kind for o in self.objects}
+
+    def describe(self) -> str:
+        rel = "; ".join(str(r) for r in self.relations)
+        return ", ".join(self.names) + (f" [{rel}]" if rel else "")
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What happened to one subgoal: the executor's verdict after its retries."""
+
+    subgoal: Subgoal
+    status: Status
+    attempts: int = 1
+    steps: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ShieldResult:
+    """The action the shield lets through and what it changed (empty ``violations``: untouched)."""
+
+    action: np.ndarray
+    violations: tuple[str, ...] = ()
+    held: bool = False  # the shield replaced the action by a safe hold
+
+    @property
+    def intervened(self) -> bool:
+        return bool(self.violations)

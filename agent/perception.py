@@ -1,0 +1,236 @@
+"""Object localization from RGB-D pixels, for the success detector and the planner's scene.
+
+The same code runs on simulated and RealSense frames: it reads only the colour image, metric depth
+aligned to it, the camera intrinsics/extrinsics (a calibration) and proprioception (end-effector
+position, gripper width). It never reads simulator state (no segmentation buffer, no poses).
+
+    depth + K + T_cam -> base-frame points -> keep points above the table, inside the work area,
+    outside the robot's hand -> per-pixel colour class (nearest HSV prototype among the colours
+    expected in the scene) -> connected components -> per-object position (blocks: centre of the
+    visible top face; bowls/plates: centre of the footprint) -> ``WorldState`` -> the same
+    predicate code the simulator's judge uses (``sim.predicates``), on estimated positions.
+
+Objects of the same colour and kind are interchangeable to a camera: their names are kept by
+tracking (nearest previous position), which is all the detector needs within one command.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from vla_agent.sim.camera import deproject
+from vla_agent.sim.catalog import BLOCK_SIZE, COLORS
+from vla_agent.sim.predicates import ObjectState, WorldState
+from vla_agent.types import DEPTH, IMAGE, STATE, Observation, SceneObject
+
+# Where objects can be (base frame, metres): a margin around the table's work area.
+AREA_X = (0.20, 0.85)
+AREA_Y = (-0.40, 0.40)
+AREA_Z = (0.006, 0.18)  # above the table (depth noise margin), below a 4-block tower's top
+HAND_RADIUS = 0.12  # points this close to the tool axis: above the fingertips the robot's wrist and
+# hand, below them possibly a held block (allowed above AREA_Z's top)
+HELD_WIDTH = (0.02, 0.065)  # gripper width (m) meaning "closed on a block"
+CONTAINER_EXTENT = 0.085  # footprint (m) above which a component is a bowl or plate, not a block
+MIN_PIXELS = 4
+
+# Rendered/observed appearance of each catalogue colour: HSV hue (deg), saturation, value. Derived
+# from the catalogue albedo; value is scaled by a typical shading factor.
+SHADING = 0.72
+
+
+def _prototype(rgb: tuple[float, float, float]) -> tuple[float, float, float]:
+    h, s, v = colorsys.rgb_to_hsv(*rgb)
+    return h * 360.0, s, v * SHADING
+
+
+PROTOTYPES: dict[str, tuple[float, float, float]] = {c: _prototype(rgb) for c, rgb in COLORS.items()}
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """Pinhole intrinsics ``K`` (3x3) and the camera-to-base transform ``T`` (4x4, OpenCV axes)."""
+
+    K: np.ndarray
+    T: np.ndarray
+
+
+def hsv_image(rgb: np.ndarray) -> np.ndarray:
+    """(H,W,3) uint8 RGB -> (H,W,3) float hue in degrees, saturation, value (vectorized)."""
+    x = rgb.astype(np.float32) / 255.0
+    mx, mn = x.max(-1), x.min(-1)
+    d = mx - mn
+    s = np.where(mx > 1e-6, d / np.maximum(mx, 1e-6), 0.0)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    dd = np.maximum(d, 1e-6)
+    h = np.where(mx == r, ((g - b) / dd) % 6, np.where(mx == g, (b - r) / dd + 2, (r - g) / dd + 4))
+    h = np.where(d > 1e-6, h * 60.0, 0.0)
+    return np.stack([h, s, mx], axis=-1)
+
+
+def classify_colors(hsv: np.ndarray, colors: Sequence[str], max_dist: float = 2.5) -> np.ndarray:
+    """Index into ``colors`` of the nearest prototype per pixel, -1 where none is near."""
+    if not colors:
+        return np.full(hsv.shape[:-1], -1, np.int32)
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    dists = []
+    for c in colors:
+        ph, ps, pv = PROTOTYPES[c]
+        ds = (s - ps) / 0.2
+        dv = (v - pv) / 0.28
+        if ps < 0.2:  # achromatic: hue carries no information
+            d2 = ds**2 + dv**2
+        else:
+            dh = np.abs((h - ph + 180.0) % 360.0 - 180.0) / 14.0
+            d2 = dh**2 + ds**2 + dv**2
+        dists.append(d2)
+    d = np.stack(dists, axis=-1)
+    idx = d.argmin(-1).astype(np.int32)
+    return np.where(d.min(-1) <= max_dist**2, idx, -1)
+
+
+@dataclass
+class Detection:
+    color: str
+    kind: str  # "block" or "container" (bowl or plate: told apart by the expected scene)
+    position: np.ndarray  # (3,) base frame; blocks: centre; containers: base centre on the table
+    pixels: int
+
+
+class Perception:
+    """Locates the expected objects in RGB-D frames and builds a ``WorldState`` from pixels."""
+
+    def __init__(self, objects: Sequence[SceneObject], camera: CameraModel):
+        self.objects = list(objects)
+        self.camera = camera
+        self.colors = sorted({o.color for o in self.objects})
+        self.last: dict[str, np.ndarray] = {}
+        self._reference: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ pixels -> detections
+    def detect(self, obs: Observation) -> list[Detection]:
+        depth = np.asarray(obs[DEPTH], np.float32)
+        rgb = np.asarray(obs[IMAGE])
+        h, w = depth.shape
+        pts = deproject(depth, self.camera.K, self.camera.T).reshape(h, w, 3)
+        x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
+        fg = (
+            (x > AREA_X[0])
+            & (x < AREA_X[1])
+            & (y > AREA_Y[0])
+            & (y < AREA_Y[1])
+            & (z > AREA_Z[0])
+            & np.isfinite(depth)
+            & (depth > 0)
+        )
+        state = np.asarray(obs[STATE], np.float64)
+        ee = state[:3]
+        near_hand = np.hypot(x - ee[0], y - ee[1]) < HAND_RADIUS
+        closed_on_block = HELD_WIDTH[0] < state[6] < HELD_WIDTH[1]
+        # Near the hand only a held block may rise above the fingertips; an open hand holds nothing.
+        hand_top = ee[2] + (BLOCK_SIZE / 2 + 0.006 if closed_on_block else -0.01)
+        fg &= np.where(near_hand, z < hand_top, z < AREA_Z[1])
+        if rgb.shape[:2] != depth.shape:
+            raise ValueError(f"colour {rgb.shape[:2]} and depth {depth.shape} must be aligned")
+        cls = classify_colors(hsv_image(rgb), self.colors)
+        cls[~fg] = -1
+        out: list[Detection] = []
+        for ci, color in enumerate(self.colors):
+            labels, n = ndimage.label(cls == ci, structure=np.ones((3, 3)))
+            for k in range(1, n + 1):
+                m = labels == k
+                if m.sum() < MIN_PIXELS:
+                    continue
+                out.append(self._describe(color, pts[m], int(m.sum())))
+        return out
+
+    def _describe(self, color: str, p: np.ndarray, n: int) -> Detection:
+        lo, hi = np.percentile(p[:, :2], [5, 95], axis=0)
+        extent = float(np.max(hi - lo))
+        if extent > CONTAINER_EXTENT:
+            centre = (lo + hi) / 2
+            return Detection(color, "container", np.array([centre[0], centre[1], 0.0]), n)
+        top = float(np.percentile(p[:, 2], 90))
+        face = p[p[:, 2] > top - 0.008]
+        if len(face) >= 3:
+            xy = np.median(face[:, :2], axis=0)
+        else:  # only side faces seen: shift half a block away from the camera
+            away = p[:, :2].mean(0) - self.camera.T[:2, 3]
+            xy = np.median(p[:, :2], axis=0) + away / max(np.linalg.norm(away), 1e-6) * BLOCK_SIZE / 2
+        return Detection(
+            color, "block", np.array([xy[0], xy[1], max(top - BLOCK_SIZE / 2, BLOCK_SIZE / 2)]), n
+        )
+
+    # ------------------------------------------------------------------ detections -> world state
+    def world(self, obs: Observation) -> WorldState:
+        """Estimated object states (missing objects keep their last position) and contacts."""
+        dets = self.detect(obs)
+        state = np.asarray(obs[STATE], np.float64)
+        ee, width = state[:3], float(state[6])
+        positions: dict[str, np.ndarray] = {}
+        for (color, is_block), names in self._groups().items():
+            cands = [d for d in dets if d.color == color and (d.kind == "block") == is_block]
+            if not cands and not is_block:  # a container partly hidden may look block-sized
+                cands = [d for d in dets if d.color == color and d.kind == "block"]
+            cands.sort(key=lambda d: -d.pixels)
+            free = list(range(len(cands)))
+            for name in names:
+                prev = self.last.get(name)
+                if not free:
+                    break
+                j = min(
+                    free,
+                    key=lambda j: 0.0 if prev is None else float(np.linalg.norm(cands[j].position - prev)),
+                )
+                positions[name] = cands[j].position
+                free.remove(j)
+        closed_on_block = HELD_WIDTH[0] < width < HELD_WIDTH[1]
+        # A held block may be hidden by the fingers: it moves with the hand.
+        for o in self.objects:
+            if o.name in positions or o.name not in self.last:
+                continue
+            prev = self.last[o.name]
+            if o.kind == "block" and closed_on_block and np.linalg.norm(prev - ee) < 0.06:
+                positions[o.name] = ee.copy()
+            else:
+                positions[o.name] = prev
+        held = None
+        if closed_on_block:
+            near = [
+                (float(np.linalg.norm(positions[o.name] - ee)), o.name)
+                for o in self.objects
+                if o.kind == "block" and o.name in positions
+            ]
+            near = [t for t in near if t[0] < 0.045]
+            held = min(near)[1] if near else None
+        self.last.update(positions)
+        objs = {
+            o.name: ObjectState(
+                o.name,
+                o.kind,
+                o.color,
+                positions[o.name],
+                0.0,
+                2 if o.name == held else 0,
+            )
+            for o in self.objects
+            if o.name in positions
+        }
+        return WorldState(objs, reference=dict(self._reference))
+
+    def _groups(self) -> dict[tuple[str, bool], list[str]]:
+        groups: dict[tuple[str, bool], list[str]] = {}
+        for o in self.objects:
+            groups.setdefault((o.color, o.kind == "block"), []).append(o.name)
+        return groups
+
+    def snapshot(self) -> None:
+        """Take the current estimates as the reference for ``moved(obj, direction)``."""
+        self._reference = {k: v.copy() for k, v in self.last.items()}
+
+    def missing(self, world: WorldState) -> list[str]:
+        return [o.name for o in self.objects if o.name not in world.objects]

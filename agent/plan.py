@@ -1,0 +1,224 @@
+"""The plan schema and its validation.
+
+A plan is data (from the offline planner or an LLM): ordered subgoals, each a skill with typed
+arguments naming scene objects. Before anything moves, ``validate_plan`` checks every step against
+the skill library and the scene, then walks the plan symbolically (what is held, what stands on
+what) so that "place what is not held" or "stack on a covered block" fail with a message saying
+which step and why. The sentence sent to the VLA is rendered from the skill's own template, never
+taken verbatim from an LLM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vla_agent.errors import ConfigError, VlaAgentError, suggest
+from vla_agent.sim.catalog import KIND_ALIASES, REGION_ALIASES, REGIONS, canonical_region
+from vla_agent.skills.library import SKILLS, ArgType, get_skill
+from vla_agent.types import Scene, Subgoal
+
+# How many blocks a container takes before the next one would not count as "in"/"on" it.
+CAPACITY = {"bowl": 2, "plate": 1, "block": 1}
+MAX_TOWER = 4  # blocks in one stack, base included
+
+
+class PlanError(VlaAgentError, ValueError):
+    """A plan that must not run; ``problems`` lists every reason, one per line."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class PlanStep(BaseModel):
+    """One subgoal as a planner writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    skill: str = Field(description="one of the skill library's names: pick, place, push")
+    args: dict[str, str] = Field(description="argument name -> scene object name, region or direction")
+    instruction: str = Field("", description="a short imperative sentence (re-rendered from the template)")
+
+
+class PlanOutput(BaseModel):
+    """What a planner answers: subgoals, or a refusal with its reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subgoals: list[PlanStep] = Field(default_factory=list)
+    refused: str | None = Field(None, description="why the command cannot or must not be done")
+
+
+@dataclass
+class Plan:
+    """A validated plan: subgoals ready for the executor, or a refusal."""
+
+    subgoals: list[Subgoal] = field(default_factory=list)
+    refused: str | None = None
+    planner: str = ""
+    latency_ms: float = 0.0
+
+    def to_json(self) -> dict:
+        if self.refused is not None:
+            return {"refused": self.refused}
+        return {
+            "subgoals": [
+                {"skill": s.skill, "args": dict(s.args), "instruction": s.instruction} for s in self.subgoals
+            ]
+        }
+
+
+@dataclass
+class SymbolicState:
+    """What the walk tracks: the held object and what each object rests in/on."""
+
+    holding: str | None = None
+    support: dict[str, str] = field(default_factory=dict)  # obj -> bowl/plate/block/region it is in/on
+    blocks: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_scene(cls, scene: Scene) -> SymbolicState:
+        st = cls(blocks={o.name for o in scene.objects if o.kind == "block"})
+        for r in scene.relations:
+            if r.name == "holding":
+                st.holding = r.args[0]
+            elif r.name in ("in", "on", "at"):
+                st.support[r.args[0]] = r.args[1]
+        return st
+
+    def above(self, name: str) -> list[str]:
+        return [o for o, s in self.support.items() if s == name]
+
+    def tower_height(self, name: str) -> int:
+        """Blocks in the stack whose top is ``name`` (itself included)."""
+        h, cur = 1, name
+        while cur in self.support and self.support[cur] in self.blocks:
+            cur = self.support[cur]
+            h += 1
+        return h
+
+
+def resolve_name(name: str, scene: Scene) -> str | None:
+    """Match an object name to the scene, tolerating case, spacing and kind synonyms (cube)."""
+    norm = " ".join(name.lower().replace("_", " ").split()).removeprefix("the ")
+    names = {n.lower(): n for n in scene.names}
+    if norm in names:
+        return names[norm]
+    words = norm.split()
+    words = [KIND_ALIASES.get(w, KIND_ALIASES.get(w.rstrip("s"), w)) for w in words]
+    return names.get(" ".join(words))
+
+
+def _is_region(name: str) -> bool:
+    n = name.strip().lower()
+    return n in REGIONS or n in REGION_ALIASES
+
+
+def validate_plan(steps: Sequence[PlanStep | Subgoal], scene: Scene, planner: str = "") -> Plan:
+    """Ground, check and symbolically walk ``steps``; raise PlanError listing every problem."""
+    problems: list[str] = []
+    kinds = scene.kinds()
+    st = SymbolicState.from_scene(scene)
+    out: list[Subgoal] = []
+    walk_failed = False
+    if not steps:
+        raise PlanError(["the plan has no subgoals"])
+    for i, step in enumerate(steps, 1):
+        where = f"step {i} ({step.skill})"
+        if step.skill not in SKILLS:
+            problems.append(f"{where}: unknown skill {step.skill!r}{suggest(step.skill, SKILLS)}")
+            continue
+        skill = get_skill(step.skill)
+        args: dict[str, str] = {}
+        bad = False
+        for a in skill.args:
+            raw = step.args.get(a.name)
+            if raw is None:
+                problems.append(f"{where}: missing argument {a.name!r}")
+                bad = True
+                continue
+            if a.type is ArgType.DIRECTION:
+                args[a.name] = raw
+                continue
+            if a.type is ArgType.TARGET and _is_region(raw):
+                args[a.name] = canonical_region(raw)
+                continue
+            name = resolve_name(raw, scene)
+            if name is None:
+                problems.append(
+                    f"{where}: {raw!r} is not in the scene{suggest(raw, scene.names)}; "
+                    f"objects: {', '.join(scene.names)}"
+                )
+                bad = True
+                continue
+            if a.type is ArgType.OBJECT and kinds[name] != "block":
+                problems.append(f"{where}: {name!r} is a {kinds[name]}; only blocks can be grasped")
+                bad = True
+            args[a.name] = name
+        extra = set(step.args) - {a.name for a in skill.args}
+        if extra:
+            problems.append(f"{where}: unexpected argument(s) {sorted(extra)}")
+        if bad or extra:
+            continue
+        try:
+            sg = skill.subgoal(args, kinds=kinds)
+        except ConfigError as e:
+            problems.append(f"{where}: {e}")
+            continue
+        if not walk_failed:  # after the first symbolic error the walk's state means nothing
+            errs = _walk(where, sg, st, kinds)
+            problems += errs
+            walk_failed = bool(errs)
+        out.append(sg)
+    if problems:
+        raise PlanError(problems)
+    return Plan(out, planner=planner)
+
+
+def _walk(where: str, sg: Subgoal, st: SymbolicState, kinds: dict[str, str]) -> list[str]:
+    """Check one step's preconditions against the symbolic state, then apply its effects."""
+    obj = sg.args.get("obj", "")
+    errs: list[str] = []
+    if sg.skill == "pick":
+        if st.holding is not None:
+            errs.append(f"{where}: cannot pick {obj} while holding {st.holding}")
+        if st.above(obj):
+            errs.append(f"{where}: cannot pick {obj}, {', '.join(st.above(obj))} is on it")
+        if not errs:
+            st.holding = obj
+            st.support.pop(obj, None)
+    elif sg.skill == "place":
+        target = sg.args["target"]
+        if st.holding != obj:
+            held = f"holding {st.holding}" if st.holding else "the hand is empty"
+            errs.append(f"{where}: cannot place {obj}, it is not held ({held})")
+        if target == obj:
+            errs.append(f"{where}: cannot place {obj} on itself")
+        elif target in kinds:
+            kind = kinds[target]
+            if len(st.above(target)) >= CAPACITY[kind]:
+                errs.append(
+                    f"{where}: {target} is full ({', '.join(st.above(target))} already {_rel(kind)} it)"
+                )
+            if kind == "block" and st.tower_height(target) >= MAX_TOWER:
+                errs.append(f"{where}: a tower taller than {MAX_TOWER} blocks is not stable")
+            if target == st.holding:
+                errs.append(f"{where}: {target} is held")
+        if not errs:
+            st.holding = None
+            st.support[obj] = target
+    elif sg.skill == "push":
+        if st.holding is not None:
+            errs.append(f"{where}: cannot push while holding {st.holding}")
+        if obj in st.support and st.support[obj] in kinds:
+            errs.append(f"{where}: cannot push {obj}, it is {_rel(kinds[st.support[obj]])} {st.support[obj]}")
+        if st.above(obj):
+            errs.append(f"{where}: cannot push {obj}, {', '.join(st.above(obj))} is on it")
+    return errs
+
+
+def _rel(kind: str) -> str:
+    return "in" if kind == "bowl" else "on"

@@ -1,0 +1,592 @@
+"""The offline planner: deterministic, no network, a few milliseconds per command.
+
+It reads a command as a sequence of clauses ("then", "after that", "finally", "and" before a
+verb, ";", "."), each clause as a verb, the objects it acts on and a target or direction, and
+turns the clauses into goals ("red block in blue bowl", "hold the red block", "push it left").
+Goals compile into subgoals against the current scene (a goal already true is skipped; a block
+already in the hand is not picked again), and the result is validated like any plan.
+
+Language it handles:
+
+- quantifiers: "all the red blocks", "every block", "each cube", "both blocks", "the two blocks",
+  "the other blocks", "the rest";
+- pronouns: "it", "them", "those", "the same with the blue one", "do the same for ...";
+- synonyms (cube/brick/box -> block, container/basket/bin/pot -> bowl, dish/tray -> plate, colour
+  names like violet/teal/navy), and the shipped MiniLM encoder for other unfamiliar nouns (used
+  only when its best match is clearly ahead of the second);
+- relations: in, into, inside, on, onto, on top of, to/at/on the left (side of the table), ...;
+- whole tasks: "clear the table", "sort the blocks into the bowls by colour", "stack all the blocks
+  into a tower".
+
+What it cannot ground it refuses with a message naming the word; it never invents an object.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from vla_agent.agent.plan import CAPACITY, MAX_TOWER, Plan, PlanError, PlanStep, SymbolicState, validate_plan
+from vla_agent.errors import VlaAgentError
+from vla_agent.sim.catalog import COLORS, REGIONS
+from vla_agent.types import Scene, Status, StepOutcome
+
+KIND_WORDS = {
+    "block": "block",
+    "cube": "block",
+    "brick": "block",
+    "box": "block",
+    "bowl": "bowl",
+    "container": "bowl",
+    "basket": "bowl",
+    "bin": "bowl",
+    "pot": "bowl",
+    "plate": "plate",
+    "dish": "plate",
+    "tray": "plate",
+    "saucer": "plate",
+}
+GENERIC = {"one", "ones", "object", "objects", "thing", "things", "item", "items", "piece", "pieces"}
+COLOR_WORDS = {c: c for c in COLORS} | {
+    "violet": "purple",
+    "magenta": "pink",
+    "teal": "cyan",
+    "turquoise": "cyan",
+    "aqua": "cyan",
+    "navy": "blue",
+    "crimson": "red",
+    "scarlet": "red",
+    "lime": "green",
+    "golden": "yellow",
+    "gold": "yellow",
+    "tan": "brown",
+    "ivory": "white",
+    "grey": None,
+    "gray": None,
+    "black": None,
+}
+REGION_WORDS = {
+    "left": "left",
+    "right": "right",
+    "front": "front",
+    "near": "front",
+    "back": "back",
+    "far": "back",
+    "rear": "back",
+    "centre": "centre",
+    "center": "centre",
+    "middle": "centre",
+}
+DIRECTION_WORDS = {
+    "left": "left",
+    "right": "right",
+    "forward": "forward",
+    "forwards": "forward",
+    "away": "forward",
+    "ahead": "forward",
+    "backward": "backward",
+    "backwards": "backward",
+    "back": "backward",
+}
+PICK_VERBS = {"pick", "grab", "grasp", "lift", "take", "get", "hold", "raise"}
+PLACE_VERBS = {
+    "put",
+    "place",
+    "drop",
+    "move",
+    "set",
+    "lay",
+    "deposit",
+    "stack",
+    "bring",
+    "carry",
+    "transfer",
+    "leave",
+    "stick",
+}
+PUSH_VERBS = {"push", "slide", "shove", "nudge", "shift", "poke"}
+VERBS = (
+    PICK_VERBS
+    | PLACE_VERBS
+    | PUSH_VERBS
+    | {"do", "sort", "clear", "tidy", "clean", "build", "make", "gather", "collect", "pile"}
+)
+FILLER = {
+    "the",
+    "a",
+    "an",
+    "up",
+    "please",
+    "then",
+    "and",
+    "of",
+    "to",
+    "first",
+    "also",
+    "now",
+    "it",
+    "just",
+    "can",
+    "could",
+    "would",
+    "you",
+    "robot",
+    "carefully",
+    "gently",
+    "slowly",
+    "over",
+    "down",
+    "side",
+    "table",
+    "that",
+    "this",
+    "these",
+    "those",
+    "some",
+    "with",
+    "for",
+    "from",
+    "its",
+    "their",
+    "too",
+    "again",
+    "as",
+    "well",
+    "single",
+    "other",
+    "rest",
+    "remaining",
+    "all",
+    "every",
+    "each",
+    "both",
+    "two",
+    "three",
+    "four",
+    "five",
+    "same",
+    "is",
+    "are",
+    "which",
+    "there",
+    "by",
+    "one",
+    "ones",
+    "thing",
+    "things",
+    "into",
+    "in",
+}
+SEQUENCERS = (
+    r"\b(?:and then|then|after that|afterwards|afterward|after this|finally|next|lastly|subsequently)\b|[;.!]"
+)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One thing the command asks for."""
+
+    kind: str  # "place" (obj ends in/on/at target), "hold" (obj ends in the hand), "push"
+    obj: str
+    target: str = ""
+    direction: str = ""
+
+
+@dataclass
+class _Clause:
+    verb: str
+    objects: list[str]
+    target: str = ""
+    direction: str = ""
+    text: str = ""
+
+
+class OfflinePlanner:
+    """``plan``/``replan`` as in the ``Planner`` protocol; raises PlanError when it must refuse."""
+
+    name = "offline"
+
+    def __init__(self, use_embeddings: bool = True):
+        self.use_embeddings = use_embeddings
+
+    # ------------------------------------------------------------------ protocol
+    def plan(self, command: str, scene: Scene, skills: Sequence | None = None) -> Plan:
+        t0 = time.perf_counter()
+        goals = self.goals(command, scene)
+        plan = compile_goals(goals, scene, planner=self.name)
+        plan.latency_ms = (time.perf_counter() - t0) * 1000
+        return plan
+
+    def replan(self, command: str, scene: Scene, history: Sequence[StepOutcome]) -> Plan:
+        """The rest of the command from the scene as it is now: goals already true are skipped,
+        pushes already done are not repeated."""
+        t0 = time.perf_counter()
+        goals = self.goals(command, scene)
+        done_pushes = [
+            (o.subgoal.args.get("obj"), o.subgoal.args.get("direction"))
+            for o in history
+            if o.subgoal.skill == "push" and o.status is Status.DONE
+        ]
+        rest = []
+        for g in goals:
+            if g.kind == "push" and (g.obj, g.direction) in done_pushes:
+                done_pushes.remove((g.obj, g.direction))
+                continue
+            rest.append(g)
+        plan = compile_goals(rest, scene, planner=self.name)
+        plan.latency_ms = (time.perf_counter() - t0) * 1000
+        return plan
+
+    # ------------------------------------------------------------------ language -> goals
+    def goals(self, command: str, scene: Scene) -> list[Goal]:
+        text = _normalize(command)
+        whole = _whole_task(text, scene)
+        if whole is not None:
+            return whole
+        clauses: list[_Clause] = []
+        last: list[str] = []
+        for raw in _split(text):
+            c = self._clause(raw, scene, last, clauses)
+            if c is None:
+                continue
+            clauses.append(c)
+            if c.objects:
+                last = c.objects
+        if not clauses:
+            raise PlanError([f"found no action in {command!r}; try 'put the red block in the bowl'"])
+        goals: list[Goal] = []
+        for c in clauses:
+            for obj in c.objects if c.verb != "tower" else ():
+                if c.verb == "push":
+                    goals.append(Goal("push", obj, direction=c.direction))
+                elif c.verb == "place":
+                    goals.append(Goal("place", obj, target=c.target))
+                else:
+                    goals.append(Goal("hold", obj))
+            if c.verb == "tower":
+                goals.extend(_tower(c.objects, scene))
+        return goals
+
+    def _clause(self, text: str, scene: Scene, last: list[str], previous: list[_Clause]) -> _Clause | None:
+        words = text.split()
+        if not words:
+            return None
+        same = re.match(r"^(?:do )?(?:the )?same (?:thing )?(?:with|for|to) (.+)$", text)
+        if same:
+            if not previous:
+                raise PlanError(["'the same' refers to nothing before it"])
+            prev = previous[-1]
+            objs = self._objects(same.group(1), scene, last, exclude={prev.target})
+            return replace(prev, objects=objs, text=text)
+        verb_i = next((i for i, w in enumerate(words) if w in VERBS), None)
+        if verb_i is None:
+            raise PlanError([f"no action verb in {text!r} (known: pick, put, place, stack, push, ...)"])
+        verb = words[verb_i]
+        rest = " ".join(words[verb_i + 1 :])
+        if verb in PUSH_VERBS or (verb in ("move", "shift") and _bare_direction(rest)):
+            m = re.match(
+                r"^(.*?)\s*(?:to the |towards the |toward the |to )?"
+                r"\b(left|right|forwards?|backwards?|away|ahead|back)\b(.*)$",
+                rest,
+            )
+            if not m:
+                raise PlanError([f"{text!r}: push needs a direction (left, right, forward, backward)"])
+            objs = self._objects(m.group(1), scene, last)
+            return _Clause("push", objs, direction=DIRECTION_WORDS[m.group(2)], text=text)
+        # A target after a relation word: in / on / at / to (a region or an object).
+        m = re.search(r"\s*\b(in|on|at|to|onto|towards?|next)\b\s+(.*)$", rest)
+        if (
+            m
+            and verb not in PICK_VERBS | {"stack"}
+            or (m and verb in PICK_VERBS and m.group(1) in ("in", "on", "to", "onto"))
+        ):
+            obj_text, target_text = rest[: m.start()], m.group(2)
+            target = self._target(target_text, scene, last)
+            objs = self._objects(obj_text, scene, last, exclude={target})
+            return _Clause("place", objs, target=target, text=text)
+        if verb == "stack" and m and m.group(1) in ("on", "onto", "in"):
+            obj_text, target_text = rest[: m.start()], m.group(2)
+            target = self._target(target_text, scene, last)
+            return _Clause(
+                "place", self._objects(obj_text, scene, last, exclude={target}), target=target, text=text
+            )
+        if verb in ("stack", "build", "pile", "make"):
+            objs = self._objects(
+                rest.replace("into a tower", "").replace("a tower", "").replace("tower", ""), scene, last
+            )
+            return _Clause("tower", objs, text=text)
+        if verb in PICK_VERBS:
+            objs = self._objects(rest, scene, last)
+            if len(objs) > 1:
+                raise PlanError([f"{text!r}: the gripper holds one block at a time ({', '.join(objs)})"])
+            return _Clause("hold", objs, text=text)
+        raise PlanError([f"{text!r}: say where to put it (e.g. 'in the blue bowl', 'on the left side')"])
+
+    def _target(self, text: str, scene: Scene, last: list[str]) -> str:
+        words = [
+            w for w in text.split() if w not in ("the", "of", "top", "side", "table", "a", "part", "area")
+        ]
+        regions = [REGION_WORDS[w] for w in words if w in REGION_WORDS]
+        if regions and not any(w in KIND_WORDS or w in COLOR_WORDS for w in words):
+            return regions[0]
+        objs = self._objects(text, scene, last[-1:], singular=True)
+        return objs[0]
+
+    def _objects(
+        self,
+        text: str,
+        scene: Scene,
+        last: list[str],
+        exclude: set[str] | None = None,
+        singular: bool = False,
+    ) -> list[str]:
+        """Resolve a noun phrase to scene object names (refusing what it cannot ground)."""
+        exclude = exclude or set()
+        text = text.strip()
+        words = re.findall(r"[a-z]+", text)
+        if not words or words in (["it"], ["that"], ["this"], ["them"], ["those"], ["these"], ["they"]):
+            if not last:
+                raise PlanError([f"{text or 'the command'!r} refers to no object mentioned before"])
+            return list(last)
+        colors: list[str] = []
+        kind = ""
+        plural = False
+        unknown: list[str] = []
+        for w in words:
+            base = (
+                w[:-2]
+                if w.endswith("es") and w[:-2] in KIND_WORDS
+                else w[:-1]
+                if w.endswith("s") and w[:-1] in KIND_WORDS
+                else w
+            )
+            if w in COLOR_WORDS:
+                if COLOR_WORDS[w] is None:
+                    raise PlanError([f"there is no {w} object: the scene has {', '.join(scene.names)}"])
+                colors.append(COLOR_WORDS[w])
+            elif base in KIND_WORDS:
+                kind = KIND_WORDS[base]
+                plural = plural or base != w
+            elif w in ("ones", "objects", "things", "items", "pieces", "them", "they"):
+                plural = True
+            elif w in FILLER or w in GENERIC or w in ("and", "or", "except", "but", "not"):
+                continue
+            else:
+                g = self._ground(w)
+                if g is None:
+                    unknown.append(w)
+                elif g in COLORS:
+                    colors.append(g)
+                else:
+                    kind = g
+        if unknown:
+            raise PlanError([f"cannot ground {unknown[0]!r}: the scene has {', '.join(scene.names)}"])
+        quant = re.search(r"\b(all|every|each|both|two|three|four|five|rest|remaining|other)\b", text)
+        plural = plural or quant is not None or len(colors) > 1
+        exclusions = _except(text, scene)
+        cands = [
+            o
+            for o in scene.objects
+            if (not colors or o.color in colors)
+            and (not kind or o.kind == kind)
+            and o.name not in exclude
+            and o.name not in exclusions
+        ]
+        if not kind and any(o.kind == "block" for o in cands):  # "the red one": blocks first
+            cands = [o for o in cands if o.kind == "block"]
+        if quant and quant.group(1) in ("rest", "remaining", "other") and last:
+            cands = [o for o in cands if o.name not in last]
+        desc = " ".join(colors + [kind or "object"])
+        if not cands:
+            raise PlanError([f"there is no {desc} in the scene (objects: {', '.join(scene.names)})"])
+        if singular or not plural:
+            if len(cands) > 1:
+                exact = [o for o in cands if o.name == " ".join(colors + [kind])]
+                if len(exact) == 1 and re.search(r"\b(a|an|any|one)\b", text) is None:
+                    return [exact[0].name]
+                if re.search(r"\b(a|an|any|one)\b", text):
+                    return [cands[0].name]
+                raise PlanError([f"{text!r} is ambiguous: {', '.join(o.name for o in cands)}"])
+            return [cands[0].name]
+        n = {"both": 2, "two": 2, "three": 3, "four": 4, "five": 5}.get(quant.group(1) if quant else "", 0)
+        if n and len(cands) != n:
+            raise PlanError(
+                [f"{text!r}: expected {n}, found {len(cands)} ({', '.join(o.name for o in cands)})"]
+            )
+        return [o.name for o in cands]
+
+    def _ground(self, word: str) -> str | None:
+        """Map an unfamiliar word to a colour or kind with the shipped MiniLM encoder, only when
+        the best match is clearly ahead."""
+        if not self.use_embeddings or len(word) < 3:
+            return None
+        try:
+            return _embedding_match(word)
+        except VlaAgentError:
+            return None
+
+
+_EMBED_CACHE: dict[str, str | None] = {}
+
+
+def _embedding_match(word: str, min_sim: float = 0.62, margin: float = 0.05) -> str | None:
+    if word in _EMBED_CACHE:
+        return _EMBED_CACHE[word]
+    import numpy as np
+
+    from vla_agent.vla.text import text_encoder
+
+    enc = text_encoder()
+    best: tuple[float, float, str] = (0.0, 0.0, "")
+    for template, vocab in (
+        ("the color {}", list(COLORS)),
+        ("a {} on the table", ["block", "bowl", "plate"]),
+    ):
+        v = enc.embed([template.format(x) for x in vocab])
+        s = (enc.embed([template.format(word)]) @ v.T)[0]
+        order = np.argsort(s)[::-1]
+        top, second = float(s[order[0]]), float(s[order[1]])
+        if top - second >= margin and top >= min_sim and top > best[0]:
+            best = (top, second, vocab[order[0]])
+    _EMBED_CACHE[word] = best[2] or None
+    return _EMBED_CACHE[word]
+
+
+def _normalize(command: str) -> str:
+    t = command.lower().replace("colour", "color")
+    t = re.sub(r"[,]", " , ", t)
+    t = re.sub(r"[^a-z0-9;.!, ]", " ", t)
+    t = re.sub(r"\bon top of\b|\bonto\b|\batop\b|\bupon\b", "on", t)
+    t = re.sub(r"\binto\b|\binside of\b|\binside\b|\bwithin\b", "in", t)
+    t = re.sub(r"\b(towards?|to) me\b", "backward", t)
+    t = re.sub(r"\bpick (\w+(?: \w+)?) up\b", r"pick \1", t)
+    t = re.sub(r"\bput (it|them) down\b", r"put \1", t)
+    return " ".join(t.split())
+
+
+def _split(text: str) -> list[str]:
+    parts = re.split(SEQUENCERS, text)
+    out: list[str] = []
+    verb_alt = "|".join(sorted(VERBS | {"same"}, key=len, reverse=True))
+    for part in parts:
+        # ", and <verb>" / "and <verb>" / ", <verb>" start a new clause; "red and blue blocks" does not.
+        for piece in re.split(
+            rf"\s*,?\s*\band\b\s+(?=(?:{verb_alt}|the same)\b)|\s*,\s*(?=(?:{verb_alt}|the same)\b)", part
+        ):
+            piece = piece.strip(" ,")
+            piece = re.sub(r"^(first|and|also|now|please|then)\s+", "", piece)
+            if piece:
+                out.append(piece)
+    return out
+
+
+def _bare_direction(rest: str) -> bool:
+    """'move X left' is a push; 'move X to the left side of the table' is a placement."""
+    return bool(re.search(r"\b(left|right|forwards?|backwards?|away|ahead)\b", rest)) and not re.search(
+        r"\b(side|of the table|area|region|in|on|at)\b", rest
+    )
+
+
+def _except(text: str, scene: Scene) -> set[str]:
+    m = re.search(r"\b(?:except|but not|other than|apart from)\b (?:the )?(.+)$", text)
+    if not m:
+        return set()
+    words = m.group(1).split()
+    colors = {COLOR_WORDS.get(w) for w in words if w in COLOR_WORDS}
+    return {o.name for o in scene.objects if o.color in colors}
+
+
+def _tower(blocks: list[str], scene: Scene) -> list[Goal]:
+    """Stack ``blocks`` (in the given order, first at the bottom) into one tower."""
+    blocks = [b for b in blocks if scene.kinds().get(b) == "block"]
+    if len(blocks) < 2:
+        raise PlanError(["a tower needs at least two blocks"])
+    if len(blocks) > MAX_TOWER:
+        raise PlanError([f"a tower of {len(blocks)} blocks is too tall; the limit is {MAX_TOWER}"])
+    return [Goal("place", b, target=below) for below, b in zip(blocks, blocks[1:])]
+
+
+def _whole_task(text: str, scene: Scene) -> list[Goal] | None:
+    blocks = [o.name for o in scene.objects if o.kind == "block"]
+    containers = [o for o in scene.objects if o.kind in ("bowl", "plate")]
+    st = SymbolicState.from_scene(scene)
+    if re.search(
+        r"\b(clear|tidy|clean)\b( up)?( the)? (table|workspace|everything)"
+        r"|\bclean up\b|\btidy up\b|\bput (everything|all) away\b",
+        text,
+    ):
+        if not containers:
+            raise PlanError(["clearing the table needs a bowl or plate to put the blocks in"])
+        loose = [b for b in blocks if st.support.get(b) not in {c.name for c in containers}]
+        room = {c.name: CAPACITY[c.kind] - len(st.above(c.name)) for c in containers}
+        free = sum(max(0, r) for r in room.values())
+        if free < len(loose):
+            raise PlanError([f"{len(loose)} blocks to clear but room for {free} in {', '.join(room)}"])
+        goals = []
+        for b in loose:
+            c = max(room, key=lambda k: room[k])  # the emptiest container next
+            room[c] -= 1
+            goals.append(Goal("place", b, target=c))
+        return goals
+    if re.search(r"\bsort\b", text) or re.search(r"\b(by|matching|same) colou?r\b", text):
+        goals = []
+        for b in blocks:
+            color = scene.get(b).color
+            match = [c for c in containers if c.color == color]
+            if match and st.support.get(b) != match[0].name:
+                goals.append(Goal("place", b, target=match[0].name))
+        if not goals:
+            raise PlanError(["nothing to sort: no block has a bowl or plate of its colour"])
+        return goals
+    tower = re.sub(r"\b(in|as|to|into) a (single )?tower\b", " tower", text)
+    if re.search(r"\b(stack|pile|build)\b.*\b(all|every|the blocks|tower)\b", tower) and not re.search(
+        r"\b(on|in)\b", tower
+    ):
+        colors = [COLOR_WORDS[w] for w in text.split() if COLOR_WORDS.get(w)]
+        chosen = [b for b in blocks if not colors or scene.get(b).color in colors]
+        chosen = [b for b in chosen if st.support.get(b) not in {c.name for c in containers}]
+        return _tower(chosen, scene)
+    return None
+
+
+def compile_goals(goals: Sequence[Goal], scene: Scene, planner: str = "offline") -> Plan:
+    """Subgoals achieving ``goals`` in order from the scene's symbolic state; validated."""
+    st = SymbolicState.from_scene(scene)
+    steps: list[PlanStep] = []
+    for g in goals:
+        if g.kind == "push":
+            if st.holding is not None:
+                raise PlanError(
+                    [f"cannot push {g.obj} while holding {st.holding}; say where to put it first"]
+                )
+            steps.append(PlanStep(skill="push", args={"obj": g.obj, "direction": g.direction}))
+        elif g.kind == "hold":
+            if st.holding == g.obj:
+                continue
+            if st.holding is not None:
+                raise PlanError(
+                    [f"cannot pick {g.obj} while holding {st.holding}; say where to put it first"]
+                )
+            steps.append(PlanStep(skill="pick", args={"obj": g.obj}))
+            st.holding = g.obj
+            st.support.pop(g.obj, None)
+        else:
+            if st.support.get(g.obj) == g.target and st.holding != g.obj:
+                continue  # already there
+            if st.holding not in (None, g.obj):
+                raise PlanError(
+                    [f"cannot pick {g.obj} while holding {st.holding}; say where to put it first"]
+                )
+            if st.holding != g.obj:
+                steps.append(PlanStep(skill="pick", args={"obj": g.obj}))
+            steps.append(PlanStep(skill="place", args={"obj": g.obj, "target": g.target}))
+            st.holding = None
+            st.support[g.obj] = g.target
+    if not steps:
+        return Plan([], planner=planner)
+    return validate_plan(steps, scene, planner=planner)
+
+
+REGION_NAMES = tuple(REGIONS)

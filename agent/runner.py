@@ -1,0 +1,205 @@
+"""Wiring: build the backend, policy, planner, detector, shield and executor from one config, and
+run a command (``vla-agent run``) or only plan it (``vla-agent plan``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vla_agent.agent.backend import SimBackend
+from vla_agent.agent.detectors import (
+    CombinedDetector,
+    GroundTruthDetector,
+    LearnedDoneDetector,
+    PerceptionDetector,
+)
+from vla_agent.agent.events import Event
+from vla_agent.agent.executor import Executor, ExecutorConfig, RunResult
+from vla_agent.agent.guard import check_command
+from vla_agent.agent.plan import PlanError
+from vla_agent.agent.planner_offline import OfflinePlanner
+from vla_agent.agent.policies import make_policy
+from vla_agent.agent.shield import SafetyShield
+from vla_agent.agent.trace import TraceWriter
+from vla_agent.errors import VlaAgentError, unknown
+from vla_agent.sim.catalog import SceneSpec
+from vla_agent.sim.env import EnvConfig, TabletopEnv
+from vla_agent.sim.video import write_video
+
+DEFAULT_COMMAND = "put the red block in the bowl, then stack the blue block on the green one"
+DEFAULT_SCENE = "red block, blue block, green block, yellow block, purple bowl"
+DETECTORS = ("perception", "vla", "ground-truth")
+PLANNERS = ("offline", "llm")
+
+
+class AgentConfig(BaseModel):
+    """Everything ``run``/``plan``/``chat``/``task`` need; every field has a working default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scene: str | None = DEFAULT_SCENE
+    seed: int = 0
+    randomize: bool = False
+    policy: str = "vla"
+    checkpoint: Path | None = None
+    device: str = "cpu"
+    planner: str = "offline"
+    llm_model: str = "openai:gpt-4o-mini"
+    llm_base_url: str | None = None
+    llm_timeout: float = 30.0
+    llm_fallback: bool = True
+    detector: str = "perception"
+    max_retries: int = Field(1, ge=0)
+    max_replans: int = Field(2, ge=0)
+    out: Path | None = None
+    video: bool = True
+
+
+def make_planner(cfg: AgentConfig):
+    if cfg.planner == "offline":
+        return OfflinePlanner()
+    if cfg.planner == "llm":
+        from vla_agent.agent.planner_llm import LLMPlanner
+
+        return LLMPlanner(
+            cfg.llm_model,
+            base_url=cfg.llm_base_url,
+            timeout=cfg.llm_timeout,
+            fallback=OfflinePlanner() if cfg.llm_fallback else None,
+        )
+    raise unknown("planner", cfg.planner, PLANNERS)
+
+
+def detector_factory(name: str, env: TabletopEnv | None = None) -> Callable:
+    if name == "perception":
+        return lambda perception, policy: CombinedDetector(
+            PerceptionDetector(perception), lambda: bool(getattr(policy, "done", False))
+        )
+    if name == "vla":
+        return lambda perception, policy: LearnedDoneDetector(lambda: bool(getattr(policy, "done", False)))
+    if name == "ground-truth":
+        if env is None:
+            raise VlaAgentError("the ground-truth detector exists only in the simulator")
+        return lambda perception, policy: GroundTruthDetector(env)
+    raise unknown("detector", name, DETECTORS)
+
+
+class Session:
+    """A simulated robot with the agent around it: reset scenes, run commands, keep a video."""
+
+    def __init__(self, cfg: AgentConfig, listeners: list[Callable[[Event], None]] | None = None):
+        if cfg.detector not in DETECTORS:
+            raise unknown("detector", cfg.detector, DETECTORS)
+        self.cfg = cfg
+        self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize))
+        self.backend = SimBackend(self.env)
+        self.policy = make_policy(cfg.policy, self.env, checkpoint=cfg.checkpoint, device=cfg.device)
+        self.planner = make_planner(cfg)
+        self.frames: list = []
+        self.executor = Executor(
+            self.backend,
+            self.policy,
+            self.planner,
+            detector_factory(cfg.detector, self.env),
+            shield=SafetyShield(),
+            config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans),
+            on_frame=self._frame if cfg.video else None,
+        )
+        for fn in listeners or []:
+            self.executor.events.subscribe(fn)
+
+    @property
+    def events(self):
+        return self.executor.events
+
+    def reset(self, seed: int | None = None, scene: str | None = None) -> None:
+        seed = self.cfg.seed if seed is None else seed
+        scene = self.cfg.scene if scene is None else scene
+        self.backend.reset(seed=seed, scene=SceneSpec.parse(scene) if scene else None)
+        self.executor.begin()
+        self.seed = seed
+        self.frames = [self.env.render()] if self.cfg.video else []
+
+    def _frame(self) -> None:
+        self.frames.append(self.env.render())
+
+    def run(self, command: str, out: Path | None = None) -> dict:
+        """Execute ``command``; write trace (and video) under ``out``; return the JSON summary."""
+        out = out or self.cfg.out or Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
+        out.mkdir(parents=True, exist_ok=True)
+        trace = TraceWriter(
+            out / "trace.jsonl",
+            {
+                "command": command,
+                "scene": self.env.scene.describe(),
+                "seed": self.seed,
+                "randomize": self.cfg.randomize,
+                "policy": self.cfg.policy,
+                "planner": self.cfg.planner,
+                "detector": self.cfg.detector,
+                "objects": self.env.names,
+            },
+        )
+        self.executor.trace = trace
+        self.events.subscribe(trace.event)
+        try:
+            result = self.executor.run(command)
+        finally:
+            self.events.unsubscribe(trace.event)
+            self.executor.trace = None
+            trace.close()
+        summary = self.summary(result)
+        summary["trace"] = str(out / "trace.jsonl")
+        if self.cfg.video and len(self.frames) > 1:
+            summary["video"] = str(
+                write_video(self.frames, out / "episode.mp4", fps=self.env.config.control_hz)
+            )
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def summary(self, r: RunResult) -> dict:
+        plan = r.plan.to_json() if r.plan is not None else {"refused": r.reason}
+        return {
+            "command": r.command,
+            "status": r.status,
+            "reason": r.reason,
+            "scene": self.env.scene.describe(),
+            "seed": self.seed,
+            **plan,
+            "outcomes": [
+                {
+                    "skill": o.subgoal.skill,
+                    "args": dict(o.subgoal.args),
+                    "instruction": o.subgoal.instruction,
+                    "status": o.status.value,
+                    "attempts": o.attempts,
+                    "steps": o.steps,
+                    "reason": o.reason,
+                }
+                for o in r.outcomes
+            ],
+            "replans": r.replans,
+            "holds": [str(p) for p in self.env.holds()],
+            "unsafe_actions_reached_backend": self.backend.unsafe_actions,
+            "steps": r.steps,
+            "wall_s": round(r.wall_s, 3),
+        }
+
+    def plan(self, command: str) -> dict:
+        """Plan only: ``{"subgoals": [...]}`` or ``{"refused": reason}``."""
+        reason = check_command(command)
+        if reason is not None:
+            return {"refused": reason}
+        try:
+            plan = self.planner.plan(command, self.executor.scene())
+        except (PlanError, VlaAgentError) as e:
+            return {"refused": str(e)}
+        return {**plan.to_json(), "planner": plan.planner, "latency_ms": round(plan.latency_ms, 3)}
+
+    def close(self) -> None:
+        self.executor.shield.close()
+        self.backend.close()
