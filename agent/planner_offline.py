@@ -235,7 +235,7 @@ class OfflinePlanner:
                 done_pushes.remove((g.obj, g.direction))
                 continue
             rest.append(g)
-        plan = compile_goals(rest, scene, planner=self.name)
+        plan = compile_goals(rest, scene, planner=self.name, skip_regions=True)
         plan.latency_ms = (time.perf_counter() - t0) * 1000
         return plan
 
@@ -551,8 +551,13 @@ def _whole_task(text: str, scene: Scene) -> list[Goal] | None:
     return None
 
 
-def compile_goals(goals: Sequence[Goal], scene: Scene, planner: str = "offline") -> Plan:
-    """Subgoals achieving ``goals`` in order from the scene's symbolic state; validated."""
+def compile_goals(
+    goals: Sequence[Goal], scene: Scene, planner: str = "offline", skip_regions: bool = False
+) -> Plan:
+    """Subgoals achieving ``goals`` in order from the scene's symbolic state; validated.
+
+    A goal already true is skipped, except placements in a table region (a block near a region's
+    edge is still moved there as asked) unless ``skip_regions`` (when replanning)."""
     st = SymbolicState.from_scene(scene)
     steps: list[PlanStep] = []
     for g in goals:
@@ -573,7 +578,8 @@ def compile_goals(goals: Sequence[Goal], scene: Scene, planner: str = "offline")
             st.holding = g.obj
             st.support.pop(g.obj, None)
         else:
-            if st.support.get(g.obj) == g.target and st.holding != g.obj:
+            there = st.support.get(g.obj) == g.target and st.holding != g.obj
+            if there and (skip_regions or g.target not in REGIONS):
                 continue  # already there
             if st.holding not in (None, g.obj):
                 raise PlanError(

@@ -121,6 +121,7 @@ class Session:
         scene = self.cfg.scene if scene is None else scene
         self.backend.reset(seed=seed, scene=SceneSpec.parse(scene) if scene else None)
         self.executor.begin()
+        self.events.history.clear()
         self.seed = seed
         self.frames = [self.env.render()] if self.cfg.video else []
 

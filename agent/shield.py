@@ -216,9 +216,8 @@ class _KinematicTwin:
             basePosition=[0.5, 0.0, -0.05],
             physicsClientId=self.cid,
         )
-        info = [p.getJointInfo(self.robot, j, physicsClientId=self.cid) for j in assets.ARM_JOINTS]
-        self.lower = np.array([i[8] for i in info])
-        self.upper = np.array([i[9] for i in info])
+        self.lower = np.array(assets.ARM_LOWER)
+        self.upper = np.array(assets.ARM_UPPER)
         self.fingers = set(assets.FINGER_JOINTS) | {assets.EE_LINK}
         self.links = [
             j for j in range(p.getNumJoints(self.robot, physicsClientId=self.cid)) if j not in self.fingers
@@ -236,8 +235,10 @@ class _KinematicTwin:
         for seed, iters in ((self.q, 60), (np.array(assets.REST_POSE), 200)):
             q, reached = self._solve(seed, pos, orn, iters)
             if np.any(q < self.lower - 1e-3) or np.any(q > self.upper + 1e-3):
-                err = "target needs a joint beyond its limits"
-            elif np.linalg.norm(reached - pos) > tol:
+                # IK's null-space solution may stray past a limit; the clipped configuration
+                # is what the arm would reach.
+                q, reached = self._fk(np.clip(q, self.lower, self.upper))
+            if np.linalg.norm(reached - pos) > tol:
                 err = f"target out of reach (IK misses by {np.linalg.norm(reached - pos) * 100:.1f} cm)"
             else:
                 err = ""
@@ -267,10 +268,14 @@ class _KinematicTwin:
             residualThreshold=1e-5,
             physicsClientId=cid,
         )
-        q = np.array(sol[: len(assets.ARM_JOINTS)])
+        return self._fk(np.array(sol[: len(assets.ARM_JOINTS)]))
+
+    def _fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         for j, qj in zip(assets.ARM_JOINTS, q):
-            p.resetJointState(self.robot, j, qj, physicsClientId=cid)
-        st = p.getLinkState(self.robot, assets.EE_LINK, computeForwardKinematics=True, physicsClientId=cid)
+            p.resetJointState(self.robot, j, qj, physicsClientId=self.cid)
+        st = p.getLinkState(
+            self.robot, assets.EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid
+        )
         return q, np.array(st[4])
 
     def close(self) -> None:

@@ -26,6 +26,9 @@ ARM_JOINTS = tuple(range(7))
 FINGER_JOINTS = (9, 10)
 HAND_LINK = 8
 EE_LINK = 11  # panda_grasptarget: midway between the fingertips
+# Arm joint limits (rad) used for IK by the sim and by the shield's kinematic twin.
+ARM_LOWER = (-2.9, -1.76, -2.9, -3.07, -2.9, -0.0175, -2.9)
+ARM_UPPER = (2.9, 1.76, 2.9, -0.07, 2.9, 3.75, 2.9)
 REST_POSE = (0.0, -0.35, 0.0, -2.35, 0.0, 2.0, 0.785)
 
 

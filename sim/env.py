@@ -254,8 +254,7 @@ class TabletopEnv(gym.Env):
 
     def _command_arm(self, pos: np.ndarray, rpy: np.ndarray) -> None:
         orn = p.multiplyTransforms([0, 0, 0], p.getQuaternionFromEuler(rpy.tolist()), [0, 0, 0], _FLIP_INV)[1]
-        lower = [-2.9, -1.76, -2.9, -3.07, -2.9, -0.0175, -2.9]
-        upper = [2.9, 1.76, 2.9, -0.07, 2.9, 3.75, 2.9]
+        lower, upper = list(assets.ARM_LOWER), list(assets.ARM_UPPER)
         q = p.calculateInverseKinematics(
             self.robot,
             assets.EE_LINK,

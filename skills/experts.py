@@ -23,6 +23,8 @@ from vla_agent.types import GRIPPER_CLOSE, GRIPPER_OPEN, Observation, Subgoal
 SPEED = 0.035  # metres per step, under the env's 0.04 limit
 TURN = 0.2  # radians per step
 SAFE_Z = 0.16
+FINGER_AXIS_YAW = 0.0  # tool yaw that opens the fingers across the tool-to-offset direction
+BOWL_SIDE_OFFSET = 0.032  # aim of a second block in a bowl, from the centre away from the first
 
 
 @dataclass
@@ -122,10 +124,30 @@ class ExpertPolicy:
             return np.array([xy[0], xy[1], half + 0.012]), None
         t = self._obj(target)
         if t.kind == "bowl":
-            return t.position + [0.0, 0.0, WALL + half + 0.025], None
+            return t.position + [
+                *self._once("bowl_spot", lambda: self._bowl_offset(t)),
+                WALL + half + 0.025,
+            ], None
         if t.kind == "plate":
             return t.position + [0.0, 0.0, WALL + half + 0.012], None
         return t.position + [0.0, 0.0, BLOCK_SIZE + 0.006], t.yaw
+
+    def _bowl_offset(self, bowl: ObjectState) -> list[float]:
+        """Horizontal aim inside a bowl: the centre when empty, else beside the blocks already in it."""
+        held = self.subgoal.args["obj"]
+        inside = [
+            o.position[:2] - bowl.position[:2]
+            for n, o in self.env.world_state().objects.items()
+            if n not in (held, bowl.name)
+            and o.kind == "block"
+            and math.hypot(*(o.position[:2] - bowl.position[:2])) < BOWL_INNER_RADIUS
+        ]
+        if not inside:
+            return [0.0, 0.0]
+        away = -np.mean(inside, axis=0)
+        if np.linalg.norm(away) < 1e-3:  # the other block sits at the centre: go toward the robot
+            away = np.array([-1.0, 0.0])
+        return list(away / np.linalg.norm(away) * BOWL_SIDE_OFFSET)
 
     def _plan_place(self) -> list[Waypoint]:
         o = self._obj(self.subgoal.args["obj"])
@@ -139,6 +161,13 @@ class ExpertPolicy:
         if t_yaw is not None:
             rel = self._once("rel_yaw", lambda: [o.yaw - tool[5]])[0]
             yaw = _align(t_yaw - rel, float(tool[5]))
+        bowl_off = self._fixed.get("bowl_spot")
+        if bowl_off is not None and np.linalg.norm(bowl_off) > 0:
+            # Beside another block in a bowl: fingers open along the bowl's tangent, so that
+            # neither finger presses on the other block or the wall.
+            yaw = _align(
+                math.atan2(bowl_off[1], bowl_off[0]) + FINGER_AXIS_YAW, 0.0, math.pi
+            )  # wrist mid-range
         release = spot - offset
         self.goal = spot
         start = self._once("start", lambda: tool[:3])
