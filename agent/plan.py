@@ -10,6 +10,7 @@ taken verbatim from an LLM.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -165,6 +166,15 @@ def validate_plan(steps: Sequence[PlanStep | Subgoal], scene: Scene, planner: st
             continue
         try:
             sg = skill.subgoal(args, kinds=kinds)
+            # The policy hears "the red block" for "red block 2": a camera cannot tell twins apart.
+            said = {k: re.sub(r" \d+$", "", v) for k, v in sg.args.items()}
+            sg = Subgoal(
+                sg.skill,
+                sg.args,
+                skill.instruction(
+                    said, kinds={**kinds, **{said[k]: kinds.get(v, "") for k, v in sg.args.items()}}
+                ),
+            )
         except ConfigError as e:
             problems.append(f"{where}: {e}")
             continue

@@ -20,6 +20,11 @@ err = Console(stderr=True)
 out = Console()
 
 EPILOG = """examples:
+  vla-agent run                                    agent dry run of the default command (VLA policy)
+  vla-agent run "put all the red blocks in the bowl" --scene "2 red blocks, blue bowl" --policy expert
+  vla-agent plan "stack the blue block on the green one" --json
+  vla-agent replay runs/run-*/trace.jsonl --video replay.mp4
+  vla-agent bench chains --episodes 100 --policy expert --json
   vla-agent demo                                   scripted dry run, writes runs/demo/episode.mp4
   vla-agent bench expert --episodes 200 --json     expert success, render fps, steps/s as JSON
   vla-agent scene --scene "red block, blue bowl" --image scene.png
@@ -281,6 +286,222 @@ def cmd_serve(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- agent commands
+def _agent_config(a: argparse.Namespace):
+    from vla_agent.agent.runner import AgentConfig
+
+    return AgentConfig(
+        scene=a.scene,
+        seed=a.seed,
+        randomize=a.randomize,
+        policy=getattr(a, "policy", "vla"),
+        checkpoint=getattr(a, "checkpoint", None),
+        device=getattr(a, "device", "cpu"),
+        planner=a.planner,
+        llm_model=a.llm_model,
+        llm_base_url=a.llm_base_url,
+        llm_timeout=a.llm_timeout,
+        llm_fallback=not a.no_llm_fallback,
+        detector=getattr(a, "detector", "perception"),
+        max_retries=getattr(a, "retries", 1),
+        max_replans=getattr(a, "replans", 2),
+        out=Path(a.out) if getattr(a, "out", None) else None,
+        video=not getattr(a, "no_video", False),
+    )
+
+
+def _plan_table(subgoals: list[dict], title: str = "plan") -> Table:
+    t = Table(title=title)
+    t.add_column("#", justify="right")
+    t.add_column("skill")
+    t.add_column("arguments")
+    t.add_column("instruction sent to the policy")
+    for i, s in enumerate(subgoals, 1):
+        t.add_row(str(i), s["skill"], ", ".join(f"{k}={v}" for k, v in s["args"].items()), s["instruction"])
+    return t
+
+
+def event_printer(console: Console):
+    """Human-readable live view of the event stream (used by run, task, chat, voice)."""
+    marks = {"done": "[green]done[/green]", "failed": "[red]failed[/red]"}
+
+    def show(ev) -> None:
+        d = ev.data
+        if ev.kind == "plan":
+            console.print(
+                _plan_table(d["subgoals"], f"plan ({d.get('planner', '')}, {d.get('latency_ms', 0):.1f} ms)")
+            )
+        elif ev.kind == "replan":
+            console.print(_plan_table(d["subgoals"], f"replan after {d['after']!r}: {d['reason']}"))
+        elif ev.kind == "subgoal_start":
+            attempt = f" (attempt {d['attempt']})" if d["attempt"] > 1 else ""
+            console.print(f"[bold]▶ {d['index'] + 1}. {d['instruction']}[/bold]{attempt}")
+        elif ev.kind == "subgoal_end":
+            console.print(f"  {marks.get(d['status'], d['status'])} after {d['steps']} steps: {d['reason']}")
+        elif ev.kind == "shield":
+            console.print(f"  [yellow]shield[/yellow] step {d['step']}: {'; '.join(d['violations'])}")
+        elif ev.kind == "retry":
+            console.print(f"  [yellow]retry[/yellow]: {d['reason']}")
+        elif ev.kind == "refused":
+            console.print(f"[red]refused[/red] ({d['stage']}): {d['reason']}")
+        elif ev.kind in ("error", "stopped"):
+            console.print(f"  [red]{ev.kind}[/red]: {d['reason']}")
+
+    return show
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from vla_agent.agent.runner import Session
+
+    cfg = _agent_config(a)
+    listeners = [] if a.json else [event_printer(err)]
+    session = Session(cfg, listeners)
+    try:
+        session.reset()
+        summary = session.run(a.command)
+    finally:
+        session.close()
+    if a.json:
+        print(json.dumps(summary))
+    else:
+        out.print(f"[b]{summary['status']}[/b] {summary['reason']}")
+        out.print(f"holds: {', '.join(summary['holds']) or '(nothing)'}")
+        out.print(
+            f"trace: {summary['trace']}" + (f"\nvideo: {summary['video']}" if "video" in summary else "")
+        )
+    return {"success": 0, "refused": 2}.get(summary["status"], 1)
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    from vla_agent.agent.runner import Session
+
+    cfg = _agent_config(a).model_copy(update={"policy": "expert", "video": False})
+    session = Session(cfg)
+    try:
+        session.reset()
+        result = session.plan(a.command)
+    finally:
+        session.close()
+    if a.json:
+        print(json.dumps({k: v for k, v in result.items() if k in ("subgoals", "refused")}))
+    elif "refused" in result:
+        err.print(f"[red]refused:[/red] {result['refused']}", highlight=False)
+    else:
+        out.print(
+            _plan_table(result["subgoals"], f"plan ({result['planner']}, {result['latency_ms']:.1f} ms)")
+        )
+    return 2 if "refused" in result else 0
+
+
+def cmd_replay(a: argparse.Namespace) -> int:
+    from vla_agent.agent.trace import summarize
+
+    summary = summarize(a.trace)
+    if a.video:
+        summary["video"] = str(_rerender(a.trace, Path(a.video)))
+    if a.json:
+        print(json.dumps(summary))
+        return 0
+    out.print(
+        f"[b]command:[/b] {summary['command']}\n[b]scene:[/b] {summary['scene']} (seed {summary['seed']})"
+    )
+    if summary["plan"]:
+        out.print(_plan_table(summary["plan"]))
+    t = Table(title="subgoals")
+    for col in ("#", "instruction", "status", "steps", "attempts", "reason"):
+        t.add_column(col)
+    for s in summary["subgoals"]:
+        t.add_row(
+            *(str(s.get(k, "")) for k in ("index", "instruction", "status", "steps", "attempts", "reason"))
+        )
+    out.print(t)
+    out.print(
+        f"{summary['steps']} steps, {summary['shield_interventions']} shield interventions "
+        f"({summary['shield_holds']} holds), overhead per step {summary['overhead_ms_per_step']}"
+    )
+    out.print(f"final: {summary['final']}")
+    if "video" in summary:
+        out.print(f"video: {summary['video']}")
+    return 0
+
+
+def _rerender(trace: str, video: Path) -> Path:
+    """Rebuild the episode's sim from the trace header and replay the actions that were sent."""
+    from vla_agent.agent.trace import read_trace, sent_actions
+    from vla_agent.sim.catalog import SceneSpec
+    from vla_agent.sim.env import EnvConfig, TabletopEnv
+    from vla_agent.sim.video import write_video
+
+    header = next(read_trace(trace))
+    env = TabletopEnv(EnvConfig(randomize=bool(header.get("randomize"))))
+    env.reset(seed=header["seed"], options={"scene": SceneSpec.parse(header["scene"])})
+    frames = [env.render()]
+    actions = sent_actions(trace)
+    with _progress() as prog:
+        task = prog.add_task("re-rendering", total=len(actions))
+        for i, action in enumerate(actions, 1):
+            env.step(action)
+            frames.append(env.render())
+            prog.update(task, completed=i)
+    env.close()
+    return write_video(frames, video, fps=env.config.control_hz)
+
+
+def cmd_bench_chains(a: argparse.Namespace) -> int:
+    from vla_agent.agent.chains import ChainBenchConfig, run_chain_bench
+
+    cfg = ChainBenchConfig(
+        episodes=a.episodes,
+        seed=a.seed,
+        policy=a.policy,
+        planner=a.planner,
+        detector=a.detector,
+        llm_model=a.llm_model,
+        llm_base_url=a.llm_base_url,
+    )
+    with _progress() as prog:
+        task = prog.add_task(f"chains ({cfg.policy})", total=cfg.episodes)
+        result = run_chain_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    if a.json:
+        print(json.dumps(result))
+        return 0
+    t = Table(title=f"{cfg.episodes} chains of 5, policy {cfg.policy}, planner {cfg.planner}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("average completed length (0-5)", f"{result['avg_len']:.2f}")
+    t.add_row("full-chain success", f"{result['chain_success']:.3f}")
+    for k, v in enumerate(result["per_position"], 1):
+        t.add_row(f"  success at position {k}", f"{v:.3f}")
+    t.add_row("planner accuracy", f"{result['planner_accuracy']:.3f}")
+    t.add_row("detector disagreements", f"{result['detector']['disagreement_rate']:.3f}")
+    t.add_row("shield interventions", str(result["shield_interventions"]))
+    t.add_row("unsafe actions reaching the backend", str(result["unsafe_actions_reached_backend"]))
+    t.add_row("seconds per subgoal", f"{result['seconds_per_subgoal']:.2f}")
+    oh = result["overhead_ms_per_step"]
+    t.add_row("orchestrator overhead/step p50 / p99 (ms)", f"{oh['p50']:.2f} / {oh['p99']:.2f}")
+    out.print(t)
+    return 0
+
+
+def cmd_bench_detector(a: argparse.Namespace) -> int:
+    from vla_agent.agent.chains import DetectorBenchConfig, run_detector_bench
+
+    cfg = DetectorBenchConfig(episodes=a.episodes, policy=a.policy)
+    with _progress() as prog:
+        task = prog.add_task("detector episodes", total=cfg.episodes)
+        result = run_detector_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    if a.json:
+        print(json.dumps(result))
+    else:
+        for level in ("per_subgoal", "per_step"):
+            r = result[level]
+            out.print(
+                f"{level}: precision {r['precision']:.3f}, recall {r['recall']:.3f} "
+                f"({r['positives']} positives, {r['negatives']} negatives)"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="vla-agent",
@@ -309,6 +530,71 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--randomize", action="store_true", help="domain randomization on")
     d.add_argument("--json", action="store_true", help="print the summary as JSON")
     d.set_defaults(func=cmd_demo)
+
+    def agent_options(p: argparse.ArgumentParser, policy: bool = True) -> None:
+        from vla_agent.agent.runner import DEFAULT_SCENE as AGENT_SCENE
+
+        p.add_argument(
+            "--scene", default=AGENT_SCENE, help="objects to place by the seed, e.g. 'red block, blue bowl'"
+        )
+        p.add_argument("--seed", type=int, default=0, help="scene seed (object poses)")
+        p.add_argument(
+            "--randomize", action="store_true", help="domain randomization (lighting, colours, camera)"
+        )
+        p.add_argument(
+            "--planner", default="offline", choices=["offline", "llm"], help="offline (default) or llm"
+        )
+        p.add_argument("--llm-model", default="openai:gpt-4o-mini", help="LangChain provider:model")
+        p.add_argument(
+            "--llm-base-url", default=None, help="OpenAI-compatible server, e.g. http://localhost:11434/v1"
+        )
+        p.add_argument("--llm-timeout", type=float, default=30.0, help="seconds per LLM request")
+        p.add_argument(
+            "--no-llm-fallback", action="store_true", help="fail instead of using the offline planner"
+        )
+        p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+        if policy:
+            p.add_argument("--policy", default="vla", help="vla (in-process) | expert | ws://HOST:PORT")
+            p.add_argument(
+                "--checkpoint", default=None, help="VLA checkpoint folder (default: the shipped one)"
+            )
+            p.add_argument("--device", default="cpu", help="cpu | cuda")
+            p.add_argument("--detector", default="perception", choices=["perception", "vla", "ground-truth"])
+            p.add_argument("--retries", type=int, default=1, help="extra attempts per failed subgoal")
+            p.add_argument("--replans", type=int, default=2, help="new plans after a subgoal fails for good")
+            p.add_argument("--out", default=None, help="report folder (default runs/run-DATE-TIME)")
+            p.add_argument("--no-video", action="store_true", help="skip the video")
+            p.add_argument(
+                "--dry-run", action="store_true", default=True, help="run in the simulator (the default)"
+            )
+
+    from vla_agent.agent.runner import DEFAULT_COMMAND
+
+    r = sub.add_parser(
+        "run",
+        help="plan and execute a command in the simulator; leaves a video and a trace",
+        description="Plan COMMAND (offline planner or an LLM), check it against the skills and the scene, "
+        "and execute it subgoal by subgoal: policy -> safety shield -> robot, with a perception-based "
+        "success detector, retries and replanning. Exit code 0 success, 1 failed, 2 refused/error.",
+    )
+    r.add_argument("command", nargs="?", default=DEFAULT_COMMAND, help=f"default: {DEFAULT_COMMAND!r}")
+    agent_options(r)
+    r.set_defaults(func=cmd_run)
+
+    pl = sub.add_parser(
+        "plan",
+        help="plan a command without moving anything",
+        description="Print the plan for COMMAND in the scene, or why it is refused.",
+    )
+    pl.add_argument("command", help="e.g. 'put all the red blocks in the bowl'")
+    agent_options(pl, policy=False)
+    pl.set_defaults(func=cmd_plan)
+
+    rp = sub.add_parser("replay", help="summarize a trace; --video re-renders the episode")
+    rp.add_argument("trace", help="a trace.jsonl written by run/task/chat")
+    rp.add_argument("--video", default=None, help="re-render the episode to this .mp4/.gif")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_replay)
 
     b = sub.add_parser("bench", help="benchmarks that print JSON figures")
     bsub = b.add_subparsers(dest="bench", metavar="BENCH", required=True)
@@ -348,6 +634,30 @@ def build_parser() -> argparse.ArgumentParser:
     bsv.add_argument("--requests", type=int, default=200)
     bsv.add_argument("--json", action="store_true")
     bsv.set_defaults(func=cmd_bench_server)
+
+    bc = bsub.add_parser(
+        "chains",
+        help="CALVIN-style long-horizon commands of 5 subgoals, end to end",
+        description="Generated 5-subgoal commands in randomized scenes, run planner -> policy -> "
+        "shield -> sim with the perception detector; ground truth judges each subgoal.",
+    )
+    bc.add_argument("--episodes", type=int, default=100)
+    bc.add_argument("--seed", type=int, default=2_000_000, help="first chain seed")
+    bc.add_argument("--policy", default="vla", help="vla | expert | ws://HOST:PORT")
+    bc.add_argument("--planner", default="offline", choices=["offline", "llm"])
+    bc.add_argument("--detector", default="perception", choices=["perception", "vla", "ground-truth"])
+    bc.add_argument("--llm-model", default="openai:gpt-4o-mini")
+    bc.add_argument("--llm-base-url", default=None)
+    bc.add_argument("--json", action="store_true")
+    bc.set_defaults(func=cmd_bench_chains)
+
+    bd = bsub.add_parser(
+        "detector", help="precision/recall of the perception success detector vs ground truth"
+    )
+    bd.add_argument("--episodes", type=int, default=60)
+    bd.add_argument("--policy", default="mixed", choices=["mixed", "expert", "vla"], help="mixed: alternate")
+    bd.add_argument("--json", action="store_true")
+    bd.set_defaults(func=cmd_bench_detector)
 
     v = sub.add_parser("vla", help="demonstrations and training of the VLA skill policy")
     vsub = v.add_subparsers(dest="vla", metavar="ACTION", required=True)
