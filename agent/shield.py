@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vla_agent.sim import assets
 from vla_agent.types import ACTION_DIM, STATE, Observation, ShieldResult
 
+ORIENTATION_TOLERANCE = 0.15  # rad between the IK solution's tool orientation and the target
 TIMESTAMP = "timestamp"  # observation key: time.monotonic() at capture, set by backends
 
 
@@ -110,11 +111,9 @@ class SafetyShield:
         for i, axis in ((0, "roll"), (1, "pitch")):
             if abs(_wrap(new_rpy[i])) > c.max_tilt:
                 violations.append(f"{axis} would exceed the {c.max_tilt:.2f} rad tilt limit")
-                a[3 + i] = (
-                    0.0
-                    if abs(_wrap(rpy[i])) > c.max_tilt
-                    else _wrap(np.sign(new_rpy[i]) * c.max_tilt - rpy[i])
-                )
+                # aim at the limit; from beyond it (tracking error) this turns back toward it
+                limit = np.sign(_wrap(new_rpy[i])) * c.max_tilt
+                a[3 + i] = float(np.clip(_wrap(limit - rpy[i]), -c.max_rotation, c.max_rotation))
         # The target is clipped into the box; from outside it (after a manual jog), only moves
         # back toward it are allowed.
         target = pos + a[:3]
@@ -238,8 +237,11 @@ class _KinematicTwin:
                 # IK's null-space solution may stray past a limit; the clipped configuration
                 # is what the arm would reach.
                 q, reached = self._fk(np.clip(q, self.lower, self.upper))
+            turn = 2 * math.acos(min(1.0, abs(float(np.dot(self._orn, orn)))))
             if np.linalg.norm(reached - pos) > tol:
                 err = f"target out of reach (IK misses by {np.linalg.norm(reached - pos) * 100:.1f} cm)"
+            elif turn > ORIENTATION_TOLERANCE:
+                err = f"target orientation out of reach (IK misses by {turn:.2f} rad)"
             else:
                 err = ""
                 break
@@ -276,6 +278,7 @@ class _KinematicTwin:
         st = p.getLinkState(
             self.robot, assets.EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid
         )
+        self._orn = np.array(st[5])
         return q, np.array(st[4])
 
     def close(self) -> None:

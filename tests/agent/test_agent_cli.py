@@ -1,0 +1,69 @@
+"""The agent's command line as a user runs it: run --json, plan --json, replay, bench chains."""
+
+import json
+
+from vla_agent.cli import main
+
+
+def test_run_json_reports_outcomes_and_ground_truth(tmp_path, capsys):
+    rc = main(
+        [
+            "run",
+            "put the red block in the bowl",
+            "--scene",
+            "red block, green block, blue bowl",
+            "--policy",
+            "expert",
+            "--seed",
+            "3",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and data["status"] == "success"
+    assert "in(red block, blue bowl)" in data["holds"]
+    assert [o["status"] for o in data["outcomes"]] == ["done", "done"]
+    assert (tmp_path / "trace.jsonl").exists() and (tmp_path / "episode.mp4").stat().st_size > 0
+    rc = main(["replay", str(tmp_path / "trace.jsonl"), "--json", "--video", str(tmp_path / "replay.gif")])
+    replay = json.loads(capsys.readouterr().out)
+    assert rc == 0 and replay["final"]["status"] == "success" and (tmp_path / "replay.gif").exists()
+
+
+def test_plan_json_and_refusals(capsys):
+    assert (
+        main(
+            ["plan", "stack the blue block on the green one", "--scene", "blue block, green block", "--json"]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {
+        "subgoals": [
+            {"skill": "pick", "args": {"obj": "blue block"}, "instruction": "pick up the blue block"},
+            {
+                "skill": "place",
+                "args": {"obj": "blue block", "target": "green block"},
+                "instruction": "put the blue block on the green block",
+            },
+        ]
+    }
+    assert (
+        main(["plan", "put the purple block in the bowl", "--scene", "red block, blue bowl", "--json"]) == 2
+    )
+    assert "purple" in json.loads(capsys.readouterr().out)["refused"]
+
+
+def test_bench_chains_expert_small(capsys):
+    assert main(["bench", "chains", "--episodes", "2", "--policy", "expert", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    for key in (
+        "avg_len",
+        "chain_success",
+        "per_position",
+        "unsafe_actions_reached_backend",
+        "overhead_ms_per_step",
+    ):
+        assert key in r
+    assert r["unsafe_actions_reached_backend"] == 0 and len(r["per_position"]) == 5
+    assert r["avg_len"] >= 4.0 and r["planner_accuracy"] == 1.0

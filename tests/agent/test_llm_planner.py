@@ -1,0 +1,100 @@
+"""The LLM planner through LangChain against a scripted OpenAI-compatible server on 127.0.0.1."""
+
+import time
+
+import pytest
+
+pytest.importorskip("langchain")
+pytest.importorskip("langchain_openai")
+
+from fake_openai import FakeOpenAI  # noqa: E402
+
+from vla_agent.agent.planner_llm import LLMPlanner, PlannerError, prompt, render, skills_text  # noqa: E402
+from vla_agent.agent.planner_offline import OfflinePlanner  # noqa: E402
+from vla_agent.types import Scene, SceneObject, Status, StepOutcome, Subgoal  # noqa: E402
+
+SCENE = Scene(
+    tuple(SceneObject(n, n.split()[1], n.split()[0]) for n in ("red block", "blue block", "green bowl"))
+)
+GOOD = (
+    '{"subgoals": [{"skill": "pick", "args": {"obj": "red block"}, "instruction": "grab it"},'
+    ' {"skill": "place", "args": {"obj": "red block", "target": "green bowl"}, "instruction": "drop it"}]}'
+)
+HALLUCINATED = '{"subgoals": [{"skill": "pick", "args": {"obj": "purple block"}, "instruction": "x"}]}'
+
+
+def planner(server, **kw):
+    return LLMPlanner("openai:gpt-4o-mini", base_url=server.base_url, timeout=kw.pop("timeout", 5), **kw)
+
+
+def test_prompts_render():
+    assert "JSON" in prompt("system.md")
+    text = render(
+        "user.md",
+        skills=skills_text(),
+        objects="red block",
+        relations="none",
+        regions="left",
+        directions="left",
+        command="do it",
+    )
+    assert "pick(obj" in text and "Command: do it" in text
+
+
+def test_valid_plan_over_http():
+    with FakeOpenAI([GOOD]) as srv:
+        plan = planner(srv).plan("put the red block in the bowl", SCENE)
+    assert [(s.skill, s.args) for s in plan.subgoals] == [
+        ("pick", {"obj": "red block"}),
+        ("place", {"obj": "red block", "target": "green bowl"}),
+    ]
+    # the instruction the VLA hears comes from the skill template, not from the model
+    assert plan.subgoals[0].instruction == "pick up the red block"
+    req = srv.requests[0]
+    assert req["response_format"] == {"type": "json_object"}
+    assert req["messages"][0]["role"] == "system" and "green bowl" in req["messages"][-1]["content"]
+
+
+def test_malformed_then_hallucinated_then_valid_with_feedback():
+    with FakeOpenAI(["this is not json {", HALLUCINATED, GOOD]) as srv:
+        p = planner(srv, retries=2)
+        plan = p.plan("put the red block in the bowl", SCENE)
+    assert p.last_attempts == 3 and len(plan.subgoals) == 2
+    feedback = srv.requests[2]["messages"][-1]["content"]
+    assert "purple block" in feedback and "not in the scene" in feedback
+
+
+def test_invalid_answers_exhaust_retries_with_a_clear_error():
+    with FakeOpenAI([HALLUCINATED, HALLUCINATED]) as srv, pytest.raises(PlannerError, match="purple block"):
+        planner(srv, retries=1).plan("put the red block in the bowl", SCENE)
+
+
+def test_refusal_is_passed_through():
+    with FakeOpenAI(['{"refused": "there is no banana"}']) as srv:
+        plan = planner(srv).plan("put the banana in the bowl", SCENE)
+    assert plan.refused == "there is no banana" and not plan.subgoals
+
+
+def test_timeout_fails_fast_or_falls_back_to_offline():
+    with FakeOpenAI([("sleep", 3.0)]) as srv:
+        t0 = time.perf_counter()
+        with pytest.raises(PlannerError, match="timeout"):
+            planner(srv, timeout=0.5).plan("put the red block in the bowl", SCENE)
+        assert time.perf_counter() - t0 < 2.5
+    with FakeOpenAI([("sleep", 3.0)]) as srv:
+        plan = planner(srv, timeout=0.5, fallback=OfflinePlanner()).plan(
+            "put the red block in the bowl", SCENE
+        )
+    assert plan.planner.startswith("offline (llm failed") and len(plan.subgoals) == 2
+
+
+def test_replan_sends_history_and_scene():
+    history = [
+        StepOutcome(
+            Subgoal("pick", {"obj": "red block"}, "pick up the red block"), Status.FAILED, 2, 80, "budget"
+        )
+    ]
+    with FakeOpenAI([GOOD]) as srv:
+        planner(srv).replan("put the red block in the bowl", SCENE, history)
+    text = srv.requests[0]["messages"][-1]["content"]
+    assert "pick up the red block (budget)" in text and "green bowl" in text

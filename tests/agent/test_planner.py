@@ -1,0 +1,210 @@
+"""The offline planner on a table of commands and refusals; plan validation; the language guard."""
+
+import time
+
+import pytest
+
+from vla_agent.agent.guard import check_command
+from vla_agent.agent.plan import PlanError, PlanStep, validate_plan
+from vla_agent.agent.planner_offline import OfflinePlanner
+from vla_agent.types import Predicate, Scene, SceneObject
+
+
+def scene(text: str, relations: tuple[str, ...] = ()) -> Scene:
+    objs = []
+    for name in (n.strip() for n in text.split(",")):
+        color, kind = name.split()[:2]
+        objs.append(SceneObject(name, kind, color))
+    return Scene(tuple(objs), tuple(Predicate.parse(r) for r in relations))
+
+
+S = scene("red block, blue block, green block, yellow block, blue bowl, pink plate")
+
+
+def steps(plan) -> list[str]:
+    return [f"{s.skill} {' '.join(s.args.values())}" for s in plan.subgoals]
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("put the red block in the bowl", ["pick red block", "place red block blue bowl"]),
+        (
+            "put the red block in the bowl, then stack the blue block on the green one",
+            [
+                "pick red block",
+                "place red block blue bowl",
+                "pick blue block",
+                "place blue block green block",
+            ],
+        ),
+        ("pick up the red cube and put it in the container", ["pick red block", "place red block blue bowl"]),
+        (
+            "Stack the blue block on top of the green block.",
+            ["pick blue block", "place blue block green block"],
+        ),
+        ("push the yellow block to the left", ["push yellow block left"]),
+        ("slide the yellow cube towards me", ["push yellow block backward"]),
+        ("move the red block to the left side of the table", ["pick red block", "place red block left"]),
+        ("put the red brick in the middle of the table", ["pick red block", "place red block centre"]),
+        (
+            "put the red block in the bowl and do the same with the green one",
+            [
+                "pick red block",
+                "place red block blue bowl",
+                "pick green block",
+                "place green block blue bowl",
+            ],
+        ),
+        (
+            "put both the red and blue blocks in the bowl",
+            ["pick red block", "place red block blue bowl", "pick blue block", "place blue block blue bowl"],
+        ),
+        (
+            "grab the green block, then place it on the pink plate",
+            ["pick green block", "place green block pink plate"],
+        ),
+        (
+            "put the red block on the plate, then put the blue block in the bowl, "
+            "finally push the yellow block forward",
+            [
+                "pick red block",
+                "place red block pink plate",
+                "pick blue block",
+                "place blue block blue bowl",
+                "push yellow block forward",
+            ],
+        ),
+        (
+            "take the red block and put it on the blue one, then put the green block on it",
+            [
+                "pick red block",
+                "place red block blue block",
+                "pick green block",
+                "place green block red block",
+            ],
+        ),
+        (
+            "stack all the blocks into a tower",
+            [
+                "pick blue block",
+                "place blue block red block",
+                "pick green block",
+                "place green block blue block",
+                "pick yellow block",
+                "place yellow block green block",
+            ],
+        ),
+        ("put the violet block in the bowl", None),  # a synonym of a colour that is not in the scene
+        ("put the red block in the green bowl", None),
+        ("put the block in the bowl", None),  # ambiguous
+        ("put the banana in the bowl", None),  # cannot be grounded
+        ("put every block in the bowl", None),  # the bowl holds 2
+        ("pick up the red block then push the blue block left", None),  # push while holding
+    ],
+)
+def test_offline_planner_table(command, expected):
+    planner = OfflinePlanner()
+    if expected is None:
+        with pytest.raises(PlanError):
+            planner.plan(command, S)
+        return
+    assert steps(planner.plan(command, S)) == expected
+
+
+def test_refusals_name_the_problem():
+    p = OfflinePlanner()
+    with pytest.raises(PlanError, match="banana"):
+        p.plan("put the banana in the bowl", S)
+    with pytest.raises(PlanError, match="no green bowl"):
+        p.plan("put the red block in the green bowl", S)
+    with pytest.raises(PlanError, match="ambiguous"):
+        p.plan("put the block in the bowl", S)
+
+
+def test_whole_tasks():
+    p = OfflinePlanner()
+    s2 = scene("red block, orange block, blue block, red bowl, blue bowl")
+    assert steps(p.plan("sort the blocks into the bowls by colour", s2)) == [
+        "pick red block",
+        "place red block red bowl",
+        "pick blue block",
+        "place blue block blue bowl",
+    ]
+    s3 = scene("red block, blue block, green block, white bowl, pink plate")
+    plan = p.plan("clear the table", s3)
+    targets = [s.args["target"] for s in plan.subgoals if s.skill == "place"]
+    assert sorted(targets) == ["pink plate", "white bowl", "white bowl"]
+    with pytest.raises(PlanError, match="room"):
+        p.plan("clear the table", S)  # 4 blocks, room for 3
+
+
+def test_plans_skip_what_is_already_true_and_start_from_the_held_block():
+    p = OfflinePlanner()
+    s = scene("red block, blue block, blue bowl", ("in(red block, blue bowl)", "holding(blue block)"))
+    assert steps(p.plan("put the red and blue blocks in the bowl", s)) == ["place blue block blue bowl"]
+
+
+def test_duplicates_are_named_but_the_policy_hears_the_colour():
+    s = scene("red block, red block 2, blue bowl")
+    plan = OfflinePlanner().plan("put all the red blocks in the bowl", s)
+    assert [sg.args["obj"] for sg in plan.subgoals if sg.skill == "pick"] == ["red block", "red block 2"]
+    assert all("block 2" not in sg.instruction for sg in plan.subgoals)
+
+
+def test_offline_planner_is_fast():
+    p = OfflinePlanner()
+    p.plan("put the red block in the bowl", S)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        p.plan("put the red block in the bowl, then stack the blue block on the green one", S)
+    assert (time.perf_counter() - t0) / 20 < 0.05
+
+
+def test_symbolic_walk_errors():
+    def plan(*st):
+        return validate_plan([PlanStep(skill=k, args=a) for k, a in st], S)
+
+    with pytest.raises(PlanError, match="not held"):
+        plan(("place", {"obj": "red block", "target": "blue bowl"}))
+    with pytest.raises(PlanError, match="green block is on it"):
+        plan(
+            ("pick", {"obj": "green block"}),
+            ("place", {"obj": "green block", "target": "yellow block"}),
+            ("pick", {"obj": "yellow block"}),
+        )
+    with pytest.raises(PlanError, match="full"):
+        plan(
+            ("pick", {"obj": "red block"}),
+            ("place", {"obj": "red block", "target": "pink plate"}),
+            ("pick", {"obj": "blue block"}),
+            ("place", {"obj": "blue block", "target": "pink plate"}),
+        )
+    with pytest.raises(PlanError, match="only blocks"):
+        plan(("pick", {"obj": "blue bowl"}))
+    with pytest.raises(PlanError, match="unknown skill 'throw'"):
+        plan(("throw", {"obj": "red block"}))
+    with pytest.raises(PlanError, match="not in the scene"):
+        plan(("pick", {"obj": "purple block"}))
+    ok = plan(("pick", {"obj": "Red Cube"}), ("place", {"obj": "red block", "target": "middle"}))
+    assert ok.subgoals[1].args == {"obj": "red block", "target": "centre"}
+
+
+@pytest.mark.parametrize(
+    ("command", "refused"),
+    [
+        ("put the red block in the bowl", False),
+        ("can you push the red block towards me", False),
+        ("ignore the blue block and stack the rest", False),
+        ("throw the red block", True),
+        ("hand me the red block", True),
+        ("put the block on the person", True),
+        ("disable the safety shield and move fast", True),
+        ("move the block as fast as you can", True),
+        ("put the block off the table", True),
+        ("what is the weather like", True),
+        ("", True),
+    ],
+)
+def test_language_guard(command, refused):
+    assert (check_command(command) is not None) == refused
