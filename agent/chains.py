@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.events import Event
+from vla_agent.errors import ConfigError
 from vla_agent.agent.planner_offline import Goal, compile_goals
 from vla_agent.agent.runner import AgentConfig, Session
 from vla_agent.sim.catalog import COLORS, REGIONS, ObjectSpec, SceneSpec
@@ -164,11 +165,17 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
     executed = 0
     wall_exec = 0.0
     episodes = []
+    setup_failures = 0
     t0 = time.perf_counter()
     for ep in range(cfg.episodes):
         seed = cfg.seed + ep
-        scene_spec, tasks = sample_chain(seed)
-        session.reset(seed=seed, scene=scene_spec.describe())
+        for attempt in range(5):  # a crowded draw that does not fit the table: draw again
+            scene_spec, tasks = sample_chain(seed + attempt * 1_000_000)
+            try:
+                session.reset(seed=seed, scene=scene_spec.describe())
+                break
+            except ConfigError:
+                setup_failures += 1
         rng = episode_rng(seed, 1)
         bound = []
         for kind, obj, target in tasks:
@@ -264,6 +271,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         "unsafe_actions_reached_backend": unsafe,
         "seconds_per_subgoal": wall_exec / max(executed, 1),
         "overhead_ms_per_step": {"p50": float(np.percentile(oh, 50)), "p99": float(np.percentile(oh, 99))},
+        "setup_redraws": setup_failures,
         "wall_s": time.perf_counter() - t0,
         "examples": episodes[:5],
         "failures": [e for e in episodes if e["completed"] < CHAIN_LENGTH][:10],
