@@ -21,9 +21,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.events import Event
-from vla_agent.errors import ConfigError
 from vla_agent.agent.planner_offline import Goal, compile_goals
 from vla_agent.agent.runner import AgentConfig, Session
+from vla_agent.errors import ConfigError
 from vla_agent.sim.catalog import COLORS, REGIONS, ObjectSpec, SceneSpec
 from vla_agent.sim.predicates import evaluate
 from vla_agent.skills.library import get_skill
