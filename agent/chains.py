@@ -189,7 +189,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
                     if not env.evaluate(f"at({obj}, {r})")
                 )
             bound.append((kind, obj, target))
-        kinds = dict(zip(env.names, (o.kind for o in env.scene.objects)))
+        kinds = env.kinds()
         command = phrase(bound, rng, kinds)
         goals = [
             Goal(
@@ -200,7 +200,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
             )
             for k, o, t in bound
         ]
-        scene0 = Scene(tuple(SceneObject(n, o.kind, o.color) for n, o in zip(env.names, env.scene.objects)))
+        scene0 = Scene(tuple(session.backend.scene_objects()))
         expected = compile_goals(goals, scene0).subgoals
         assert len(expected) == CHAIN_LENGTH, (command, expected)
         state = {"k": 0, "shield": 0}
@@ -330,7 +330,7 @@ def run_detector_bench(cfg: DetectorBenchConfig, progress: Callable[[int, int], 
         objects = [SceneObject(n, o.kind, o.color) for n, o in zip(env.names, env.scene.objects)]
         f = env.camera_frame
         det = PerceptionDetector(Perception(objects, CameraModel(f.intrinsics, f.extrinsics)))
-        kinds = dict(zip(env.names, (o.kind for o in env.scene.objects)))
+        kinds = env.kinds()
         effects = get_skill(sg.skill).ground("post", sg.args, kinds)
         det.reset(sg, obs)
         said_done = [False]

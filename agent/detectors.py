@@ -18,8 +18,8 @@ from typing import Protocol
 import numpy as np
 
 from vla_agent.agent.perception import HAND_RADIUS, HELD_WIDTH, Perception
-from vla_agent.sim.catalog import BLOCK_SIZE
-from vla_agent.sim.predicates import WorldState, evaluate
+from vla_agent.sim.catalog import BLOCK_SIZE, REGION_ALIASES, REGIONS
+from vla_agent.sim.predicates import DIRECTIONS, WorldState, evaluate
 from vla_agent.skills.library import get_skill
 from vla_agent.types import STATE, Observation, Predicate, Status, Subgoal, Verdict
 
@@ -50,7 +50,6 @@ class PerceptionDetector:
         self.effects = get_skill(subgoal.skill).ground("post", subgoal.args, self.kinds)
         self.world = self.perception.world(obs)
         self.perception.snapshot()
-        self.world = self.perception.world(obs)
         self.streak = 0
         self.drop_streak = 0
         self.was_held = _held(self.world, subgoal.args.get("obj", ""))
@@ -89,12 +88,12 @@ class PerceptionDetector:
         return Verdict(Status.RUNNING, min(1.0, 0.5 * self.effects_hold + 0.5 * self.streak / self.confirm))
 
 
-def _names(preds: list[Predicate]) -> list[str]:
-    from vla_agent.sim.catalog import REGION_ALIASES, REGIONS
-    from vla_agent.sim.predicates import DIRECTIONS
+_NOT_OBJECTS = set(REGIONS) | set(REGION_ALIASES) | set(DIRECTIONS)
 
-    skip = set(REGIONS) | set(REGION_ALIASES) | set(DIRECTIONS)
-    return [a for p in preds for a in p.args if a not in skip]
+
+def _names(preds: list[Predicate]) -> list[str]:
+    """The object names among the predicates' arguments (not regions or directions)."""
+    return [a for p in preds for a in p.args if a not in _NOT_OBJECTS]
 
 
 def _held(w: WorldState, obj: str) -> bool:
@@ -168,7 +167,7 @@ class GroundTruthDetector:
         self.confirm = confirm
 
     def reset(self, subgoal: Subgoal, obs: Observation) -> None:
-        kinds = dict(zip(self.env.names, (o.kind for o in self.env.scene.objects)))
+        kinds = self.env.kinds()
         self.effects = get_skill(subgoal.skill).ground("post", subgoal.args, kinds)
         self.env.snapshot()
         self.streak = 0

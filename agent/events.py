@@ -12,6 +12,7 @@ Kinds, in the order a run produces them:
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -77,8 +78,6 @@ class EventBus:
                 fn(ev)
             except Exception as e:  # a broken UI must not stop the robot loop
                 self.unsubscribe(fn)
-                import sys
-
                 print(f"vla-agent: event listener {fn!r} failed and was removed: {e}", file=sys.stderr)
         return ev
 

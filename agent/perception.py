@@ -231,6 +231,3 @@ class Perception:
     def snapshot(self) -> None:
         """Take the current estimates as the reference for ``moved(obj, direction)``."""
         self._reference = {k: v.copy() for k, v in self.last.items()}
-
-    def missing(self, world: WorldState) -> list[str]:
-        return [o.name for o in self.objects if o.name not in world.objects]

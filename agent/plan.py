@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.errors import ConfigError, VlaAgentError, suggest
-from vla_agent.sim.catalog import KIND_ALIASES, REGION_ALIASES, REGIONS, canonical_region
-from vla_agent.skills.library import SKILLS, ArgType, get_skill
+from vla_agent.sim.catalog import KIND_ALIASES, canonical_region
+from vla_agent.skills.library import SKILLS, ArgType, get_skill, is_region
 from vla_agent.types import Scene, Subgoal
 
 # How many blocks a container takes before the next one would not count as "in"/"on" it.
@@ -113,11 +113,6 @@ def resolve_name(name: str, scene: Scene) -> str | None:
     return names.get(" ".join(words))
 
 
-def _is_region(name: str) -> bool:
-    n = name.strip().lower()
-    return n in REGIONS or n in REGION_ALIASES
-
-
 def validate_plan(steps: Sequence[PlanStep | Subgoal], scene: Scene, planner: str = "") -> Plan:
     """Ground, check and symbolically walk ``steps``; raise PlanError listing every problem."""
     problems: list[str] = []
@@ -144,7 +139,7 @@ def validate_plan(steps: Sequence[PlanStep | Subgoal], scene: Scene, planner: st
             if a.type is ArgType.DIRECTION:
                 args[a.name] = raw
                 continue
-            if a.type is ArgType.TARGET and _is_region(raw):
+            if a.type is ArgType.TARGET and is_region(raw):
                 args[a.name] = canonical_region(raw)
                 continue
             name = resolve_name(raw, scene)

@@ -593,6 +593,3 @@ def compile_goals(
     if not steps:
         return Plan([], planner=planner)
     return validate_plan(steps, scene, planner=planner)
-
-
-REGION_NAMES = tuple(REGIONS)

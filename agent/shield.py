@@ -204,8 +204,6 @@ def _segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarr
 class _KinematicTwin:
     """A Panda in its own PyBullet client, used only for IK, joint limits and table clearance."""
 
-    _FLIP = p.getQuaternionFromEuler([math.pi, 0.0, 0.0])
-
     def __init__(self):
         self.cid = p.connect(p.DIRECT)
         self.robot = assets.load_panda(self.cid)
@@ -218,16 +216,11 @@ class _KinematicTwin:
         self.lower = np.array(assets.ARM_LOWER)
         self.upper = np.array(assets.ARM_UPPER)
         self.fingers = set(assets.FINGER_JOINTS) | {assets.EE_LINK}
-        self.links = [
-            j for j in range(p.getNumJoints(self.robot, physicsClientId=self.cid)) if j not in self.fingers
-        ]
         self.q = np.array(assets.REST_POSE, float)
 
     def check(self, pos: np.ndarray, rpy: np.ndarray, tol: float, margin: float) -> str:
         """'' when the pose is reachable within joint limits and the arm clears the table."""
-        cid = self.cid
-        quat = p.getQuaternionFromEuler(rpy.tolist())
-        orn = p.multiplyTransforms([0, 0, 0], quat, [0, 0, 0], self._FLIP)[1]
+        orn = assets.link_orientation(rpy)
         # IK seeded from the last feasible solution, then from the rest pose: the twin does not
         # know the arm's exact joint state, so one miss is not proof of infeasibility.
         err = ""
@@ -247,30 +240,16 @@ class _KinematicTwin:
                 break
         if err:
             return err
-        for c in p.getClosestPoints(self.robot, self.table, margin, physicsClientId=cid):
+        for c in p.getClosestPoints(self.robot, self.table, margin, physicsClientId=self.cid):
             if c[3] not in self.fingers and c[3] != -1:  # the base stands on the table
                 return f"arm link {c[3]} would hit the table"
         self.q = q
         return ""
 
     def _solve(self, seed: np.ndarray, pos: np.ndarray, orn, iters: int) -> tuple[np.ndarray, np.ndarray]:
-        cid = self.cid
         for j, q in zip(assets.ARM_JOINTS, seed):
-            p.resetJointState(self.robot, j, q, physicsClientId=cid)
-        sol = p.calculateInverseKinematics(
-            self.robot,
-            assets.EE_LINK,
-            pos.tolist(),
-            orn,
-            lowerLimits=self.lower.tolist(),
-            upperLimits=self.upper.tolist(),
-            jointRanges=(self.upper - self.lower).tolist(),
-            restPoses=list(assets.REST_POSE),
-            maxNumIterations=iters,
-            residualThreshold=1e-5,
-            physicsClientId=cid,
-        )
-        return self._fk(np.array(sol[: len(assets.ARM_JOINTS)]))
+            p.resetJointState(self.robot, j, q, physicsClientId=self.cid)
+        return self._fk(np.array(assets.panda_ik(self.cid, self.robot, pos, orn, iters, 1e-5)))
 
     def _fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         for j, qj in zip(assets.ARM_JOINTS, q):

@@ -32,6 +32,34 @@ ARM_UPPER = (2.9, 1.76, 2.9, -0.07, 2.9, 3.75, 2.9)
 REST_POSE = (0.0, -0.35, 0.0, -2.35, 0.0, 2.0, 0.785)
 
 
+_TOOL_FLIP_INV = p.invertTransform([0, 0, 0], p.getQuaternionFromEuler([math.pi, 0.0, 0.0]))[1]
+
+
+def link_orientation(rpy) -> tuple[float, float, float, float]:
+    """Quaternion of ``EE_LINK`` for a tool orientation ``rpy`` (the tool frame points down)."""
+    return p.multiplyTransforms([0, 0, 0], p.getQuaternionFromEuler(list(rpy)), [0, 0, 0], _TOOL_FLIP_INV)[1]
+
+
+def panda_ik(cid: int, robot: int, pos, orn, iterations: int, threshold: float) -> list[float]:
+    """Arm joint targets (7) for the grasp target at ``pos``/``orn``, within ``ARM_LOWER``/``ARM_UPPER``,
+    seeded from the robot's current joint state and pulled toward ``REST_POSE``."""
+    lower, upper = list(ARM_LOWER), list(ARM_UPPER)
+    q = p.calculateInverseKinematics(
+        robot,
+        EE_LINK,
+        list(pos),
+        orn,
+        lowerLimits=lower,
+        upperLimits=upper,
+        jointRanges=[hi - lo for lo, hi in zip(lower, upper)],
+        restPoses=list(REST_POSE),
+        maxNumIterations=iterations,
+        residualThreshold=threshold,
+        physicsClientId=cid,
+    )
+    return list(q[: len(ARM_JOINTS)])
+
+
 def panda_urdf() -> str:
     """Path of a Panda URDF whose visual geometry is the simplified collision meshes.
 

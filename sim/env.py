@@ -58,7 +58,6 @@ from vla_agent.types import (
 )
 
 _FLIP = p.getQuaternionFromEuler([math.pi, 0.0, 0.0])  # tool frame = grasp frame turned about x
-_FLIP_INV = p.invertTransform([0, 0, 0], _FLIP)[1]
 TABLE_COLORS = [(0.62, 0.50, 0.38), (0.55, 0.55, 0.55), (0.72, 0.64, 0.52), (0.45, 0.38, 0.30)]
 ARM_FORCES = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
 
@@ -253,21 +252,7 @@ class TabletopEnv(gym.Env):
         return a
 
     def _command_arm(self, pos: np.ndarray, rpy: np.ndarray) -> None:
-        orn = p.multiplyTransforms([0, 0, 0], p.getQuaternionFromEuler(rpy.tolist()), [0, 0, 0], _FLIP_INV)[1]
-        lower, upper = list(assets.ARM_LOWER), list(assets.ARM_UPPER)
-        q = p.calculateInverseKinematics(
-            self.robot,
-            assets.EE_LINK,
-            pos.tolist(),
-            orn,
-            lowerLimits=lower,
-            upperLimits=upper,
-            jointRanges=[hi - lo for lo, hi in zip(lower, upper)],
-            restPoses=list(assets.REST_POSE),
-            maxNumIterations=40,
-            residualThreshold=1e-4,
-            physicsClientId=self.cid,
-        )
+        q = assets.panda_ik(self.cid, self.robot, pos, assets.link_orientation(rpy), 40, 1e-4)
         p.setJointMotorControlArray(
             self.robot,
             assets.ARM_JOINTS,
@@ -387,6 +372,10 @@ class TabletopEnv(gym.Env):
             yaw = p.getEulerFromQuaternion(orn)[2]
             objs[name] = ObjectState(name, spec.kind, spec.color, np.array(pos), yaw, touching)
         return WorldState(objs, reference=dict(self._reference))
+
+    def kinds(self) -> dict[str, str]:
+        """Object name -> kind (block, bowl, plate) of the current scene."""
+        return {n: o.kind for n, o in zip(self.names, self.scene.objects)}
 
     def snapshot(self) -> None:
         """Record object positions as the reference of ``moved(obj, direction)``."""

@@ -50,7 +50,7 @@ class SkillSpec:
         target = args.get("target")
         if target is None:
             return ""
-        if _is_region(target):
+        if is_region(target):
             return "at"
         kind = (kinds or {}).get(target)
         if kind is None:
@@ -121,7 +121,8 @@ class SkillSpec:
         return [Predicate.parse(t.format(relation=rel, **args)) for t in templates]
 
 
-def _is_region(name: str) -> bool:
+def is_region(name: str) -> bool:
+    """A table region name or alias (left, centre, middle, far, ...)."""
     return name.strip().lower() in REGIONS or name.strip().lower() in REGION_ALIASES
 
 

@@ -47,7 +47,7 @@ def run_subgoal(
     """
     skill = get_skill(subgoal.skill)
     budget = budget or skill.step_budget
-    kinds = dict(zip(env.names, (o.kind for o in env.scene.objects)))
+    kinds = env.kinds()
     effects = skill.ground("post", subgoal.args, kinds)
     env.snapshot()
     env.set_prompt(subgoal.instruction)

@@ -1,5 +1,6 @@
 """The executor end to end in the sim: success, retry then replan, e-stop, traces, perception."""
 
+import contextlib
 import threading
 
 import numpy as np
@@ -39,6 +40,16 @@ def test_command_ends_where_it_said_with_a_trace(session, tmp_path):
     assert [x["status"] for x in s["subgoals"]] == ["done"] * 4 and s["final"]["status"] == "success"
 
 
+@contextlib.contextmanager
+def policy_swapped(session, policy):
+    """Run the session's executor with ``policy`` instead of the expert, then put it back."""
+    expert, session.executor.policy = session.executor.policy, policy
+    try:
+        yield
+    finally:
+        session.executor.policy = expert
+
+
 class Frozen:
     """A policy that never moves (a broken VLA): the executor must retry, then replan, then stop."""
 
@@ -53,12 +64,8 @@ class Frozen:
 
 def test_failing_policy_triggers_retry_then_replan(session):
     session.reset(seed=2)
-    expert = session.executor.policy
-    session.executor.policy = Frozen()
-    try:
+    with policy_swapped(session, Frozen()):
         result = session.executor.run("put the red block in the bowl")
-    finally:
-        session.executor.policy = expert
     kinds = [e.kind for e in session.events.history]
     assert "retry" in kinds and "replan" in kinds
     assert kinds.index("retry") < kinds.index("replan")
@@ -72,12 +79,8 @@ class Exploding(Frozen):
 
 def test_dead_policy_holds_and_fails_cleanly(session):
     session.reset(seed=2)
-    expert = session.executor.policy
-    session.executor.policy = Exploding()
-    try:
+    with policy_swapped(session, Exploding()):
         result = session.executor.run("pick up the red block")
-    finally:
-        session.executor.policy = expert
     assert result.status == "failed" and "unreachable" in result.reason
     assert session.events.of("error")
 
