@@ -96,11 +96,18 @@ class Executor:
         self._stop = threading.Event()
         self.perception: Perception | None = None
         self.detector: SuccessDetector | None = None
+        # Live status for front-ends that poll (a REPL spinner): the subgoal running, its step
+        # count and the detector's latest confidence. Replaced, never mutated, so reads are safe.
+        self.progress: dict = {}
 
     # ------------------------------------------------------------------ e-stop
     def stop(self) -> None:
         """Emergency stop from any thread: the loop holds the robot at its next control tick."""
         self._stop.set()
+
+    def clear_stop(self) -> None:
+        """Release the e-stop (a front-end does this when the user gives a new command)."""
+        self._stop.clear()
 
     @property
     def stopping(self) -> bool:
@@ -132,7 +139,9 @@ class Executor:
         return Scene(objs, tuple(holds(w)))
 
     # ------------------------------------------------------------------ run
-    def run(self, command: str) -> RunResult:
+    def run(self, command: str, approve: Callable[[Plan], bool] | None = None) -> RunResult:
+        """Check, plan, validate and execute ``command``. ``approve`` (a REPL prompt, a voice
+        confirmation) sees the validated plan before anything moves; False refuses the run."""
         t0 = time.perf_counter()
         if self.perception is None:
             self.begin()
@@ -157,6 +166,10 @@ class Executor:
             res.status, res.reason = "refused", plan.refused
             return self._finish(res, t0)
         ev.emit("plan", subgoals=plan.to_json()["subgoals"], planner=plan.planner, latency_ms=plan.latency_ms)
+        if approve is not None and not approve(plan):
+            ev.emit("refused", reason="not approved by the user", stage="user")
+            res.status, res.reason = "refused", "not approved by the user"
+            return self._finish(res, t0)
         queue = list(plan.subgoals)
         index = 0
         try:
@@ -315,6 +328,14 @@ class Executor:
                         step=steps,
                     )
                     last_status = verdict.status
+                self.progress = {
+                    "index": index,
+                    "instruction": sg.instruction,
+                    "step": steps,
+                    "budget": budget,
+                    "status": verdict.status.value,
+                    "confidence": verdict.confidence,
+                }
                 state = np.asarray(obs[STATE], float)
                 history.append(state[:3])
                 t_end = time.perf_counter()

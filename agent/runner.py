@@ -23,6 +23,7 @@ from vla_agent.agent.guard import check_command
 from vla_agent.agent.plan import PlanError
 from vla_agent.agent.planner_offline import OfflinePlanner
 from vla_agent.agent.policies import make_policy
+from vla_agent.agent.report import write_report
 from vla_agent.agent.shield import SafetyShield
 from vla_agent.agent.trace import TraceWriter
 from vla_agent.errors import VlaAgentError, unknown
@@ -128,8 +129,9 @@ class Session:
     def _frame(self) -> None:
         self.frames.append(self.env.render())
 
-    def run(self, command: str, out: Path | None = None) -> dict:
-        """Execute ``command``; write trace (and video) under ``out``; return the JSON summary."""
+    def run(self, command: str, out: Path | None = None, approve: Callable | None = None) -> dict:
+        """Execute ``command``; write the dry-run report folder ``out`` (trace, video, summary,
+        report.html); return the JSON summary. ``approve(plan)`` may veto the plan before it runs."""
         out = out or self.cfg.out or Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
         out.mkdir(parents=True, exist_ok=True)
         trace = TraceWriter(
@@ -148,7 +150,7 @@ class Session:
         self.executor.trace = trace
         self.events.subscribe(trace.event)
         try:
-            result = self.executor.run(command)
+            result = self.executor.run(command, approve=approve)
         finally:
             self.events.unsubscribe(trace.event)
             self.executor.trace = None
@@ -160,6 +162,7 @@ class Session:
                 write_video(self.frames, out / "episode.mp4", fps=self.env.config.control_hz)
             )
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary["report"] = str(write_report(out))
         return summary
 
     def summary(self, r: RunResult) -> dict:

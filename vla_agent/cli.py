@@ -369,6 +369,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         out.print(
             f"trace: {summary['trace']}" + (f"\nvideo: {summary['video']}" if "video" in summary else "")
         )
+        out.print(f"report: {summary['report']}")
     return {"success": 0, "refused": 2}.get(summary["status"], 1)
 
 
@@ -391,6 +392,102 @@ def cmd_plan(a: argparse.Namespace) -> int:
             _plan_table(result["subgoals"], f"plan ({result['planner']}, {result['latency_ms']:.1f} ms)")
         )
     return 2 if "refused" in result else 0
+
+
+def cmd_chat(a: argparse.Namespace) -> int:
+    from vla_agent.agent.chat import ChatREPL
+
+    cfg = _agent_config(a)
+    repl = ChatREPL(
+        cfg,
+        out,
+        confirm=not a.yes,
+        out=Path(a.out) if a.out else None,
+        history=Path(a.history).expanduser() if a.history else None,
+    )
+    return repl.loop()
+
+
+def cmd_voice(a: argparse.Namespace) -> int:
+    from vla_agent.agent.runner import Session
+    from vla_agent.agent.voice import is_stop, make_transcriber, read_wav, record_mic, transcribe_timed
+
+    if bool(a.wav) == bool(a.mic):
+        raise VlaAgentError("give exactly one of --wav FILE or --mic")
+    audio = read_wav(a.wav) if a.wav else None  # a bad file fails before the robot is built
+    cfg = _agent_config(a)
+    session = Session(cfg, [] if a.json else [event_printer(err)])
+    try:
+        session.reset()
+        stt = make_transcriber(
+            a.stt, session.env.names, base_url=a.llm_base_url, whisper_model=a.whisper_model
+        )
+        if audio is None:
+            err.print(f"listening for {a.seconds:g} s ...")
+            audio = record_mic(a.seconds)
+        transcript, stt_ms = transcribe_timed(stt, audio)
+        extra = {"transcript": transcript, "stt": a.stt, "stt_ms": round(stt_ms, 1)}
+        if getattr(stt, "used_fallback", False):
+            extra["out_of_grammar"] = True
+        if not a.json:
+            err.print(f'heard: [b]"{transcript}"[/b] ({stt_ms:.0f} ms)', highlight=False)
+        if not transcript:
+            summary = {"status": "refused", "reason": "no speech recognized", **extra}
+        elif is_stop(transcript):
+            session.executor.stop()
+            session.backend.stop()
+            summary = {"status": "stopped", "reason": "spoken stop: the robot holds", **extra}
+        elif not (a.yes or _confirm(f'run "{transcript}"?')):
+            summary = {"status": "refused", "reason": "not confirmed", **extra}
+        else:
+            summary = {**session.run(transcript), **extra}
+    finally:
+        session.close()
+    if a.json:
+        print(json.dumps(summary))
+    else:
+        out.print(f"[b]{summary['status']}[/b] {summary.get('reason') or ''}")
+        if "holds" in summary:
+            out.print(f"holds: {', '.join(summary['holds']) or '(nothing)'}")
+            out.print(f"report: {summary['report']}")
+    return {"success": 0, "stopped": 0, "refused": 2}.get(summary["status"], 1)
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise VlaAgentError("confirmation needs a terminal; pass --yes to confirm non-interactively")
+    return input(f"{question} [Y/n] ").strip().lower() in ("", "y", "yes")
+
+
+def cmd_task(a: argparse.Namespace) -> int:
+    from vla_agent.agent.taskfile import load_task_file, run_task_files
+
+    for f in a.files:  # validate all before anything moves
+        load_task_file(f)
+    overrides = {
+        k: v for k, v in (("policy", a.policy), ("planner", a.planner), ("detector", a.detector)) if v
+    }
+    if a.no_video:
+        overrides["video"] = False
+    listeners = [] if a.json else [event_printer(err)]
+    result = run_task_files(a.files, overrides, Path(a.out), listeners)
+    if a.json:
+        print(json.dumps(result))
+    else:
+        t = Table(title="task files")
+        for col in ("file", "result", "details", "s"):
+            t.add_column(col)
+        for r in result["files"]:
+            mark = "[green]pass[/green]" if r["passed"] else "[red]FAIL[/red]"
+            t.add_row(
+                r["file"],
+                mark,
+                "; ".join(r["problems"]) or "all expectations hold",
+                f"{r.get('wall_s', 0):.1f}",
+            )
+        out.print(t)
+        out.print(f"{result['passed']} passed, {result['failed']} failed; reports in {a.out}/")
+    return 0 if result["failed"] == 0 else 1
 
 
 def cmd_replay(a: argparse.Namespace) -> int:
@@ -565,7 +662,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", default=None, help="report folder (default runs/run-DATE-TIME)")
             p.add_argument("--no-video", action="store_true", help="skip the video")
             p.add_argument(
-                "--dry-run", action="store_true", default=True, help="run in the simulator (the default)"
+                "--dry-run",
+                action="store_true",
+                default=True,
+                help="run in the simulator and write a report folder: video, trace.jsonl, summary.json, "
+                "report.html (the default; the only backend until the real arm lands)",
             )
 
     from vla_agent.agent.runner import DEFAULT_COMMAND
@@ -589,6 +690,55 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("command", help="e.g. 'put all the red blocks in the bowl'")
     agent_options(pl, policy=False)
     pl.set_defaults(func=cmd_plan)
+
+    ch = sub.add_parser(
+        "chat",
+        help="chat-style REPL: type commands, see the plan, watch it run (Ctrl-C = e-stop)",
+        description="A REPL around one simulated robot. Each command is planned and shown as a table, "
+        "confirmed (unless --yes), then executed with a live status line; Ctrl-C during a run is an "
+        "emergency stop and the session goes on. Slash commands: /scene, /plan <command>, /stop, "
+        "/reset [seed], /video, /help, /quit. Every run leaves a report folder (video, trace, report.html).",
+    )
+    agent_options(ch)
+    ch.add_argument("--yes", action="store_true", help="execute plans without asking")
+    ch.add_argument("--history", default="~/.vla_agent_history", help="input history file ('' for none)")
+    ch.set_defaults(func=cmd_chat)
+
+    vo = sub.add_parser(
+        "voice",
+        help="speak a command (WAV file or microphone); offline speech recognition, then run it",
+        description="Transcribe speech offline with pocketsphinx, constrained by a grammar built from the "
+        "skills and the scene's objects (plain decoding when speech is out of grammar), echo the text, "
+        "confirm it (--yes to skip), then run it like `run`. A spoken 'stop' is an e-stop. "
+        "--json adds the transcript to run's JSON.",
+    )
+    vo.add_argument("--wav", default=None, help="a WAV file with the spoken command")
+    vo.add_argument("--mic", action="store_true", help="record from the microphone (needs sounddevice)")
+    vo.add_argument("--seconds", type=float, default=5.0, help="--mic recording length")
+    vo.add_argument("--stt", default="sphinx", choices=["sphinx", "openai", "whisper"], help="speech-to-text")
+    vo.add_argument("--whisper-model", default=None, help="faster-whisper model folder for --stt whisper")
+    vo.add_argument("--yes", action="store_true", help="run the transcript without asking")
+    agent_options(vo)
+    vo.set_defaults(func=cmd_voice)
+
+    tk = sub.add_parser(
+        "task",
+        help="run scripted task files (YAML) and check their expected end states",
+        description="Validate every FILE first (a malformed file: one line naming file, line and field, and "
+        "nothing runs), then run each in a fresh simulated scene: its commands in order, then its expected "
+        "ground-truth predicates. Exit code 0 when every file passes, 1 when one fails, 2 on a malformed "
+        "file. Schema: vla_agent.agent.taskfile (examples in examples/tasks/). Options given here override "
+        "the files' own options.",
+    )
+    tk.add_argument("files", nargs="+", help="task files, e.g. examples/tasks/*.yaml")
+    tk.add_argument("--policy", default=None, help="override: vla | expert | ws://HOST:PORT")
+    tk.add_argument("--planner", default=None, choices=["offline", "llm"], help="override the planner")
+    tk.add_argument("--detector", default=None, choices=["perception", "vla", "ground-truth"])
+    tk.add_argument("--out", default="runs/tasks", help="report folders go here, one per file and command")
+    tk.add_argument("--no-video", action="store_true")
+    tk.add_argument("--dry-run", action="store_true", default=True, help="simulated run (the default)")
+    tk.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    tk.set_defaults(func=cmd_task)
 
     rp = sub.add_parser("replay", help="summarize a trace; --video re-renders the episode")
     rp.add_argument("trace", help="a trace.jsonl written by run/task/chat")

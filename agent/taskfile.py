@@ -1,0 +1,222 @@
+"""Scripted task files: YAML that says which scene to build, which commands to give, and which
+ground-truth predicates must hold at the end. ``vla-agent task FILE...`` runs them like a test
+suite (exit code 0 only when every file passes), so they work in CI.
+
+Schema (``TaskFile``; unknown keys are errors)::
+
+    name: red block in the bowl, then a stack     # optional, defaults to the file name
+    scene: "red block, blue block, green block, purple bowl"
+    seed: 3                                       # object poses (default 0)
+    commands:                                     # run in order, in the same scene
+      - put the red block in the bowl
+      - stack the blue block on the green one
+    expect:                                       # must all hold at the end (simulator ground truth)
+      - in(red block, purple bowl)
+      - on(blue block, green block)
+    options:                                      # all optional
+      planner: offline                            # offline | llm
+      policy: vla                                 # vla | expert | ws://host:port
+      detector: perception                        # perception | vla | ground-truth
+      time_limit_s: 120                           # the whole file; the robot is stopped at the limit
+      randomize: false                            # domain randomization
+
+A malformed file is reported as one line, ``FILE:LINE: FIELD: problem``, and nothing runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vla_agent.errors import ConfigError, VlaAgentError
+from vla_agent.sim.catalog import REGIONS, SceneSpec
+from vla_agent.sim.predicates import DIRECTIONS, PREDICATES
+from vla_agent.types import Predicate
+
+
+class TaskOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    planner: str | None = None
+    policy: str | None = None
+    detector: str | None = None
+    time_limit_s: float = Field(300.0, gt=0)
+    randomize: bool = False
+
+
+class TaskFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    scene: str
+    seed: int = 0
+    commands: list[str] = Field(min_length=1)
+    expect: list[str] = Field(default_factory=list)
+    options: TaskOptions = TaskOptions()
+
+    @field_validator("scene")
+    @classmethod
+    def _scene(cls, v: str) -> str:
+        SceneSpec.parse(v)  # ConfigError -> ValueError below
+        return v
+
+    @field_validator("commands")
+    @classmethod
+    def _commands(cls, v: list[str]) -> list[str]:
+        if any(not c.strip() for c in v):
+            raise ValueError("empty command")
+        return v
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at a pydantic error location (nearest existing parent)."""
+    line = None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _field(loc: tuple) -> str:
+    out = ""
+    for k in loc:
+        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
+    return out or "(file)"
+
+
+def load_task_file(path: str | Path) -> TaskFile:
+    """Parse and validate one task file; raise ConfigError ``FILE:LINE: FIELD: problem``."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such task file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"{mark.line + 1}:" if mark else ""
+        raise ConfigError(f"{path}:{line} not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: a task file is a mapping with scene, commands and expect")
+    try:
+        task = TaskFile.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{path}:{_line_of(node, loc) or 1}: {_field(loc)}: {msg}") from None
+    names = SceneSpec.parse(task.scene).names
+    for i, text in enumerate(task.expect):
+        where = f"{path}:{_line_of(node, ('expect', i)) or 1}: expect[{i}]"
+        try:
+            pred = Predicate.parse(text)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if pred.name not in PREDICATES:
+            raise ConfigError(
+                f"{where}: unknown predicate {pred.name!r} (known: {', '.join(sorted(PREDICATES))})"
+            )
+        for a in pred.args:
+            if a not in names and a not in REGIONS and a not in DIRECTIONS:
+                raise ConfigError(f"{where}: {a!r} is not in the scene ({', '.join(names)})")
+    return task
+
+
+def run_task_file(
+    path: str | Path, task: TaskFile, overrides: dict[str, Any], out: Path, listeners=()
+) -> dict:
+    """Run one validated task file in a fresh simulated session; return its JSON result."""
+    from vla_agent.agent.runner import AgentConfig, Session
+
+    o = task.options
+    cfg = AgentConfig(
+        scene=task.scene,
+        seed=task.seed,
+        randomize=o.randomize,
+        **{k: v for k, v in (("planner", o.planner), ("policy", o.policy), ("detector", o.detector)) if v},
+        **overrides,
+    )
+    t0 = time.perf_counter()
+    session = Session(cfg, list(listeners))
+    timed_out = threading.Event()
+
+    def watchdog() -> None:
+        timed_out.set()
+        session.executor.stop()
+
+    timer = threading.Timer(o.time_limit_s, watchdog)
+    runs: list[dict] = []
+    try:
+        session.reset()
+        timer.start()
+        for i, command in enumerate(task.commands):
+            summary = session.run(command, out=out / f"{i + 1:02d}")
+            runs.append({k: summary[k] for k in ("command", "status", "reason", "report") if k in summary})
+            if timed_out.is_set():
+                break
+        holds = [str(p) for p in session.env.holds()]
+        truth = {e: bool(session.env.evaluate(e)) for e in task.expect}
+        unsafe = session.backend.unsafe_actions
+    finally:
+        timer.cancel()
+        session.close()
+    failed = [e for e, ok in truth.items() if not ok]
+    problems = []
+    if timed_out.is_set():
+        problems.append(f"time limit of {o.time_limit_s:g} s reached")
+    problems += [f"expected {e}" for e in failed]
+    if not task.expect:
+        problems += [f"{r['command']!r}: {r['status']}" for r in runs if r["status"] != "success"]
+    return {
+        "file": str(path),
+        "name": task.name or Path(path).stem,
+        "passed": not problems,
+        "problems": problems,
+        "commands": runs,
+        "expect": truth,
+        "holds": holds,
+        "unsafe_actions_reached_backend": unsafe,
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "report_dir": str(out),
+    }
+
+
+def run_task_files(paths: list[str | Path], overrides: dict[str, Any], out: Path, listeners=()) -> dict:
+    """Validate every file first (one malformed file: nothing runs), then run them in order."""
+    tasks = [(p, load_task_file(p)) for p in paths]
+    results = []
+    for p, task in tasks:
+        try:
+            results.append(run_task_file(p, task, overrides, out / Path(p).stem, listeners))
+        except VlaAgentError as e:  # e.g. a dead policy server: this file fails, the others still run
+            results.append(
+                {
+                    "file": str(p),
+                    "name": task.name or Path(p).stem,
+                    "passed": False,
+                    "problems": [str(e)],
+                    "commands": [],
+                    "expect": {},
+                    "holds": [],
+                }
+            )
+    return {
+        "passed": sum(r["passed"] for r in results),
+        "failed": sum(not r["passed"] for r in results),
+        "files": results,
+    }
