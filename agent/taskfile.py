@@ -144,13 +144,10 @@ def run_task_file(
     from vla_agent.agent.runner import AgentConfig, Session
 
     o = task.options
-    cfg = AgentConfig(
-        scene=task.scene,
-        seed=task.seed,
-        randomize=o.randomize,
-        **{k: v for k, v in (("planner", o.planner), ("policy", o.policy), ("detector", o.detector)) if v},
-        **overrides,
-    )
+    own = {"planner": o.planner, "policy": o.policy, "detector": o.detector}
+    fields = {"scene": task.scene, "seed": task.seed, "randomize": o.randomize}
+    fields |= {k: v for k, v in own.items() if v} | overrides  # the command line wins over the file
+    cfg = AgentConfig(**fields)
     t0 = time.perf_counter()
     session = Session(cfg, list(listeners))
     timed_out = threading.Event()
