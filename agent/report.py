@@ -134,14 +134,17 @@ def _table(rows: list[list[Any]], head: list[str]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_report(folder: str | Path) -> Path:
+def write_report(folder: str | Path, summary: dict | None = None) -> Path:
     """Write ``report.html`` into a run folder that holds ``trace.jsonl`` (and optionally
-    ``summary.json`` and ``episode.mp4``); return its path."""
+    ``episode.mp4``); ``summary`` is the run's summary, read from ``summary.json`` when not given.
+    Return the page's path."""
     folder = Path(folder)
     trace = folder / "trace.jsonl"
     records = list(read_trace(trace))
-    s = summarize(trace)
-    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").exists() else {}
+    s = summarize(trace, records)
+    if summary is None:
+        path = folder / "summary.json"
+        summary = json.loads(path.read_text()) if path.exists() else {}
     spans, shield, marks, total = _timeline(records)
     steps = [r for r in records if r.get("type") == "step"]
     policy_ms = [r.get("timing_ms", {}).get("policy", 0.0) for r in steps]

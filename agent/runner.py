@@ -162,7 +162,7 @@ class Session:
                 write_video(self.frames, out / "episode.mp4", fps=self.env.config.control_hz)
             )
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        summary["report"] = str(write_report(out))
+        summary["report"] = str(write_report(out, summary))
         return summary
 
     def summary(self, r: RunResult) -> dict:

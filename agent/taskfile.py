@@ -104,9 +104,13 @@ def load_task_file(path: str | Path) -> TaskFile:
     if not path.exists():
         raise ConfigError(f"{path}: no such task file")
     text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+    try:  # one parse: the node tree (for line numbers) and the data built from it
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"{mark.line + 1}:" if mark else ""

@@ -82,8 +82,9 @@ def read_trace(path: str | Path) -> Iterator[dict[str, Any]]:
             raise ConfigError(f"{path}:{i}: not a JSON record ({e.msg})") from None
 
 
-def summarize(path: str | Path) -> dict[str, Any]:
-    """Command, plan, per-subgoal outcomes, shield interventions and timing percentiles."""
+def summarize(path: str | Path, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Command, plan, per-subgoal outcomes, shield interventions and timing percentiles
+    (``records``: the trace already read, to avoid reading it twice)."""
     header: dict[str, Any] = {}
     plan: list[dict] = []
     subgoals: list[dict] = []
@@ -93,7 +94,7 @@ def summarize(path: str | Path) -> dict[str, Any]:
     overhead: list[float] = []
     policy_ms: list[float] = []
     final: dict[str, Any] = {}
-    for r in read_trace(path):
+    for r in records if records is not None else read_trace(path):
         t = r.get("type")
         if t == "header":
             header = r

@@ -361,15 +361,26 @@ def cmd_run(a: argparse.Namespace) -> int:
         summary = session.run(a.command)
     finally:
         session.close()
-    if a.json:
+    _print_run(summary, a.json)
+    return _run_exit_code(summary)
+
+
+def _print_run(summary: dict, as_json: bool) -> None:
+    """A run's summary as one JSON object, or status, end state and where the report folder is."""
+    if as_json:
         print(json.dumps(summary))
-    else:
-        out.print(f"[b]{summary['status']}[/b] {summary['reason']}")
+        return
+    out.print(f"[b]{summary['status']}[/b] {summary.get('reason') or ''}")
+    if "holds" in summary:
         out.print(f"holds: {', '.join(summary['holds']) or '(nothing)'}")
         out.print(
             f"trace: {summary['trace']}" + (f"\nvideo: {summary['video']}" if "video" in summary else "")
         )
         out.print(f"report: {summary['report']}")
+
+
+def _run_exit_code(summary: dict) -> int:
+    """0 success, 1 failed or stopped, 2 refused."""
     return {"success": 0, "refused": 2}.get(summary["status"], 1)
 
 
@@ -443,14 +454,8 @@ def cmd_voice(a: argparse.Namespace) -> int:
             summary = {**session.run(transcript), **extra}
     finally:
         session.close()
-    if a.json:
-        print(json.dumps(summary))
-    else:
-        out.print(f"[b]{summary['status']}[/b] {summary.get('reason') or ''}")
-        if "holds" in summary:
-            out.print(f"holds: {', '.join(summary['holds']) or '(nothing)'}")
-            out.print(f"report: {summary['report']}")
-    return {"success": 0, "stopped": 0, "refused": 2}.get(summary["status"], 1)
+    _print_run(summary, a.json)
+    return 0 if summary["status"] == "stopped" else _run_exit_code(summary)  # a spoken stop did its job
 
 
 def _confirm(question: str) -> bool:
@@ -460,10 +465,8 @@ def _confirm(question: str) -> bool:
 
 
 def cmd_task(a: argparse.Namespace) -> int:
-    from vla_agent.agent.taskfile import load_task_file, run_task_files
+    from vla_agent.agent.taskfile import run_task_files
 
-    for f in a.files:  # validate all before anything moves
-        load_task_file(f)
     overrides = {
         k: v for k, v in (("policy", a.policy), ("planner", a.planner), ("detector", a.detector)) if v
     }
