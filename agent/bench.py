@@ -214,7 +214,7 @@ def run_server_bench(cfg: ServerBenchConfig) -> dict:
     import urllib.request
 
     from vla_agent.skills.library import get_skill
-    from vla_agent.types import IMAGE, PROMPT, STATE
+    from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE
     from vla_agent.vla.client import WebsocketClientPolicy
     from vla_agent.vla.server import PolicyService
 
@@ -222,7 +222,7 @@ def run_server_bench(cfg: ServerBenchConfig) -> dict:
     obs_list = [env.reset(seed=EVAL_SEED_BASE + i)[0] for i in range(10)]
     env.close()
     prompt = get_skill("pick").subgoal({"obj": "red block"}).instruction
-    requests = [{IMAGE: o[IMAGE], STATE: o[STATE], PROMPT: prompt} for o in obs_list] * (
+    requests = [{IMAGE: o[IMAGE], WRIST_IMAGE: o[WRIST_IMAGE], STATE: o[STATE], PROMPT: prompt} for o in obs_list] * (
         cfg.requests // len(obs_list) + 1
     )
     requests = requests[: cfg.requests]

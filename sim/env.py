@@ -12,7 +12,8 @@ NaN/inf or out-of-range actions raise ``ActionError``: the robot never moves on 
 
 Observations (openpi keys): ``observation/image`` (H,W,3 uint8 static camera),
 ``observation/depth`` (H,W float32 metres), ``observation/segmentation`` (H,W int32 object index
-into ``info["objects"]`` or -1; simulator-only), optional ``observation/wrist_image``,
+into ``info["objects"]`` or -1; simulator-only), ``observation/wrist_image`` (a camera on the
+hand looking along the fingers, ``wrist_size`` square; off with ``wrist_camera=False``),
 ``observation/state`` = ``[x, y, z, roll, pitch, yaw, gripper_width]`` and ``prompt``.
 
 Randomizations (``EnvConfig.randomize``): object shades, lighting, camera pose jitter, table
@@ -70,7 +71,8 @@ class EnvConfig(BaseModel):
     control_hz: float = Field(10.0, gt=0, le=60)
     physics_hz: float = Field(240.0, gt=0)
     image_size: int = Field(128, ge=32, le=1024)
-    wrist_camera: bool = False
+    wrist_camera: bool = True  # the VLA uses it; 64x64 costs ~1 ms per step
+    wrist_size: int = Field(64, ge=16, le=1024)
     segmentation: bool = True
     randomize: bool = False
     max_episode_steps: int = Field(400, ge=1)
@@ -107,7 +109,8 @@ class TabletopEnv(gym.Env):
         if c.segmentation:
             obs_spaces[SEGMENTATION] = gym.spaces.Box(-1, 2**24, (s, s), np.int32)
         if c.wrist_camera:
-            obs_spaces[WRIST_IMAGE] = gym.spaces.Box(0, 255, (s, s, 3), np.uint8)
+            w = c.wrist_size
+            obs_spaces[WRIST_IMAGE] = gym.spaces.Box(0, 255, (w, w, 3), np.uint8)
         self.observation_space = gym.spaces.Dict(obs_spaces)
         self.cid = p.connect(p.DIRECT)
         self.scene: SceneSpec | None = None
@@ -329,7 +332,8 @@ class TabletopEnv(gym.Env):
         if c.segmentation:
             obs[SEGMENTATION] = self._seg_to_index(frame.segmentation)
         if c.wrist_camera:
-            obs[WRIST_IMAGE] = self._render(c.image_size, self.wrist_pose(), False).rgb
+            self.last_wrist_frame = self._render(c.wrist_size, self.wrist_pose(), False)
+            obs[WRIST_IMAGE] = self.last_wrist_frame.rgb
         self._last_obs = obs
         return obs
 

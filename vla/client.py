@@ -9,7 +9,7 @@ from collections import deque
 import numpy as np
 
 from vla_agent.errors import VlaAgentError
-from vla_agent.types import IMAGE, PROMPT, STATE, Observation, Subgoal
+from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla import msgpack_numpy
 
 
@@ -104,6 +104,7 @@ class RemotePolicy:
             reply = self.client.infer(
                 {
                     IMAGE: obs[IMAGE],
+                    WRIST_IMAGE: obs[WRIST_IMAGE],
                     STATE: np.asarray(obs[STATE], np.float32),
                     PROMPT: self.subgoal.instruction,
                 }

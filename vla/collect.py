@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vla_agent.sim.camera import intrinsics, project
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
 from vla_agent.skills.rollout import run_subgoal
 from vla_agent.skills.tasks import bind_push, episode_rng, sample_task, skill_cycle
-from vla_agent.types import IMAGE, STATE
+from vla_agent.types import IMAGE, STATE, WRIST_IMAGE
 from vla_agent.vla.dataset import AUX_KEYS, LeRobotWriter
 
 TRAIN_SEED_OFFSET = 0  # training episodes use seeds [0, 10^6); evaluation uses seeds >= 10^6
@@ -32,6 +33,7 @@ class CollectConfig(BaseModel):
     episodes: int = Field(600, ge=1, description="tasks to run; place tasks also record their pick")
     seed: int = 0
     image_size: int = 128
+    wrist_size: int = 64
     noise_prob: float = Field(0.5, ge=0, le=1, description="fraction of episodes with action noise")
     noise_std: float = Field(0.008, ge=0, description="metres per step on the executed translation")
     settle_steps: int = 3
@@ -45,6 +47,20 @@ def _backfill(goal: np.ndarray) -> np.ndarray:
     return goal
 
 
+def pixel_labels(points: np.ndarray, K: np.ndarray, T_cam: np.ndarray, size: int) -> np.ndarray:
+    """(u, v, depth) of base-frame points in a camera; NaN for points behind it or out of view."""
+    out = np.full((len(points), 3), np.nan, np.float32)
+    known = ~np.isnan(points[:, 0])
+    if not known.any():
+        return out
+    cam = np.c_[points[known], np.ones(known.sum())] @ np.linalg.inv(T_cam).T
+    uv = project(points[known], K, T_cam)
+    ok = (cam[:, 2] > 0.01) & (uv >= -0.5).all(1) & (uv <= size - 0.5).all(1)
+    rows = np.flatnonzero(known)[ok]
+    out[rows, :2], out[rows, 2] = uv[ok], cam[ok, 2]
+    return out
+
+
 def _noise(rng: np.random.Generator, std: float):
     def perturb(a: np.ndarray) -> np.ndarray:
         out = a.copy()
@@ -54,9 +70,26 @@ def _noise(rng: np.random.Generator, std: float):
     return perturb
 
 
+def _aux_labels(frames: dict[str, list], cfg: CollectConfig, K_wrist: np.ndarray) -> dict[str, np.ndarray]:
+    """Training-only labels: object/goal positions and their pixels in both cameras (tool too)."""
+    obj, goal = np.stack(frames["obj"]), _backfill(np.stack(frames["goal"]))
+    tool = np.stack(frames["state"])[:, :3]
+    per_frame = []
+    for t, (K, T, T_wrist) in enumerate(frames["cams"]):
+        pts = np.stack([obj[t], goal[t], tool[t]])
+        static = pixel_labels(pts, K, T, cfg.image_size)
+        wrist = pixel_labels(pts[:2], K_wrist, T_wrist, cfg.wrist_size)
+        per_frame.append(np.concatenate([static, wrist]))
+    px = np.stack(per_frame)  # (n, 5, 3)
+    return dict(zip(AUX_KEYS, [obj, goal, px[:, 0], px[:, 1], px[:, 2], px[:, 3], px[:, 4]]))
+
+
 def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = None) -> dict:
     """Run the expert on ``cfg.episodes`` seeded tasks and write the dataset; return counts."""
-    env = TabletopEnv(EnvConfig(randomize=True, image_size=cfg.image_size, segmentation=False))
+    env = TabletopEnv(
+        EnvConfig(randomize=True, image_size=cfg.image_size, wrist_size=cfg.wrist_size, segmentation=False)
+    )
+    K_wrist = intrinsics(cfg.wrist_size, cfg.wrist_size, env.camera.fov_deg)
     writer = LeRobotWriter(
         cfg.out, fps=env.config.control_hz, image_shape=(cfg.image_size, cfg.image_size, 3)
     )
@@ -74,35 +107,30 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         for k, sg in enumerate(subgoals):
             if sg is None:
                 sg = bind_push(env, task.scene.names[0], rng, split="train")
-            frames: dict[str, list] = {
-                "img": [],
-                "state": [],
-                "action": [],
-                "done": [],
-                "obj": [],
-                "goal": [],
-            }
+            frames: dict[str, list] = {k: [] for k in ("img", "wrist", "state", "action", "done", "obj", "goal", "cams")}
 
             def on_step(o, a, settling, frames=frames, name=sg.args["obj"]):
                 frames["img"].append(o[IMAGE])
+                frames["wrist"].append(o[WRIST_IMAGE])
                 frames["state"].append(o[STATE])
                 frames["action"].append(np.asarray(a, np.float32))
                 frames["done"].append(float(settling))
                 frames["obj"].append(env.world_state().get(name).position)
                 frames["goal"].append(expert.goal if expert.goal is not None else np.full(3, np.nan))
+                frames["cams"].append((env.camera_frame.intrinsics, env.camera_frame.extrinsics, env.wrist_pose()))
 
             result, obs = run_subgoal(
                 env, expert, sg, obs, on_step=on_step, perturb=perturb, settle_steps=cfg.settle_steps
             )
             if result.success and result.policy_done:
-                aux = {AUX_KEYS[0]: np.stack(frames["obj"]), AUX_KEYS[1]: _backfill(np.stack(frames["goal"]))}
                 writer.add_episode(
                     np.stack(frames["img"]),
                     np.stack(frames["state"]),
                     np.stack(frames["action"]),
                     np.array(frames["done"]),
                     sg.instruction,
-                    aux,
+                    _aux_labels(frames, cfg, K_wrist),
+                    wrist=np.stack(frames["wrist"]),
                 )
                 kept += 1
             else:

@@ -25,12 +25,22 @@ CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 IMAGE_KEY = "observation.image"
+WRIST_KEY = "observation.images.wrist"
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 DONE_KEY = "subgoal.done"
 # Training-only labels from the simulator (never policy inputs): where the subgoal's object is and
-# where it is headed, in the base frame. They supervise an auxiliary localization head.
-AUX_KEYS = ("aux.object_position", "aux.goal_position")
+# where it is headed, in the base frame, and where they (and the tool) appear in the two cameras as
+# (u, v, depth) pixels, NaN when out of view. They supervise the auxiliary localization heads.
+AUX_KEYS = (
+    "aux.object_position",
+    "aux.goal_position",
+    "aux.object_pixel",
+    "aux.goal_pixel",
+    "aux.tool_pixel",
+    "aux.object_wrist_pixel",
+    "aux.goal_wrist_pixel",
+)
 STATE_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper_width"]
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
 
@@ -61,10 +71,12 @@ class LeRobotWriter:
         if (self.root / "meta" / "info.json").exists():
             raise ConfigError(f"dataset {self.root} already exists; choose another --out or delete it")
         self.fps, self.image_shape, self.robot_type = fps, image_shape, robot_type
+        self.wrist_shape: tuple[int, int, int] | None = None
         self.rows: dict[str, list] = {
             k: []
             for k in (
                 IMAGE_KEY,
+                WRIST_KEY,
                 STATE_KEY,
                 ACTION_KEY,
                 DONE_KEY,
@@ -84,6 +96,7 @@ class LeRobotWriter:
         self._image_sq = np.zeros(3)
         self._image_min = np.full(3, 255.0)
         self._image_max = np.zeros(3)
+        self._wrist_moments = np.zeros((3, 3))  # per channel: sum, sum of squares, pixel count
 
     def add_episode(
         self,
@@ -93,10 +106,20 @@ class LeRobotWriter:
         done: np.ndarray,
         task: str,
         aux: dict[str, np.ndarray] | None = None,
+        wrist: np.ndarray | None = None,
     ) -> None:
         n = len(images)
         if not (len(states) == len(actions) == len(done) == n) or n == 0:
             raise ConfigError("episode arrays must be non-empty and of equal length")
+        if (wrist is None) != (self.wrist_shape is None) and self.episodes:
+            raise ConfigError("every episode of a dataset must have a wrist image, or none")
+        if wrist is not None:
+            if len(wrist) != n:
+                raise ConfigError("wrist images must match the episode length")
+            self.wrist_shape = tuple(wrist.shape[1:])
+            self.rows[WRIST_KEY] += [{"bytes": _png(im), "path": None} for im in wrist]
+            wpx = wrist.reshape(-1, 3).astype(np.float64) / 255.0
+            self._wrist_moments += [wpx.sum(0), (wpx**2).sum(0), np.full(3, len(wpx))]
         ep = len(self.episodes)
         start = len(self.rows["index"])
         ti = self.tasks.setdefault(task, len(self.tasks))
@@ -137,9 +160,11 @@ class LeRobotWriter:
         (root / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
         h, w, c = self.image_shape
         image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+        wrist = {WRIST_KEY: pa.array(self.rows[WRIST_KEY], type=image_type)} if self.wrist_shape else {}
         table = pa.table(
             {
                 IMAGE_KEY: pa.array(self.rows[IMAGE_KEY], type=image_type),
+                **wrist,
                 STATE_KEY: pa.array(self.rows[STATE_KEY], type=pa.list_(pa.float32(), 7)),
                 ACTION_KEY: pa.array(self.rows[ACTION_KEY], type=pa.list_(pa.float32(), 7)),
                 DONE_KEY: pa.array(self.rows[DONE_KEY], type=pa.float32()),
@@ -206,9 +231,22 @@ class LeRobotWriter:
             STATE_KEY: _stats(np.concatenate(self._states)),
             ACTION_KEY: _stats(np.concatenate(self._actions)),
         }
+        if self.wrist_shape:
+            s1, s2, cnt = self._wrist_moments
+            wmean = s1 / cnt
+            stats[WRIST_KEY] = {
+                "mean": as_img(wmean),
+                "std": as_img(np.sqrt(np.maximum(s2 / cnt - wmean**2, 0))),
+                "count": [n],
+            }
         (root / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
         features = {
             IMAGE_KEY: {"dtype": "image", "shape": [h, w, c], "names": ["height", "width", "channels"]},
+            **(
+                {WRIST_KEY: {"dtype": "image", "shape": list(self.wrist_shape), "names": ["height", "width", "channels"]}}
+                if self.wrist_shape
+                else {}
+            ),
             STATE_KEY: {"dtype": "float32", "shape": [7], "names": STATE_NAMES},
             ACTION_KEY: {"dtype": "float32", "shape": [7], "names": ACTION_NAMES},
             DONE_KEY: {"dtype": "float32", "shape": [1], "names": None},
@@ -248,8 +286,9 @@ class Demonstrations:
     done: np.ndarray  # (N,) float32
     episode_index: np.ndarray  # (N,) int64
     task_index: np.ndarray  # (N,) int64
-    aux: np.ndarray  # (N, 6) float32 object and goal positions (NaN when unknown)
+    aux: dict[str, np.ndarray]  # AUX_KEYS -> (N, 3) float32, NaN when unknown
     tasks: list[str]
+    wrist: np.ndarray | None  # (N, h, w, 3) uint8 when the dataset has a wrist camera
     stats: dict
     info: dict
 
@@ -270,8 +309,8 @@ def load_dataset(root: str | Path) -> Demonstrations:
         raise ConfigError(f"{root}: dataset lacks features {sorted(missing)}")
     files = sorted((root / "data").glob("chunk-*/file-*.parquet"))
     table = pa.concat_tables([pq.read_table(f) for f in files])
-    imgs = table.column(IMAGE_KEY).to_pylist()
-    images = np.stack([np.asarray(Image.open(io.BytesIO(x["bytes"])).convert("RGB")) for x in imgs])
+    images = _decode(table.column(IMAGE_KEY).to_pylist())
+    wrist = _decode(table.column(WRIST_KEY).to_pylist()) if WRIST_KEY in table.column_names else None
     col = lambda k: np.asarray(table.column(k).to_pylist())  # noqa: E731
     tasks_table = pq.read_table(root / "meta" / "tasks.parquet")
     order = np.argsort(tasks_table.column("task_index").to_numpy())
@@ -281,10 +320,10 @@ def load_dataset(root: str | Path) -> Demonstrations:
         if DONE_KEY in table.column_names
         else np.zeros(len(images), np.float32)
     )
-    aux = np.full((len(images), 6), np.nan, np.float32)
-    for j, k in enumerate(AUX_KEYS):
-        if k in table.column_names:
-            aux[:, 3 * j : 3 * j + 3] = col(k)
+    aux = {
+        k: col(k).astype(np.float32) if k in table.column_names else np.full((len(images), 3), np.nan, np.float32)
+        for k in AUX_KEYS
+    }
     return Demonstrations(
         images,
         col(STATE_KEY).astype(np.float32),
@@ -294,9 +333,14 @@ def load_dataset(root: str | Path) -> Demonstrations:
         col("task_index"),
         aux,
         tasks,
+        wrist,
         json.loads((root / "meta" / "stats.json").read_text()),
         info,
     )
+
+
+def _decode(pngs: list[dict]) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(io.BytesIO(x["bytes"])).convert("RGB")) for x in pngs])
 
 
 def load_datasets(roots: list[str | Path]) -> Demonstrations:
@@ -318,11 +362,8 @@ def load_datasets(roots: list[str | Path]) -> Demonstrations:
     actions = np.concatenate([d.actions for d in parts])
     w = np.array([len(d.states) for d in parts], np.float64)
     w /= w.sum()
-    img = [d.stats[IMAGE_KEY] for d in parts]
-    mean = sum(wi * np.asarray(s["mean"]) for wi, s in zip(w, img))
-    sq = sum(wi * (np.asarray(s["std"]) ** 2 + np.asarray(s["mean"]) ** 2) for wi, s in zip(w, img))
     stats = {
-        IMAGE_KEY: {**img[0], "mean": mean.tolist(), "std": np.sqrt(np.maximum(sq - mean**2, 0)).tolist()},
+        **_combine_image_stats(parts, w),
         STATE_KEY: _stats(states),
         ACTION_KEY: _stats(actions),
     }
@@ -333,8 +374,22 @@ def load_datasets(roots: list[str | Path]) -> Demonstrations:
         np.concatenate([d.done for d in parts]),
         np.concatenate(episodes),
         np.concatenate(task_idx),
-        np.concatenate([d.aux for d in parts]),
+        {k: np.concatenate([d.aux[k] for d in parts]) for k in AUX_KEYS},
         tasks,
+        None if any(d.wrist is None for d in parts) else np.concatenate([d.wrist for d in parts]),
         stats,
         parts[0].info,
     )
+
+
+def _combine_image_stats(parts: list[Demonstrations], weights: np.ndarray) -> dict:
+    """Image mean/std of a union of datasets from each part's frame-weighted moments."""
+    out = {}
+    for key in (IMAGE_KEY, WRIST_KEY):
+        if not all(key in d.stats for d in parts):
+            continue
+        img = [d.stats[key] for d in parts]
+        mean = sum(wi * np.asarray(s["mean"]) for wi, s in zip(weights, img))
+        sq = sum(wi * (np.asarray(s["std"]) ** 2 + np.asarray(s["mean"]) ** 2) for wi, s in zip(weights, img))
+        out[key] = {**img[0], "mean": mean.tolist(), "std": np.sqrt(np.maximum(sq - mean**2, 0)).tolist()}
+    return out

@@ -1,14 +1,22 @@
-"""The VLA network: a small CNN trained from scratch, FiLM-conditioned on frozen MiniLM
-instruction embeddings, with proprioception, an action-chunk head and a "subgoal done" head.
+"""The VLA network: two small CNNs trained from scratch (the static camera and the wrist camera),
+FiLM-conditioned on frozen MiniLM instruction features, language-conditioned heatmaps that say
+*where* the named object and its goal are, proprioception, an action-chunk head and a
+"subgoal done" head.
 
-    image (3x128x128) + xy coords -> 4 conv blocks, each FiLM(gamma, beta | instruction)
-      -> spatial softmax (keypoints) ──┬─> localization head: object and goal position (6)
-    instruction tokens -> cross-attn ──┤                                   │
-    state (7, normalized)      -> MLP ─┴───────────────> MLP trunk <───────┘
-                                        -> arm deltas (H x 6), gripper logits (H), done logit
+    static 3x128x128 (+xy) -> stem -> FiLM 32x32 ─┬─> heatmaps 64x64: object, goal, tool  ─> soft-argmax
+                                                  └─> FiLM 16x16 x2 -> spatial softmax keypoints
+    wrist  3x64x64   (+xy) -> stem -> FiLM 32x32 ─┬─> heatmaps 32x32 (+ "not in view"): object, goal
+                                                  └─> FiLM 16x16 x2 -> spatial softmax keypoints
+    instruction tokens -> learned queries cross-attend -> c (FiLM conditioning, trunk input)
+    soft-argmax coordinates + keypoints + state -> localization head: object/goal position (metres)
+    everything, and (object - tool), (goal - tool) in metres -> MLP trunk
+        -> arm deltas (H x 6), gripper logits (H), done logit
 
-The localization head is supervised during training with the simulator's positions (an
-auxiliary loss); at run time it is computed from pixels only, like every other input.
+Heatmaps are trained with cross-entropy against Gaussian targets at the pixels where the
+simulator projects the object, goal and tool (auxiliary labels, training only). Cross-entropy on a
+dense map is what makes "find the *green* block" learnable from ~1.5k demonstrations: every pixel
+gets a gradient, and the network is translation-equivariant. At run time all of it is computed from
+pixels, proprioception and the instruction only.
 """
 
 from __future__ import annotations
@@ -22,12 +30,15 @@ from vla_agent.vla.text import EMBED_DIM
 
 AUX_CENTER = (0.5, 0.0, 0.05)  # normalization of the localization targets (metres)
 AUX_SCALE = 0.15
+STATIC_MAPS = ("object", "goal", "tool")
+WRIST_MAPS = ("object", "goal")
 
 
 class VLAConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     image_size: int = 128
+    wrist_size: int = 64
     horizon: int = 4  # actions predicted per chunk
     channels: tuple[int, ...] = (16, 32, 64, 64)
     hidden: int = 256
@@ -37,10 +48,10 @@ class VLAConfig(BaseModel):
 
 
 class FiLMBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, cond: int):
+    def __init__(self, cin: int, cout: int, stride: int, cond: int, dilation: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, stride, 1)
-        self.norm = nn.GroupNorm(8, cout)
+        self.conv = nn.Conv2d(cin, cout, 3, stride, dilation, dilation=dilation)
+        self.norm = nn.GroupNorm(8 if cout % 8 == 0 else 1, cout)
         self.film = nn.Linear(cond, 2 * cout)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -49,17 +60,73 @@ class FiLMBlock(nn.Module):
         return F.relu(x * (1 + gamma[..., None, None]) + beta[..., None, None])
 
 
-class SpatialSoftmax(nn.Module):
-    """Expected (x, y) image coordinates per channel: a compact, position-aware feature."""
+def spatial_softmax(x: torch.Tensor) -> torch.Tensor:
+    """Expected (x, y) image coordinates in [-1, 1] per channel (B, 2C)."""
+    b, c, h, w = x.shape
+    attn = F.softmax(x.flatten(2), dim=-1).view(b, c, h, w)
+    return torch.cat([expected_xy(attn)[..., 0], expected_xy(attn)[..., 1]], dim=-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        attn = F.softmax(x.flatten(2), dim=-1).view(b, c, h, w)
-        ys = torch.linspace(-1, 1, h, device=x.device)
-        xs = torch.linspace(-1, 1, w, device=x.device)
-        ex = (attn.sum(2) * xs).sum(-1)
-        ey = (attn.sum(3) * ys).sum(-1)
-        return torch.cat([ex, ey], dim=-1)
+
+def expected_xy(prob: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) probabilities -> (B, C, 2) expected cell-centre coordinates in [-1, 1]."""
+    h, w = prob.shape[-2:]
+    xs = torch.linspace(-1, 1, w, device=prob.device)
+    ys = torch.linspace(-1, 1, h, device=prob.device)
+    return torch.stack([(prob.sum(-2) * xs).sum(-1), (prob.sum(-1) * ys).sum(-1)], dim=-1)
+
+
+def with_coords(img: torch.Tensor) -> torch.Tensor:
+    b, _, h, w = img.shape
+    ys = torch.linspace(-1, 1, h, device=img.device).view(1, 1, h, 1).expand(b, 1, h, w)
+    xs = torch.linspace(-1, 1, w, device=img.device).view(1, 1, 1, w).expand(b, 1, h, w)
+    return torch.cat([img, xs, ys], dim=1)
+
+
+class CameraStream(nn.Module):
+    """Stem + FiLM blocks for one camera: heatmap logits at the stem's resolution (half the image),
+    a "not in view" logit per map when ``null``, and spatial-softmax keypoints of the deep features."""
+
+    def __init__(self, channels: tuple[int, ...], cond: int, maps: int, mid_stride: int, null: bool):
+        super().__init__()
+        c0, c1, c2, c3 = channels
+        self.stem = nn.Conv2d(5, c0, 5, 2, 2)
+        self.mid = nn.ModuleList([FiLMBlock(c0, c1, mid_stride, cond), FiLMBlock(c1, c1, 1, cond, dilation=2)])
+        # 1x1 convs as matmuls (their backward is ~20x faster on CPU); the deep features are
+        # projected first and then upsampled, which equals upsampling first (both are linear).
+        self.heat_deep = nn.Linear(c1, maps)
+        self.heat_stem = nn.Linear(c0, maps, bias=False)
+        self.null = nn.Linear(c1 + cond, maps) if null else None
+        self.deep = nn.ModuleList([FiLMBlock(c1, c2, 2, cond), FiLMBlock(c2, c3, 1, cond)])
+        self.upsample = mid_stride == 2  # heatmaps at the stem's resolution
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        s = F.relu(self.stem(with_coords(img)))
+        x = s
+        for blk in self.mid:
+            x = blk(x, c)
+        heat = self.heat_deep(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        if self.upsample:
+            heat = F.interpolate(heat, size=s.shape[-2:], mode="bilinear", align_corners=False)
+        heat = heat + self.heat_stem(s.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        null = None
+        if self.null is not None:
+            null = self.null(torch.cat([x.mean((2, 3)), c], dim=-1))
+        for blk in self.deep:
+            x = blk(x, c)
+        return heat, null, spatial_softmax(x)
+
+
+def heat_probs(heat: torch.Tensor, null: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-map cell probabilities (B, M, H, W) and the probability of being in view (B, M)."""
+    b, m, h, w = heat.shape
+    flat = heat.flatten(2)
+    if null is not None:
+        flat = torch.cat([flat, null[..., None]], dim=-1)
+    p = F.softmax(flat, dim=-1)
+    cells = p[..., : h * w]
+    visible = cells.sum(-1)
+    cells = cells / visible.clamp(min=1e-6)[..., None]
+    return cells.view(b, m, h, w), visible
 
 
 class VLANet(nn.Module):
@@ -67,29 +134,24 @@ class VLANet(nn.Module):
         super().__init__()
         self.cfg = cfg
         cond = 128
-        # Language: learned queries cross-attend over frozen MiniLM token features, plus the
-        # mean-pooled sentence vector.
         self.token_proj = nn.Linear(EMBED_DIM, cond)
         self.text_queries = nn.Parameter(torch.randn(4, cond) * 0.1)
         self.lang = nn.Sequential(nn.Linear(EMBED_DIM + 4 * cond, cond), nn.ReLU(), nn.Linear(cond, cond))
-        self.stem = nn.Conv2d(5, cfg.channels[0], 5, 2, 2)  # RGB + coord channels
-        blocks, cin = [], cfg.channels[0]
-        for i, cout in enumerate(cfg.channels):
-            blocks.append(FiLMBlock(cin, cout, 1 if i in (0, len(cfg.channels) - 1) else 2, cond))
-            cin = cout
-        self.blocks = nn.ModuleList(blocks)
-        self.pool = SpatialSoftmax()
-        # Language-conditioned spatial attention on the high-resolution stem features: two queries
-        # from the instruction (the object, the goal) pick pixels; their expected image coordinates
-        # are a direct, cheap-to-learn "where" signal.
-        self.keys = nn.Conv2d(cfg.channels[0], 32, 1)
-        self.queries = nn.Linear(cond, 2 * 32)
+        ch = cfg.channels
+        self.static = CameraStream(ch, cond, len(STATIC_MAPS), mid_stride=2, null=False)
+        self.wrist = CameraStream(ch, cond, len(WRIST_MAPS), mid_stride=1, null=True)
+        # Raw-state stats (set from the dataset at training time, saved with the weights) so the
+        # localization can be compared with the tool position in metres.
+        self.register_buffer("state_mean", torch.zeros(7))
+        self.register_buffer("state_std", torch.ones(7))
+        n_static = 2 * len(STATIC_MAPS) + 4  # coordinates + (object - tool), (goal - tool)
+        n_wrist = 3 * len(WRIST_MAPS)  # coordinates + in-view probability
         self.proprio = nn.Sequential(nn.Linear(7, 64), nn.ReLU())
         self.locate = nn.Sequential(
-            nn.Linear(2 * cin + cond + 4, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 6)
+            nn.Linear(4 * ch[3] + n_static + n_wrist + 64 + cond, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 6)
         )
         self.trunk = nn.Sequential(
-            nn.Linear(2 * cin + 64 + cond + 6 + 4, cfg.hidden),
+            nn.Linear(4 * ch[3] + n_static + n_wrist + 64 + cond + 6 + 6, cfg.hidden),
             nn.ReLU(),
             nn.Linear(cfg.hidden, cfg.hidden),
             nn.ReLU(),
@@ -99,6 +161,10 @@ class VLANet(nn.Module):
         self.arm = nn.Linear(cfg.hidden, arm_out)
         self.gripper = nn.Linear(cfg.hidden, h)
         self.done = nn.Linear(cfg.hidden, 1)
+
+    def set_state_stats(self, mean, std) -> None:
+        self.state_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.state_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp(min=1e-4))
 
     def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(tokens.dtype)
@@ -110,31 +176,43 @@ class VLANet(nn.Module):
         return self.lang(torch.cat([sentence, attended], dim=-1))
 
     def forward(
-        self, image: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor
+        self,
+        image: torch.Tensor,
+        state: torch.Tensor,
+        tokens: torch.Tensor,
+        mask: torch.Tensor,
+        wrist: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        """image (B,3,H,W) normalized float, state (B,7) normalized, MiniLM token features
-        (B,L,384) with their mask (B,L)."""
-        b, _, hgt, wid = image.shape
-        ys = torch.linspace(-1, 1, hgt, device=image.device).view(1, 1, hgt, 1).expand(b, 1, hgt, wid)
-        xs = torch.linspace(-1, 1, wid, device=image.device).view(1, 1, 1, wid).expand(b, 1, hgt, wid)
+        """image (B,3,H,W) and wrist (B,3,h,w) normalized float, state (B,7) normalized, MiniLM
+        token features (B,L,384) with their mask (B,L)."""
+        b = image.shape[0]
         c = self.encode_text(tokens, mask)
-        x = F.relu(self.stem(torch.cat([image, xs, ys], dim=1)))
-        keys = self.keys(F.avg_pool2d(x, 2))  # 32x32 is enough for a 4 cm block
-        q = self.queries(c).view(b, 2, -1)
-        logits = torch.einsum("bkhw,bqk->bqhw", keys, q) / keys.shape[1] ** 0.5
-        attn = F.softmax(logits.flatten(2), dim=-1).view_as(logits)
-        gy = torch.linspace(-1, 1, attn.shape[2], device=x.device)
-        gx = torch.linspace(-1, 1, attn.shape[3], device=x.device)
-        attended = torch.cat([(attn.sum(2) * gx).sum(-1), (attn.sum(3) * gy).sum(-1)], dim=-1)  # (B, 4)
-        for blk in self.blocks:
-            x = blk(x, c)
-        keypoints = self.pool(x)
-        where = self.locate(torch.cat([keypoints, c, attended], dim=-1))
-        z = self.trunk(torch.cat([keypoints, self.proprio(state), c, where, attended], dim=-1))
+        s_heat, _, s_keys = self.static(image, c)
+        w_heat, w_null, w_keys = self.wrist(wrist, c)
+        s_prob, _ = heat_probs(s_heat, None)
+        w_prob, w_vis = heat_probs(w_heat, w_null)
+        s_xy = expected_xy(s_prob)  # (B, 3, 2): object, goal, tool
+        w_xy = expected_xy(w_prob) * w_vis[..., None]  # (B, 2, 2), zero when out of view
+        static_feats = torch.cat([s_xy.flatten(1), s_xy[:, 0] - s_xy[:, 2], s_xy[:, 1] - s_xy[:, 2]], dim=-1)
+        wrist_feats = torch.cat([w_xy.flatten(1), w_vis], dim=-1)
+        prop = self.proprio(state)
+        feats = torch.cat([s_keys, w_keys, static_feats, wrist_feats, prop, c], dim=-1)
+        where = self.locate(feats)
+        tool = (state[:, :3] * self.state_std[:3] + self.state_mean[:3] - torch.tensor(AUX_CENTER, device=state.device)) / AUX_SCALE
+        rel = where - tool.repeat(1, 2)
+        z = self.trunk(torch.cat([feats, where, rel], dim=-1))
         arm = self.arm(z)
         h = self.cfg.horizon
         arm = arm.view(b, h, 6, self.cfg.n_bins) if self.cfg.action_head == "bins" else arm.view(b, h, 6)
-        return {"arm": arm, "gripper": self.gripper(z), "done": self.done(z).squeeze(-1), "where": where}
+        return {
+            "arm": arm,
+            "gripper": self.gripper(z),
+            "done": self.done(z).squeeze(-1),
+            "where": where,
+            "static_heat": s_heat,
+            "wrist_heat": w_heat,
+            "wrist_null": w_null,
+        }
 
     def decode_arm(self, arm: torch.Tensor) -> torch.Tensor:
         """Normalized arm deltas (B,H,6) from the head's output."""

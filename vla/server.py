@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from vla_agent.errors import ConfigError
-from vla_agent.types import IMAGE, PROMPT, STATE
+from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE
 from vla_agent.vla import msgpack_numpy
 
 log = logging.getLogger(__name__)
@@ -63,22 +63,23 @@ class PolicyService:
             "action_dim": 7,
             "control_hz": 10.0,
             "action_space": "ee_delta_base_frame[dx,dy,dz,droll,dpitch,dyaw,gripper(+1 open)]",
-            "image_keys": [IMAGE],
+            "image_keys": [IMAGE, WRIST_IMAGE],
             "state_key": STATE,
             "image_size": cfg.image_size,
+            "wrist_size": cfg.wrist_size,
             "server": "vla-agent",
         }
 
     def infer(self, obs: dict) -> dict:
         if not isinstance(obs, dict):
             raise ValueError("request must be a map of observation keys")
-        missing = [k for k in (IMAGE, STATE, PROMPT) if k not in obs]
+        missing = [k for k in (IMAGE, WRIST_IMAGE, STATE, PROMPT) if k not in obs]
         if missing:
             raise ValueError(f"request lacks {missing}")
-        image, state, prompt = obs[IMAGE], obs[STATE], obs[PROMPT]
-        size = self.metadata["image_size"]
-        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape == (size, size, 3)):
-            raise ValueError(f"{IMAGE} must be a uint8 array of shape ({size}, {size}, 3)")
+        image, wrist, state, prompt = obs[IMAGE], obs[WRIST_IMAGE], obs[STATE], obs[PROMPT]
+        for key, img, size in ((IMAGE, image, self.metadata["image_size"]), (WRIST_IMAGE, wrist, self.metadata["wrist_size"])):
+            if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.shape == (size, size, 3)):
+                raise ValueError(f"{key} must be a uint8 array of shape ({size}, {size}, 3)")
         state = np.asarray(state, dtype=np.float32)
         if state.shape != (7,) or not np.all(np.isfinite(state)):
             raise ValueError(f"{STATE} must be 7 finite numbers")
@@ -90,7 +91,7 @@ class PolicyService:
         with self._lock:
             if self.policy.subgoal is None or self.policy.subgoal.instruction != prompt:
                 self.policy.reset(Subgoal("remote", {}, prompt))
-            actions, done_prob = self.policy.infer(image, state)
+            actions, done_prob = self.policy.infer(image, state, wrist)
         return {
             "actions": actions,
             "done_prob": done_prob,

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
+from vla_agent.errors import ConfigError
 from vla_agent.vla.checkpoint import save_checkpoint, torch_device
-from vla_agent.vla.dataset import Demonstrations, load_datasets
+from vla_agent.vla.dataset import WRIST_KEY, Demonstrations, load_datasets
 from vla_agent.vla.model import AUX_CENTER, AUX_SCALE, VLAConfig, VLANet
 from vla_agent.vla.normalize import Normalizer
 from vla_agent.vla.text import text_encoder
@@ -43,6 +44,7 @@ class TrainConfig(BaseModel):
     shift_px: int = 4
     done_weight: float = 0.5
     aux_weight: float = 1.0  # localization head (object and goal positions)
+    heat_weight: float = 0.5  # heatmaps (object, goal, tool pixels in both cameras)
     model: VLAConfig = VLAConfig()
 
 
@@ -60,37 +62,55 @@ class Batcher:
             last[s : e + 1] = e
         idx = np.minimum(idx, last[:, None])
         chunks = norm.action(demos.actions[idx])  # (N, H, 7)
+        if demos.wrist is None:
+            raise ConfigError("the dataset has no wrist camera images (re-collect with `vla-agent vla collect`)")
         self.images = torch.from_numpy(demos.images).permute(0, 3, 1, 2).contiguous()  # uint8
+        self.wrist = torch.from_numpy(demos.wrist).permute(0, 3, 1, 2).contiguous()
         self.states = torch.from_numpy(norm.state(demos.states))
         self.arm = torch.from_numpy(chunks[..., :6])
         self.gripper = torch.from_numpy((chunks[..., 6] > 0).astype(np.float32))
         self.done = torch.from_numpy(demos.done)
         center = np.tile(np.array(AUX_CENTER, np.float32), 2)
-        self.where = torch.from_numpy((demos.aux - center) / AUX_SCALE)  # NaN where unknown
+        where = np.concatenate([demos.aux["aux.object_position"], demos.aux["aux.goal_position"]], axis=1)
+        self.where = torch.from_numpy((where - center) / AUX_SCALE)  # NaN where unknown
+        pix = lambda *keys: torch.from_numpy(np.stack([demos.aux[k][:, :2] for k in keys], 1))  # noqa: E731
+        self.static_px = pix("aux.object_pixel", "aux.goal_pixel", "aux.tool_pixel")  # (N, 3, 2)
+        self.wrist_px = pix("aux.object_wrist_pixel", "aux.goal_wrist_pixel")  # (N, 2, 2)
         tokens, mask = text_encoder().encode_tokens(demos.tasks)
         self.tokens, self.mask = torch.from_numpy(tokens), torch.from_numpy(mask)
         self.task = torch.from_numpy(demos.task_index)
         mean, std = norm.image_mean_std()
         self.img_mean = torch.tensor(mean).view(1, 3, 1, 1).to(device)
         self.img_std = torch.tensor(std).view(1, 3, 1, 1).to(device)
+        wmean, wstd = norm.image_mean_std(WRIST_KEY)
+        self.wrist_mean = torch.tensor(wmean).view(1, 3, 1, 1).to(device)
+        self.wrist_std = torch.tensor(wstd).view(1, 3, 1, 1).to(device)
         self.device = device
         self.episode = torch.from_numpy(ep)
 
     def batch(self, idx: torch.Tensor, gen: torch.Generator | None, shift: int) -> dict[str, torch.Tensor]:
         d = self.device
         img = self.images[idx].to(d).float() / 255.0
+        wrist = self.wrist[idx].to(d).float() / 255.0
+        static_px = self.static_px[idx].clone()
         if gen is not None:
             b = len(idx)
-            if shift > 0:
+            if shift > 0:  # the same random shift for the batch; the pixel labels move with it
                 pad = F.pad(img, (shift,) * 4, mode="replicate")
                 ox, oy = torch.randint(0, 2 * shift + 1, (2,), generator=gen).tolist()
                 img = pad[..., oy : oy + img.shape[2], ox : ox + img.shape[3]]
-            scale = 1 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.2
-            offset = (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.1
-            img = (img * scale.to(d) + offset.to(d)).clamp(0, 1)
+                static_px += torch.tensor([shift - ox, shift - oy], dtype=static_px.dtype)
+            for x in (img, wrist):  # brightness/contrast jitter that keeps hues
+                scale = 1 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.2
+                offset = (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.1
+                x.mul_(scale.to(d)).add_(offset.to(d)).clamp_(0, 1)
         img = (img - self.img_mean) / self.img_std
+        wrist = (wrist - self.wrist_mean) / self.wrist_std
         return {
             "image": img,
+            "wrist": wrist,
+            "static_px": static_px.to(d),
+            "wrist_px": self.wrist_px[idx].to(d),
             "state": self.states[idx].to(d),
             "tokens": self.tokens[self.task[idx]].to(d),
             "mask": self.mask[self.task[idx]].to(d),
@@ -102,9 +122,13 @@ class Batcher:
 
 
 def compute_loss(
-    model: VLANet, b: dict[str, torch.Tensor], done_weight: float, aux_weight: float = 1.0
+    model: VLANet,
+    b: dict[str, torch.Tensor],
+    done_weight: float,
+    aux_weight: float = 1.0,
+    heat_weight: float = 0.5,
 ) -> tuple[torch.Tensor, dict]:
-    out = model(b["image"], b["state"], b["tokens"], b["mask"])
+    out = model(b["image"], b["state"], b["tokens"], b["mask"], b["wrist"])
     if model.cfg.action_head == "bins":
         arm_loss = F.cross_entropy(
             out["arm"].reshape(-1, model.cfg.n_bins), model.bin_targets(b["arm"]).reshape(-1)
@@ -119,7 +143,11 @@ def compute_loss(
         if known.any()
         else out["where"].sum() * 0.0
     )
-    loss = arm_loss + grip_loss + done_weight * done_loss + aux_weight * where_loss
+    size = b["image"].shape[-1], b["wrist"].shape[-1]
+    heat_loss = heatmap_loss(out["static_heat"], None, b["static_px"], size[0]) + heatmap_loss(
+        out["wrist_heat"], out["wrist_null"], b["wrist_px"], size[1]
+    )
+    loss = arm_loss + grip_loss + done_weight * done_loss + aux_weight * where_loss + heat_weight * heat_loss
     with torch.no_grad():
         arm_err = (model.decode_arm(out["arm"]) - b["arm"]).abs().mean()
     info = {
@@ -128,9 +156,33 @@ def compute_loss(
         "gripper": grip_loss,
         "done": done_loss,
         "where": where_loss,
+        "heat": heat_loss,
         "arm_abs_err": arm_err,
     }
     return loss, {k: v.item() for k, v in info.items()}
+
+
+def heatmap_loss(heat: torch.Tensor, null: torch.Tensor | None, px: torch.Tensor, size: int) -> torch.Tensor:
+    """Cross-entropy of heatmap logits (B, M, R, R) against Gaussians (sigma: one cell) at the
+    labelled pixels (B, M, 2) of a ``size`` image. Out-of-view labels (NaN) train the "not in
+    view" logit when there is one and are ignored otherwise."""
+    b, m, r, _ = heat.shape
+    cells = (px + 0.5) * r / size - 0.5  # cell coordinates
+    known = ~torch.isnan(cells[..., 0])
+    grid = torch.arange(r, device=heat.device, dtype=heat.dtype)
+    cx, cy = torch.nan_to_num(cells[..., 0])[..., None], torch.nan_to_num(cells[..., 1])[..., None]
+    gx, gy = torch.exp(-0.5 * (grid - cx) ** 2), torch.exp(-0.5 * (grid - cy) ** 2)  # (B, M, R)
+    target = (gy[..., :, None] * gx[..., None, :]).flatten(2)
+    target = target / target.sum(-1, keepdim=True).clamp(min=1e-8)
+    logits = heat.flatten(2)
+    if null is not None:
+        logits = torch.cat([logits, null[..., None]], dim=-1)
+        target = torch.cat([target * known[..., None], (~known).to(heat.dtype)[..., None]], dim=-1)
+        weight = torch.ones_like(known, dtype=heat.dtype)
+    else:
+        weight = known.to(heat.dtype)
+    ce = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
+    return (ce * weight).sum() / weight.sum().clamp(min=1)
 
 
 def _save_resume(path: Path, model: VLANet, opt: torch.optim.Optimizer, step: int, stats: dict, cfg) -> None:
@@ -163,7 +215,10 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     demos = load_datasets(cfg.dataset if isinstance(cfg.dataset, list) else [cfg.dataset])
     norm = Normalizer(demos.stats)
     data = Batcher(demos, norm, cfg.model.horizon, device)
-    model = VLANet(cfg.model.model_copy(update={"image_size": demos.images.shape[1]})).to(device)
+    model = VLANet(
+        cfg.model.model_copy(update={"image_size": demos.images.shape[1], "wrist_size": demos.wrist.shape[1]})
+    ).to(device)
+    model.set_state_stats(norm.stats["observation.state"]["mean"], norm.stats["observation.state"]["std"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     last = cfg.out / "last"
@@ -184,7 +239,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         for g in opt.param_groups:
             g["lr"] = cfg.lr * max(sched(step), 0.02)
         idx = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)]
-        loss, info = compute_loss(model, data.batch(idx, gen, cfg.shift_px), cfg.done_weight, cfg.aux_weight)
+        loss, info = compute_loss(model, data.batch(idx, gen, cfg.shift_px), cfg.done_weight, cfg.aux_weight, cfg.heat_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -223,7 +278,7 @@ def evaluate_loss(model: VLANet, data: Batcher, idx: torch.Tensor, cfg: TrainCon
     totals: dict[str, float] = {}
     chunks = idx.split(256)
     for c in chunks:
-        _, info = compute_loss(model, data.batch(c, None, 0), cfg.done_weight, cfg.aux_weight)
+        _, info = compute_loss(model, data.batch(c, None, 0), cfg.done_weight, cfg.aux_weight, cfg.heat_weight)
         for k, v in info.items():
             totals[k] = totals.get(k, 0.0) + v / len(chunks)
     return totals

@@ -41,9 +41,9 @@ def test_observation_keys_and_types(env):
 
 
 def test_wrist_camera_present_when_enabled():
-    env = TabletopEnv(EnvConfig(wrist_camera=True, image_size=64))
+    env = TabletopEnv(EnvConfig(image_size=64, wrist_size=48))
     obs, _ = env.reset(seed=0)
-    assert obs[WRIST_IMAGE].shape == (64, 64, 3)
+    assert obs[WRIST_IMAGE].shape == (48, 48, 3)
     assert obs[WRIST_IMAGE].std() > 1.0  # not a blank frame
     env.close()
 
