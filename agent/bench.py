@@ -222,9 +222,9 @@ def run_server_bench(cfg: ServerBenchConfig) -> dict:
     obs_list = [env.reset(seed=EVAL_SEED_BASE + i)[0] for i in range(10)]
     env.close()
     prompt = get_skill("pick").subgoal({"obj": "red block"}).instruction
-    requests = [{IMAGE: o[IMAGE], WRIST_IMAGE: o[WRIST_IMAGE], STATE: o[STATE], PROMPT: prompt} for o in obs_list] * (
-        cfg.requests // len(obs_list) + 1
-    )
+    requests = [
+        {IMAGE: o[IMAGE], WRIST_IMAGE: o[WRIST_IMAGE], STATE: o[STATE], PROMPT: prompt} for o in obs_list
+    ] * (cfg.requests // len(obs_list) + 1)
     requests = requests[: cfg.requests]
 
     def pct(x: list[float]) -> dict:

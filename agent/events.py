@@ -23,6 +23,7 @@ KINDS = (
     "command",
     "refused",
     "plan",
+    "shadow",  # the real backend's shadow dry run of the plan, before approval
     "subgoal_start",
     "verdict",
     "shield",

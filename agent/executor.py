@@ -139,7 +139,7 @@ class Executor:
         return Scene(objs, tuple(holds(w)))
 
     # ------------------------------------------------------------------ run
-    def run(self, command: str, approve: Callable[[Plan], bool] | None = None) -> RunResult:
+    def run(self, command: str, approve: Callable[[Plan], bool | str] | None = None) -> RunResult:
         """Check, plan, validate and execute ``command``. ``approve`` (a REPL prompt, a voice
         confirmation) sees the validated plan before anything moves; False refuses the run."""
         t0 = time.perf_counter()
@@ -166,9 +166,11 @@ class Executor:
             res.status, res.reason = "refused", plan.refused
             return self._finish(res, t0)
         ev.emit("plan", subgoals=plan.to_json()["subgoals"], planner=plan.planner, latency_ms=plan.latency_ms)
-        if approve is not None and not approve(plan):
-            ev.emit("refused", reason="not approved by the user", stage="user")
-            res.status, res.reason = "refused", "not approved by the user"
+        verdict = approve(plan) if approve is not None else True
+        if verdict is not True:  # False, or the reason for refusing
+            reason = verdict if isinstance(verdict, str) and verdict else "not approved by the user"
+            ev.emit("refused", reason=reason, stage="user")
+            res.status, res.reason = "refused", reason
             return self._finish(res, t0)
         queue = list(plan.subgoals)
         index = 0

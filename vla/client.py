@@ -11,6 +11,7 @@ import numpy as np
 from vla_agent.errors import VlaAgentError
 from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla import msgpack_numpy
+from vla_agent.vla.chunking import DoneFilter, GripperEnsemble
 
 
 class PolicyServerError(VlaAgentError):
@@ -91,11 +92,15 @@ class RemotePolicy:
         self.queue: deque[np.ndarray] = deque()
         self.subgoal: Subgoal | None = None
         self.done, self.done_prob = False, 0.0
+        self.gripper = GripperEnsemble()
+        self.done_filter = DoneFilter(done_threshold)
         self.latencies_ms: list[float] = []
 
     def reset(self, subgoal: Subgoal) -> None:
         self.subgoal = subgoal
         self.queue.clear()
+        self.gripper.reset()
+        self.done_filter.reset()
         self.done, self.done_prob = False, 0.0
 
     def act(self, obs: Observation) -> np.ndarray:
@@ -113,9 +118,15 @@ class RemotePolicy:
             actions = np.array(reply["actions"], np.float64)  # a writable copy
             if actions.ndim != 2 or actions.shape[1] != 7 or not np.all(np.isfinite(actions)):
                 raise PolicyServerError(f"policy server sent malformed actions of shape {actions.shape}")
+            # Servers that send only the +/-1 gripper (openpi-style) still ensemble: +1 -> P(open) = 1.
+            p_open = np.asarray(reply.get("gripper_prob", (actions[:, 6] + 1) / 2), np.float64)
+            if p_open.shape != (len(actions),) or not np.all(np.isfinite(p_open)):
+                raise PolicyServerError(f"policy server sent malformed gripper_prob of shape {p_open.shape}")
+            actions = actions[: self.execute]
+            actions[:, 6] = self.gripper.decide(p_open, len(actions))
             self.done_prob = float(reply.get("done_prob", 0.0))
-            self.done = self.done_prob >= self.done_threshold
+            self.done = self.done_filter.update(self.done_prob, len(actions))
             if self.done:
                 actions[:, :6] = 0.0
-            self.queue.extend(actions[: self.execute])
+            self.queue.extend(actions)
         return self.queue.popleft()[None]

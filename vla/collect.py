@@ -107,7 +107,9 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         for k, sg in enumerate(subgoals):
             if sg is None:
                 sg = bind_push(env, task.scene.names[0], rng, split="train")
-            frames: dict[str, list] = {k: [] for k in ("img", "wrist", "state", "action", "done", "obj", "goal", "cams")}
+            frames: dict[str, list] = {
+                k: [] for k in ("img", "wrist", "state", "action", "done", "obj", "goal", "cams")
+            }
 
             def on_step(o, a, settling, frames=frames, name=sg.args["obj"]):
                 frames["img"].append(o[IMAGE])
@@ -117,7 +119,9 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
                 frames["done"].append(float(settling))
                 frames["obj"].append(env.world_state().get(name).position)
                 frames["goal"].append(expert.goal if expert.goal is not None else np.full(3, np.nan))
-                frames["cams"].append((env.camera_frame.intrinsics, env.camera_frame.extrinsics, env.wrist_pose()))
+                frames["cams"].append(
+                    (env.camera_frame.intrinsics, env.camera_frame.extrinsics, env.wrist_pose())
+                )
 
             result, obs = run_subgoal(
                 env, expert, sg, obs, on_step=on_step, perturb=perturb, settle_steps=cfg.settle_steps

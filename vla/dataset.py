@@ -243,7 +243,13 @@ class LeRobotWriter:
         features = {
             IMAGE_KEY: {"dtype": "image", "shape": [h, w, c], "names": ["height", "width", "channels"]},
             **(
-                {WRIST_KEY: {"dtype": "image", "shape": list(self.wrist_shape), "names": ["height", "width", "channels"]}}
+                {
+                    WRIST_KEY: {
+                        "dtype": "image",
+                        "shape": list(self.wrist_shape),
+                        "names": ["height", "width", "channels"],
+                    }
+                }
                 if self.wrist_shape
                 else {}
             ),
@@ -321,7 +327,9 @@ def load_dataset(root: str | Path) -> Demonstrations:
         else np.zeros(len(images), np.float32)
     )
     aux = {
-        k: col(k).astype(np.float32) if k in table.column_names else np.full((len(images), 3), np.nan, np.float32)
+        k: col(k).astype(np.float32)
+        if k in table.column_names
+        else np.full((len(images), 3), np.nan, np.float32)
         for k in AUX_KEYS
     }
     return Demonstrations(

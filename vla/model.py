@@ -90,7 +90,9 @@ class CameraStream(nn.Module):
         super().__init__()
         c0, c1, c2, c3 = channels
         self.stem = nn.Conv2d(5, c0, 5, 2, 2)
-        self.mid = nn.ModuleList([FiLMBlock(c0, c1, mid_stride, cond), FiLMBlock(c1, c1, 1, cond, dilation=2)])
+        self.mid = nn.ModuleList(
+            [FiLMBlock(c0, c1, mid_stride, cond), FiLMBlock(c1, c1, 1, cond, dilation=2)]
+        )
         # 1x1 convs as matmuls (their backward is ~20x faster on CPU); the deep features are
         # projected first and then upsampled, which equals upsampling first (both are linear).
         self.heat_deep = nn.Linear(c1, maps)
@@ -99,7 +101,9 @@ class CameraStream(nn.Module):
         self.deep = nn.ModuleList([FiLMBlock(c1, c2, 2, cond), FiLMBlock(c2, c3, 1, cond)])
         self.upsample = mid_stride == 2  # heatmaps at the stem's resolution
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def forward(
+        self, img: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         s = F.relu(self.stem(with_coords(img)))
         x = s
         for blk in self.mid:
@@ -148,7 +152,9 @@ class VLANet(nn.Module):
         n_wrist = 3 * len(WRIST_MAPS)  # coordinates + in-view probability
         self.proprio = nn.Sequential(nn.Linear(7, 64), nn.ReLU())
         self.locate = nn.Sequential(
-            nn.Linear(4 * ch[3] + n_static + n_wrist + 64 + cond, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 6)
+            nn.Linear(4 * ch[3] + n_static + n_wrist + 64 + cond, cfg.hidden),
+            nn.ReLU(),
+            nn.Linear(cfg.hidden, 6),
         )
         self.trunk = nn.Sequential(
             nn.Linear(4 * ch[3] + n_static + n_wrist + 64 + cond + 6 + 6, cfg.hidden),
@@ -198,7 +204,11 @@ class VLANet(nn.Module):
         prop = self.proprio(state)
         feats = torch.cat([s_keys, w_keys, static_feats, wrist_feats, prop, c], dim=-1)
         where = self.locate(feats)
-        tool = (state[:, :3] * self.state_std[:3] + self.state_mean[:3] - torch.tensor(AUX_CENTER, device=state.device)) / AUX_SCALE
+        tool = (
+            state[:, :3] * self.state_std[:3]
+            + self.state_mean[:3]
+            - torch.tensor(AUX_CENTER, device=state.device)
+        ) / AUX_SCALE
         rel = where - tool.repeat(1, 2)
         z = self.trunk(torch.cat([feats, where, rel], dim=-1))
         arm = self.arm(z)

@@ -53,5 +53,7 @@ class Normalizer:
     def image_mean_std(self, key: str = "observation.image") -> tuple[np.ndarray, np.ndarray]:
         """Per-channel mean/std of a camera (``observation.images.wrist`` for the wrist camera)."""
         if key not in self.stats or not {"mean", "std"} <= set(self.stats[key]):
-            raise ConfigError(f"normalization stats lack {key}.mean/std; the checkpoint or dataset is incomplete")
+            raise ConfigError(
+                f"normalization stats lack {key}.mean/std; the checkpoint or dataset is incomplete"
+            )
         return self._get(key, "mean"), np.maximum(self._get(key, "std"), 1e-3)

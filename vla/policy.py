@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ from vla_agent.errors import ConfigError
 from vla_agent.sim.env import EnvConfig
 from vla_agent.types import IMAGE, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, torch_device
+from vla_agent.vla.chunking import DoneFilter, GripperEnsemble
 from vla_agent.vla.dataset import WRIST_KEY
 from vla_agent.vla.text import text_encoder
 
@@ -20,9 +22,16 @@ _ENV = EnvConfig()  # the action space the policy was trained in
 ARM_LIMITS = np.array([_ENV.max_translation] * 3 + [_ENV.max_rotation] * 3, np.float32)
 
 
+class Prediction(NamedTuple):
+    actions: np.ndarray  # (H, 7) in env units, gripper +1 open / -1 closed
+    gripper_prob: np.ndarray  # (H,) P(gripper open) at each chunk position
+    done_prob: float
+
+
 class VLAPolicy:
-    """In-process VLA. ``act`` returns the first ``execute`` actions of the predicted chunk;
-    ``done`` turns true when the learned "subgoal done" probability exceeds ``done_threshold``."""
+    """In-process VLA. ``act`` returns the first ``execute`` actions of the predicted chunk, the
+    gripper decided by ``GripperEnsemble``; ``done`` turns true when the learned "subgoal done"
+    probability exceeds ``done_threshold``."""
 
     def __init__(
         self,
@@ -47,6 +56,8 @@ class VLAPolicy:
         self.subgoal: Subgoal | None = None
         self.done = False
         self.done_prob = 0.0
+        self.gripper = GripperEnsemble()
+        self.done_filter = DoneFilter(done_threshold)
         self.latencies_ms: list[float] = []
 
     def reset(self, subgoal: Subgoal) -> None:
@@ -56,33 +67,47 @@ class VLAPolicy:
         self._mask = torch.from_numpy(mask).to(self.device)
         self.done = False
         self.done_prob = 0.0
+        self.gripper.reset()
+        self.done_filter.reset()
 
-    def _image(self, image: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        img = torch.from_numpy(np.array(image, dtype=np.uint8)).to(self.device).permute(2, 0, 1)[None]
-        return (img.float() / 255 - mean) / std
+    def _image(self, image: np.ndarray, mean: torch.Tensor, std: torch.Tensor, size: int) -> torch.Tensor:
+        """uint8 HxWx3 -> normalized 1x3xSxS; other sizes (a real camera) are centre-cropped to
+        a square and resized."""
+        img = torch.from_numpy(np.array(image, dtype=np.uint8)).to(self.device).permute(2, 0, 1)[None].float()
+        h, w = img.shape[-2:]
+        if (h, w) != (size, size):
+            s = min(h, w)
+            img = img[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+            img = torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", antialias=True)
+        return (img / 255 - mean) / std
 
     @torch.inference_mode()
-    def infer(self, image: np.ndarray, state: np.ndarray, wrist: np.ndarray) -> tuple[np.ndarray, float]:
-        """Full chunk (H, 7) in env units and the done probability."""
+    def infer(self, image: np.ndarray, state: np.ndarray, wrist: np.ndarray) -> Prediction:
+        """The full chunk in env units with the gripper probabilities and the done probability."""
         if self.subgoal is None:
             raise ConfigError("VLAPolicy.act called before reset(subgoal)")
-        img = self._image(image, self._img_mean, self._img_std)
-        wrist_img = self._image(wrist, self._wrist_mean, self._wrist_std)
+        cfg = self.model.cfg
+        img = self._image(image, self._img_mean, self._img_std, cfg.image_size)
+        wrist_img = self._image(wrist, self._wrist_mean, self._wrist_std, cfg.wrist_size)
         st = torch.from_numpy(self.norm.state(np.asarray(state, np.float32)))[None].to(self.device)
         out = self.model(img, st, self._tokens, self._mask, wrist_img)
         arm = self.model.decode_arm(out["arm"])[0].cpu().numpy()
-        grip = np.where(out["gripper"][0].cpu().numpy() >= 0, 1.0, -1.0)[:, None]
+        p_open = torch.sigmoid(out["gripper"][0]).cpu().numpy().astype(np.float64)
+        grip = np.where(p_open >= 0.5, 1.0, -1.0)[:, None]
         chunk = self.norm.unaction(np.concatenate([arm, grip], axis=-1))
         chunk[:, :6] = np.clip(chunk[:, :6], -ARM_LIMITS, ARM_LIMITS)
-        return chunk.astype(np.float64), float(torch.sigmoid(out["done"][0]))
+        return Prediction(chunk.astype(np.float64), p_open, float(torch.sigmoid(out["done"][0])))
 
     def act(self, obs: Observation) -> np.ndarray:
         t0 = time.perf_counter()
         if WRIST_IMAGE not in obs:
             raise ConfigError(f"the VLA needs the wrist camera ({WRIST_IMAGE}); enable it on the backend")
-        chunk, self.done_prob = self.infer(obs[IMAGE], obs[STATE], obs[WRIST_IMAGE])
+        pred = self.infer(obs[IMAGE], obs[STATE], obs[WRIST_IMAGE])
         self.latencies_ms.append((time.perf_counter() - t0) * 1000)
-        self.done = self.done_prob >= self.done_threshold
+        chunk = pred.actions[: self.execute].copy()
+        chunk[:, 6] = self.gripper.decide(pred.gripper_prob, len(chunk))
+        self.done_prob = pred.done_prob
+        self.done = self.done_filter.update(self.done_prob, len(chunk))
         if self.done:  # hold still: the subgoal is finished
             chunk[:, :6] = 0.0
-        return chunk[: self.execute]
+        return chunk

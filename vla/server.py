@@ -77,7 +77,10 @@ class PolicyService:
         if missing:
             raise ValueError(f"request lacks {missing}")
         image, wrist, state, prompt = obs[IMAGE], obs[WRIST_IMAGE], obs[STATE], obs[PROMPT]
-        for key, img, size in ((IMAGE, image, self.metadata["image_size"]), (WRIST_IMAGE, wrist, self.metadata["wrist_size"])):
+        for key, img, size in (
+            (IMAGE, image, self.metadata["image_size"]),
+            (WRIST_IMAGE, wrist, self.metadata["wrist_size"]),
+        ):
             if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.shape == (size, size, 3)):
                 raise ValueError(f"{key} must be a uint8 array of shape ({size}, {size}, 3)")
         state = np.asarray(state, dtype=np.float32)
@@ -91,10 +94,11 @@ class PolicyService:
         with self._lock:
             if self.policy.subgoal is None or self.policy.subgoal.instruction != prompt:
                 self.policy.reset(Subgoal("remote", {}, prompt))
-            actions, done_prob = self.policy.infer(image, state, wrist)
+            pred = self.policy.infer(image, state, wrist)
         return {
-            "actions": actions,
-            "done_prob": done_prob,
+            "actions": pred.actions,
+            "gripper_prob": pred.gripper_prob,
+            "done_prob": pred.done_prob,
             "server_timing": {"infer_ms": (time.perf_counter() - t0) * 1000},
         }
 

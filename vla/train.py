@@ -32,7 +32,7 @@ class TrainConfig(BaseModel):
 
     dataset: Path | list[Path] = Path("data/demos")  # several datasets are trained on as one
     out: Path = Path("runs/train")
-    steps: int = Field(6000, ge=1)
+    steps: int = Field(10000, ge=1)
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -45,13 +45,35 @@ class TrainConfig(BaseModel):
     done_weight: float = 0.5
     aux_weight: float = 1.0  # localization head (object and goal positions)
     heat_weight: float = 0.5  # heatmaps (object, goal, tool pixels in both cameras)
+    # Label the gripper "open" this many steps before the expert opened it: the expert opens once
+    # within 6 mm of the release point, finer than a policy can place itself, so the last
+    # approach frames look like release frames but were labelled "closed"; a policy trained on
+    # them hovers at the release point forever.
+    open_lead: int = Field(3, ge=0)
     model: VLAConfig = VLAConfig()
+
+
+def lead_gripper_open(actions: np.ndarray, episode: np.ndarray, lead: int) -> np.ndarray:
+    """A copy of ``actions`` whose gripper opens ``lead`` steps earlier at every closed -> open
+    switch (never across an episode boundary)."""
+    out = np.array(actions, copy=True)
+    if lead <= 0:
+        return out
+    g = actions[:, 6] > 0
+    for t in np.flatnonzero(~g[:-1] & g[1:] & (episode[:-1] == episode[1:])) + 1:
+        first = max(t - lead, 0)
+        while first < t and episode[first] != episode[t]:
+            first += 1
+        out[first:t, 6] = actions[t, 6]
+    return out
 
 
 class Batcher:
     """Tensors of the whole dataset with chunked action targets and augmentation."""
 
-    def __init__(self, demos: Demonstrations, norm: Normalizer, horizon: int, device: torch.device):
+    def __init__(
+        self, demos: Demonstrations, norm: Normalizer, horizon: int, device: torch.device, open_lead: int = 0
+    ):
         n = len(demos.states)
         idx = np.arange(n)[:, None] + np.arange(horizon)[None, :]
         ep = demos.episode_index
@@ -61,9 +83,11 @@ class Batcher:
         for s, e in zip(starts, ends):
             last[s : e + 1] = e
         idx = np.minimum(idx, last[:, None])
-        chunks = norm.action(demos.actions[idx])  # (N, H, 7)
+        chunks = norm.action(lead_gripper_open(demos.actions, ep, open_lead)[idx])  # (N, H, 7)
         if demos.wrist is None:
-            raise ConfigError("the dataset has no wrist camera images (re-collect with `vla-agent vla collect`)")
+            raise ConfigError(
+                "the dataset has no wrist camera images (re-collect with `vla-agent vla collect`)"
+            )
         self.images = torch.from_numpy(demos.images).permute(0, 3, 1, 2).contiguous()  # uint8
         self.wrist = torch.from_numpy(demos.wrist).permute(0, 3, 1, 2).contiguous()
         self.states = torch.from_numpy(norm.state(demos.states))
@@ -214,7 +238,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     device = torch_device(cfg.device)
     demos = load_datasets(cfg.dataset if isinstance(cfg.dataset, list) else [cfg.dataset])
     norm = Normalizer(demos.stats)
-    data = Batcher(demos, norm, cfg.model.horizon, device)
+    data = Batcher(demos, norm, cfg.model.horizon, device, cfg.open_lead)
     model = VLANet(
         cfg.model.model_copy(update={"image_size": demos.images.shape[1], "wrist_size": demos.wrist.shape[1]})
     ).to(device)
@@ -239,7 +263,9 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         for g in opt.param_groups:
             g["lr"] = cfg.lr * max(sched(step), 0.02)
         idx = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)]
-        loss, info = compute_loss(model, data.batch(idx, gen, cfg.shift_px), cfg.done_weight, cfg.aux_weight, cfg.heat_weight)
+        loss, info = compute_loss(
+            model, data.batch(idx, gen, cfg.shift_px), cfg.done_weight, cfg.aux_weight, cfg.heat_weight
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -278,7 +304,9 @@ def evaluate_loss(model: VLANet, data: Batcher, idx: torch.Tensor, cfg: TrainCon
     totals: dict[str, float] = {}
     chunks = idx.split(256)
     for c in chunks:
-        _, info = compute_loss(model, data.batch(c, None, 0), cfg.done_weight, cfg.aux_weight, cfg.heat_weight)
+        _, info = compute_loss(
+            model, data.batch(c, None, 0), cfg.done_weight, cfg.aux_weight, cfg.heat_weight
+        )
         for k, v in info.items():
             totals[k] = totals.get(k, 0.0) + v / len(chunks)
     return totals

@@ -235,37 +235,43 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
 
 
 def cmd_vla_reproduce(a: argparse.Namespace) -> int:
-    """Collect demonstrations and train with the defaults that produced the shipped checkpoint."""
+    """Collect demonstrations (``--workers`` collectors in parallel, disjoint seeds) and train with
+    the settings that produced the shipped checkpoint."""
     import shutil
     import time
+    from concurrent.futures import ProcessPoolExecutor
 
     from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT
+    from vla_agent.vla.collect import CollectConfig, collect
+    from vla_agent.vla.train import TrainConfig, train
 
     t0 = time.perf_counter()
     root = Path(a.out)
-    collect_args = argparse.Namespace(
-        out=str(root / "demos"), episodes=a.episodes, seed=0, image_size=128, noise_prob=0.5, json=False
-    )
-    cmd_vla_collect(collect_args)
-    train_args = argparse.Namespace(
-        dataset=str(root / "demos"),
-        out=str(root / "train"),
-        steps=a.steps,
-        batch_size=64,
-        lr=1e-3,
-        seed=0,
-        device=a.device,
-        action_head="continuous",
-        json=False,
-    )
-    cmd_vla_train(train_args)
-    final = root / "train" / "final"
+    parts = [
+        CollectConfig(out=root / "demos" / f"part-{k}", episodes=a.episodes, seed=k * a.episodes)
+        for k in range(a.workers)
+    ]
+    with _progress() as prog:
+        task = prog.add_task(f"expert demonstrations ({a.workers} collectors)", total=len(parts))
+        with ProcessPoolExecutor(a.workers) as pool:
+            for i, r in enumerate(pool.map(collect, parts)):
+                prog.update(task, completed=i + 1)
+                out.print(f"  {r['dataset']}: {r['episodes_kept']} episodes, {r['frames']} frames")
+    t_collect = time.perf_counter() - t0
+    cfg = TrainConfig(dataset=[c.out for c in parts], out=root / "train", steps=a.steps, device=a.device)
+    with _progress() as prog:
+        task = prog.add_task("training", total=cfg.steps)
+        result = train(cfg, progress=lambda s, n, info: prog.update(task, completed=s))
+    final = Path(result["checkpoint"])
     if a.install:
         DEFAULT_CHECKPOINT.mkdir(parents=True, exist_ok=True)
         for f in ("model.safetensors", "config.json", "stats.json"):
             shutil.copy2(final / f, DEFAULT_CHECKPOINT / f)
         out.print(f"installed as the default checkpoint: {DEFAULT_CHECKPOINT}")
-    out.print(f"reproduced in {time.perf_counter() - t0:.0f} s: {final}")
+    out.print(
+        f"reproduced in {time.perf_counter() - t0:.0f} s (collect {t_collect:.0f} s, "
+        f"train {result['wall_s']:.0f} s): {final}"
+    )
     return 0
 
 
@@ -344,6 +350,8 @@ def event_printer(console: Console):
             console.print(f"  [yellow]retry[/yellow]: {d['reason']}")
         elif ev.kind == "refused":
             console.print(f"[red]refused[/red] ({d['stage']}): {d['reason']}")
+        elif ev.kind == "shadow":
+            console.print(f"[{'green' if d['ok'] else 'red'}]{d['verdict']}[/]")
         elif ev.kind in ("error", "stopped"):
             console.print(f"  [red]{ev.kind}[/red]: {d['reason']}")
 
@@ -355,6 +363,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     cfg = _agent_config(a)
     listeners = [] if a.json else [event_printer(err)]
+    if a.backend == "real":
+        return _run_real(a, cfg, listeners)
     session = Session(cfg, listeners)
     try:
         session.reset()
@@ -363,6 +373,110 @@ def cmd_run(a: argparse.Namespace) -> int:
         session.close()
     _print_run(summary, a.json)
     return _run_exit_code(summary)
+
+
+def _run_real(a: argparse.Namespace, cfg, listeners) -> int:
+    from vla_agent.agent.real.session import RealConfig, RealSession
+
+    real = RealConfig(
+        camera=a.camera, arm=a.arm, calibration=a.calibration, shadow=not a.no_shadow, yes=a.yes
+    )
+
+    def confirm(question: str) -> bool:
+        if not sys.stdin.isatty():
+            err.print(f"{question} -> no (not a terminal; pass --yes to approve)")
+            return False
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    session = RealSession(cfg, real, confirm=confirm, listeners=listeners)
+    try:
+        summary = session.run(a.command)
+    finally:
+        session.close()
+    if a.json:
+        print(json.dumps(summary))
+    else:
+        if summary.get("shadow"):
+            out.print(f"shadow: {summary['shadow']['status']} ({summary['shadow']['steps']} steps)")
+        out.print(f"[b]{summary['status']}[/b] {summary.get('reason') or ''}")
+        out.print(
+            f"arm moves: {summary['arm_moves']}; "
+            f"perceived: {', '.join(summary['perceived_holds']) or '(nothing)'}"
+        )
+        out.print(f"trace: {summary['trace']}\nreport: {summary['report']}")
+    return _run_exit_code(summary)
+
+
+def cmd_record_sim(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from vla_agent.agent.real.calibration import Calibration
+    from vla_agent.agent.real.camera import write_recording
+    from vla_agent.sim.catalog import SceneSpec
+    from vla_agent.sim.env import EnvConfig, TabletopEnv
+    from vla_agent.types import DEPTH, IMAGE
+
+    scene = SceneSpec.parse(a.scene)
+    if a.targets:  # the calibration sheet: a plate (a flat coloured disc) on each target
+        from vla_agent.agent.real.calibration import load_targets
+        from vla_agent.sim.catalog import ObjectSpec
+
+        scene = SceneSpec(
+            objects=tuple(
+                ObjectSpec(kind="plate", color=t.color, position=t.position[:2])
+                for t in load_targets(a.targets)
+            )
+        )
+    env = TabletopEnv(EnvConfig(image_size=a.size, randomize=a.randomize))
+    try:
+        obs, _ = env.reset(seed=a.seed, options={"scene": scene})
+        frames = [(obs[IMAGE], obs[DEPTH])]
+        hold = np.array([0, 0, 0, 0, 0, 0, 1.0])
+        for _ in range(a.frames - 1):
+            obs, *_ = env.step(hold)
+            frames.append((obs[IMAGE], obs[DEPTH]))
+        cam = env.camera_frame
+        path = write_recording(a.out, frames, cam.intrinsics, fps=int(env.config.control_hz))
+    finally:
+        env.close()
+    calib = Calibration(
+        T_base_camera=cam.extrinsics.tolist(), method="simulator ground truth (record-sim)", residual_mm=0.0
+    ).save(path.with_suffix(".calib.yaml"))
+    out.print(f"wrote {path} ({len(frames)} frames, {a.size}x{a.size}) and {calib}")
+    return 0
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from vla_agent.agent.real.calibration import calibrate, load_calibration, load_targets, target_errors_mm
+    from vla_agent.agent.real.camera import RealSenseCamera
+
+    targets = load_targets(a.targets)
+    with RealSenseCamera(a.camera, hold_last=True) as cam:
+        frames = [cam.read() for _ in range(a.frames)]
+    if a.action == "create":
+        calib = calibrate(frames, targets, serial=cam.serial)
+        calib.save(a.calibration)
+        errors = target_errors_mm(frames, targets, calib.T)
+        result = {"calibration": str(a.calibration), "residual_mm": calib.residual_mm, "errors_mm": errors}
+    else:
+        calib = load_calibration(a.calibration)
+        errors = target_errors_mm(frames, targets, calib.T)
+        missing = [t.color for t in targets if t.color not in errors]
+        worst = max(errors.values(), default=float("inf"))
+        result = {
+            "calibration": str(a.calibration),
+            "errors_mm": errors,
+            "missing": missing,
+            "max_mm": worst,
+            "ok": worst <= a.tolerance_mm and not missing,
+        }
+    if a.json:
+        print(json.dumps(result))
+    else:
+        for color, e in errors.items():
+            out.print(f"  {color:>8}: {e:6.1f} mm")
+        out.print(f"{a.action}: {json.dumps({k: v for k, v in result.items() if k != 'errors_mm'})}")
+    return 0 if result.get("ok", True) else 1
 
 
 def _print_run(summary: dict, as_json: bool) -> None:
@@ -669,7 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 default=True,
                 help="run in the simulator and write a report folder: video, trace.jsonl, summary.json, "
-                "report.html (the default; the only backend until the real arm lands)",
+                "report.html (the default; --backend real runs on a camera and an arm)",
             )
 
     from vla_agent.agent.runner import DEFAULT_COMMAND
@@ -683,7 +797,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("command", nargs="?", default=DEFAULT_COMMAND, help=f"default: {DEFAULT_COMMAND!r}")
     agent_options(r)
+    real = r.add_argument_group(
+        "real robot (--backend real)",
+        "A RealSense camera (or a recording) and an arm driver. Every plan first runs in the PyBullet "
+        "twin of the perceived scene (the shadow run); a predicted failure or unsafe intervention means "
+        "nothing moves; otherwise you approve (or --yes). --scene lists the objects on the table.",
+    )
+    real.add_argument("--backend", default="sim", choices=["sim", "real"], help="sim (default) or real")
+    real.add_argument(
+        "--camera", default="", help="serial:NUMBER | file:REC.db3|.bag (default: first RealSense)"
+    )
+    real.add_argument("--arm", default="twin", help="twin (PyBullet stand-in) | xarm:IP")
+    real.add_argument("--calibration", default=None, help="camera-to-base YAML (default: REC.calib.yaml)")
+    real.add_argument("--no-shadow", action="store_true", help="skip the shadow dry run (not recommended)")
+    real.add_argument("--yes", action="store_true", help="approve a successful shadow run without asking")
     r.set_defaults(func=cmd_run)
+
+    rs_ = sub.add_parser(
+        "record-sim",
+        help="write a RealSense recording (.db3) of a simulated scene, with its calibration",
+        description="Render the simulator's camera and record it through pyrealsense2's software device, "
+        "as a D4xx would (colour + aligned depth + intrinsics), plus REC.calib.yaml with the true "
+        "extrinsics: a recording to try --backend real --camera file:REC.db3 without hardware.",
+    )
+    rs_.add_argument("out", help="recording path (.db3)")
+    rs_.add_argument("--scene", default="red block, blue block, green block, yellow bowl")
+    rs_.add_argument("--seed", type=int, default=0)
+    rs_.add_argument("--frames", type=int, default=5)
+    rs_.add_argument("--size", type=int, default=128, help="image size in pixels (square)")
+    rs_.add_argument("--randomize", action="store_true")
+    rs_.add_argument(
+        "--targets", default=None, help="record a calibration sheet instead: discs at these targets"
+    )
+    rs_.set_defaults(func=cmd_record_sim)
+
+    ca = sub.add_parser(
+        "calibrate",
+        help="camera-to-base extrinsics from coloured targets at known positions (create, check)",
+        description="create: find the coloured discs of TARGETS in the camera's RGB-D frames and solve the "
+        "camera-to-base transform (Kabsch), written as YAML. check: each target's error in mm with an "
+        "existing calibration; exit 1 above --tolerance-mm. See examples/calibration/targets.yaml.",
+    )
+    ca.add_argument("action", choices=["create", "check"])
+    ca.add_argument("--camera", default="", help="serial:NUMBER | file:REC.db3 (default: first RealSense)")
+    ca.add_argument("--targets", default="examples/calibration/targets.yaml", help="targets YAML")
+    ca.add_argument("--calibration", default="calibration.yaml", help="calibration YAML to write or check")
+    ca.add_argument("--frames", type=int, default=5, help="frames to average")
+    ca.add_argument("--tolerance-mm", type=float, default=10.0)
+    ca.add_argument("--json", action="store_true")
+    ca.set_defaults(func=cmd_calibrate)
 
     pl = sub.add_parser(
         "plan",
@@ -825,7 +987,7 @@ def build_parser() -> argparse.ArgumentParser:
     vt = vsub.add_parser("train", help="train the VLA on a dataset (resumes from OUT/last)")
     vt.add_argument("--dataset", default="data/demos", help="dataset folder(s), comma-separated")
     vt.add_argument("--out", default="runs/train")
-    vt.add_argument("--steps", type=int, default=12000)
+    vt.add_argument("--steps", type=int, default=10000)
     vt.add_argument("--batch-size", type=int, default=64)
     vt.add_argument("--lr", type=float, default=1e-3)
     vt.add_argument("--seed", type=int, default=0)
@@ -836,8 +998,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     vr = vsub.add_parser("reproduce", help="collect + train with the defaults of the shipped checkpoint")
     vr.add_argument("--out", default="runs/reproduce")
-    vr.add_argument("--episodes", type=int, default=1200)
-    vr.add_argument("--steps", type=int, default=12000)
+    vr.add_argument("--episodes", type=int, default=1200, help="tasks per collector")
+    vr.add_argument("--workers", type=int, default=2, help="parallel collectors (seeds 0, N, 2N, ...)")
+    vr.add_argument("--steps", type=int, default=10000)
     vr.add_argument("--device", default="cpu", help="cpu | cuda")
     vr.add_argument(
         "--install", action="store_true", help="copy the result over the shipped default checkpoint"

@@ -4,7 +4,7 @@ import torch
 
 from vla_agent.errors import ConfigError
 from vla_agent.skills.library import get_skill
-from vla_agent.types import IMAGE, STATE
+from vla_agent.types import IMAGE, STATE, WRIST_IMAGE
 from vla_agent.vla.checkpoint import load_checkpoint, save_checkpoint
 from vla_agent.vla.dataset import load_dataset
 from vla_agent.vla.model import VLAConfig, VLANet
@@ -48,11 +48,13 @@ def test_overfits_one_batch(tiny_dataset, head):
     first = None
     for _ in range(150):
         loss, info = compute_loss(model, batch, 0.5)
-        first = first or info["loss"]
+        first = first or info
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert info["loss"] < 0.2 * first, (first, info)
+    # The action terms fit; the heatmap term keeps the entropy of its Gaussian targets.
+    assert info["arm"] < 0.3 * first["arm"] and info["gripper"] < 0.2 * first["gripper"], (first, info)
+    assert info["loss"] < first["loss"]
 
 
 def test_train_checkpoint_resume_and_policy(tiny_dataset, tmp_path):
@@ -68,7 +70,7 @@ def test_train_checkpoint_resume_and_policy(tiny_dataset, tmp_path):
     policy = VLAPolicy(r2["checkpoint"], execute=3)
     policy.reset(get_skill("pick").subgoal({"obj": "red block"}))
     d = load_dataset(tiny_dataset[0])
-    chunk = policy.act({IMAGE: d.images[0], STATE: d.states[0]})
+    chunk = policy.act({IMAGE: d.images[0], WRIST_IMAGE: d.wrist[0], STATE: d.states[0]})
     assert chunk.shape == (3, 7)
     assert np.all(np.abs(chunk[:, :3]) <= 0.04) and set(np.unique(chunk[:, 6])) <= {-1.0, 1.0}
     assert 0.0 <= policy.done_prob <= 1.0 and len(policy.latencies_ms) == 1
@@ -80,9 +82,10 @@ def test_checkpoint_save_load_identical_outputs(tmp_path, tiny_dataset):
     path = save_checkpoint(tmp_path / "ck", model, d.stats)
     loaded, _, _ = load_checkpoint(path)
     x, s, t = torch.randn(2, 3, 64, 64), torch.randn(2, 7), torch.randn(2, 24, 384)
+    w = torch.randn(2, 3, SMALL.wrist_size, SMALL.wrist_size)
     m = torch.arange(24).expand(2, 24) < torch.tensor([[5], [9]])
     with torch.no_grad():
-        a, b = model(x, s, t, m), loaded(x, s, t, m)
+        a, b = model(x, s, t, m, w), loaded(x, s, t, m, w)
     for k in a:
         torch.testing.assert_close(a[k], b[k])
     (path / "stats.json").unlink()
@@ -94,4 +97,4 @@ def test_policy_act_before_reset_raises(tmp_path, tiny_dataset):
     d = load_dataset(tiny_dataset[0])
     path = save_checkpoint(tmp_path / "ck", VLANet(SMALL), d.stats)
     with pytest.raises(ConfigError, match="before reset"):
-        VLAPolicy(path).act({IMAGE: d.images[0], STATE: d.states[0]})
+        VLAPolicy(path).act({IMAGE: d.images[0], WRIST_IMAGE: d.wrist[0], STATE: d.states[0]})

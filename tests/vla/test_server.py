@@ -9,7 +9,7 @@ import pytest
 
 from vla_agent.errors import ConfigError
 from vla_agent.skills.library import get_skill
-from vla_agent.types import IMAGE, PROMPT, STATE
+from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE
 from vla_agent.vla import msgpack_numpy
 from vla_agent.vla.checkpoint import save_checkpoint
 from vla_agent.vla.client import PolicyServerError, RemotePolicy, WebsocketClientPolicy
@@ -33,7 +33,7 @@ def server(checkpoint):
 
 
 def _obs(d, i=0, prompt="pick up the red block"):
-    return {IMAGE: d.images[i], STATE: d.states[i], PROMPT: prompt}
+    return {IMAGE: d.images[i], WRIST_IMAGE: d.wrist[i], STATE: d.states[i], PROMPT: prompt}
 
 
 def test_msgpack_numpy_round_trip_and_refuses_objects():
@@ -56,9 +56,10 @@ def test_loopback_matches_in_process(server, checkpoint):
     local.reset(get_skill("pick").subgoal({"obj": "red block"}))
     for i in (0, 5):
         reply = client.infer(_obs(d, i))
-        expected, done_prob = local.infer(d.images[i], d.states[i])
-        np.testing.assert_allclose(reply["actions"], expected, atol=1e-5)
-        assert reply["done_prob"] == pytest.approx(done_prob, abs=1e-5)
+        expected = local.infer(d.images[i], d.states[i], d.wrist[i])
+        np.testing.assert_allclose(reply["actions"], expected.actions, atol=1e-5)
+        np.testing.assert_allclose(reply["gripper_prob"], expected.gripper_prob, atol=1e-5)
+        assert reply["done_prob"] == pytest.approx(expected.done_prob, abs=1e-5)
         assert reply["server_timing"]["infer_ms"] > 0
     client.close()
 
@@ -122,9 +123,9 @@ def test_remote_policy_broker_drops_queue_on_new_subgoal(server, checkpoint):
     _, d = checkpoint
     policy = RemotePolicy(f"ws://127.0.0.1:{server.port}", execute=3)
     policy.reset(get_skill("pick").subgoal({"obj": "red block"}))
-    first = policy.act({IMAGE: d.images[0], STATE: d.states[0]})
+    first = policy.act({IMAGE: d.images[0], WRIST_IMAGE: d.wrist[0], STATE: d.states[0]})
     assert first.shape == (1, 7) and len(policy.queue) == 2 and len(policy.latencies_ms) == 1
     policy.reset(get_skill("pick").subgoal({"obj": "blue block"}))
     assert len(policy.queue) == 0
-    policy.act({IMAGE: d.images[0], STATE: d.states[0]})
+    policy.act({IMAGE: d.images[0], WRIST_IMAGE: d.wrist[0], STATE: d.states[0]})
     assert len(policy.latencies_ms) == 2

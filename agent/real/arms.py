@@ -1,0 +1,192 @@
+"""Arm drivers: end-effector delta motion, gripper, state, stop. Every driver sits behind the
+safety shield (the executor filters each action, the backend audits it again) and clips to its own
+conservative speed limits on top.
+
+- ``TwinArm``: a PyBullet Panda (the simulator's robot) standing in for the arm, in a digital-twin
+  scene; used by tests, by playback runs and by the shadow dry run.
+- ``XArmDriver``: UFactory xArm 5/6/7 and Lite 6 through ``xarm-python-sdk`` (``pip install
+  'vla-agent[real]'``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from vla_agent.errors import VlaAgentError
+from vla_agent.sim.catalog import SceneSpec
+from vla_agent.sim.env import EnvConfig, TabletopEnv
+from vla_agent.types import STATE, WRIST_IMAGE
+
+
+class ArmError(VlaAgentError):
+    """The arm refused a command or reported an error; it has been told to stop."""
+
+
+class ArmDriver(Protocol):
+    name: str
+
+    def state(self) -> np.ndarray: ...  # [x, y, z, roll, pitch, yaw, gripper_width], base frame, m / rad
+    def move(self, action: np.ndarray) -> None: ...  # one control step: EE delta + gripper (+1 open)
+    def stop(self) -> None: ...  # hold where it is, now
+    def wrist_image(self) -> np.ndarray | None: ...  # a wrist camera, when the driver has one
+    def close(self) -> None: ...
+
+
+class TwinArm:
+    """The simulator's Panda as an arm driver. ``scene`` places objects in the twin world (the
+    perceived scene for a shadow run); its wrist camera renders that world."""
+
+    name = "twin"
+
+    def __init__(self, scene: SceneSpec | str | None = None, seed: int = 0, env: TabletopEnv | None = None):
+        self.env = env or TabletopEnv(EnvConfig())
+        options = {"scene": SceneSpec.parse(scene) if isinstance(scene, str) else scene} if scene else None
+        self._obs, _ = self.env.reset(seed=seed, options=options)
+        self.moves = 0
+
+    def set_scene(self, scene: SceneSpec | None, seed: int = 0) -> None:
+        """Rebuild the twin world around the arm (e.g. from the perceived scene)."""
+        self._obs, _ = self.env.reset(seed=seed, options={"scene": scene} if scene else None)
+
+    def state(self) -> np.ndarray:
+        return np.asarray(self._obs[STATE], np.float64)
+
+    def move(self, action: np.ndarray) -> None:
+        a = np.asarray(action, np.float64)
+        if a.shape != (7,) or not np.all(np.isfinite(a)):
+            raise ArmError(f"twin arm refused a malformed action {a!r}")
+        self._obs, *_ = self.env.step(a)
+        self.moves += 1
+
+    def stop(self) -> None:
+        hold = np.array([0, 0, 0, 0, 0, 0, 1.0 if self.env.gripper_open else -1.0])
+        self._obs, *_ = self.env.step(hold)
+
+    def wrist_image(self) -> np.ndarray | None:
+        return self._obs.get(WRIST_IMAGE)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class XArmDriver:
+    """UFactory xArm through its Python SDK (TCP to the controller).
+
+    Actions are turned into absolute Cartesian targets (``set_position``, position mode), each
+    step clipped to ``max_speed`` / ``max_rot_speed`` times the control period; orientation
+    deltas act on the tool frame, as in the simulator. The gripper is sent only when its command
+    flips. Any non-zero SDK return code stops the arm and raises ``ArmError``.
+    """
+
+    name = "xarm"
+    GRIPPER_RANGE = 850.0  # SDK units of the xArm Gripper, fully open
+    GRIPPER_WIDTH = 0.085  # metres at GRIPPER_RANGE
+
+    def __init__(
+        self,
+        ip: str,
+        control_hz: float = 10.0,
+        max_speed: float = 0.05,  # m/s: conservative until the cell is known
+        max_rot_speed: float = 0.3,  # rad/s
+        accel: float = 0.5,  # m/s^2
+        api=None,  # an XArmAPI-compatible object (tests); default: connect to ``ip``
+    ):
+        if api is None:
+            try:
+                from xarm.wrapper import XArmAPI
+            except ImportError as e:  # pragma: no cover - depends on the install
+                raise ArmError("the xArm driver needs xarm-python-sdk: pip install 'vla-agent[real]'") from e
+            api = XArmAPI(ip, is_radian=True)
+        self.api = api
+        self.dt = 1.0 / control_hz
+        self.max_step, self.max_rot_step = max_speed * self.dt, max_rot_speed * self.dt
+        self.speed_mm, self.accel_mm = max_speed * 1000.0, accel * 1000.0
+        self._gripper_open: bool | None = None
+        self._check(self.api.clean_error(), "clean_error")
+        self._check(self.api.motion_enable(enable=True), "motion_enable")
+        self._check(self.api.set_mode(0), "set_mode(0)")  # position control
+        self._check(self.api.set_state(0), "set_state(0)")  # ready
+        self._check(self.api.set_gripper_enable(True), "set_gripper_enable")
+
+    def _check(self, ret, what: str):
+        code = ret[0] if isinstance(ret, (tuple, list)) else ret
+        if code != 0:
+            try:
+                self.api.emergency_stop()
+            finally:
+                raise ArmError(f"xArm {what} failed with code {code}; the arm was stopped")
+        return ret[1] if isinstance(ret, (tuple, list)) else None
+
+    def state(self) -> np.ndarray:
+        pose = np.asarray(self._check(self.api.get_position(is_radian=True), "get_position"), np.float64)
+        grip = float(self._check(self.api.get_gripper_position(), "get_gripper_position"))
+        width = np.clip(grip / self.GRIPPER_RANGE, 0.0, 1.0) * self.GRIPPER_WIDTH
+        return np.concatenate([pose[:3] / 1000.0, pose[3:6], [width]])
+
+    def target(self, action: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The pose ``[x, y, z (mm), roll, pitch, yaw (rad)]`` one step of ``action`` leads to."""
+        a = np.asarray(action, np.float64)
+        d = a[:3]
+        n = np.linalg.norm(d)
+        if n > self.max_step:
+            d = d * (self.max_step / n)
+        rot = a[3:6]
+        r = np.linalg.norm(rot)
+        if r > self.max_rot_step:
+            rot = rot * (self.max_rot_step / r)
+        current = Rotation.from_euler("xyz", state[3:6])
+        goal = current * Rotation.from_euler("xyz", rot)  # tool-frame delta
+        return np.concatenate([(state[:3] + d) * 1000.0, goal.as_euler("xyz")])
+
+    def move(self, action: np.ndarray) -> None:
+        a = np.asarray(action, np.float64)
+        if a.shape != (7,) or not np.all(np.isfinite(a)):
+            self.stop()
+            raise ArmError(f"xArm driver refused a malformed action {a!r}")
+        x, y, z, roll, pitch, yaw = self.target(a, self.state())
+        self._check(
+            self.api.set_position(
+                x=x,
+                y=y,
+                z=z,
+                roll=roll,
+                pitch=pitch,
+                yaw=yaw,
+                speed=self.speed_mm,
+                mvacc=self.accel_mm,
+                relative=False,
+                is_radian=True,
+                wait=False,
+            ),
+            "set_position",
+        )
+        want_open = bool(a[6] > 0)
+        if want_open != self._gripper_open:
+            pos = self.GRIPPER_RANGE if want_open else 0.0
+            self._check(self.api.set_gripper_position(pos, wait=False), "set_gripper_position")
+            self._gripper_open = want_open
+
+    def stop(self) -> None:
+        # Stop the motion in progress, then leave the arm ready for the next command.
+        self.api.set_state(4)
+        self.api.set_state(0)
+
+    def wrist_image(self) -> np.ndarray | None:
+        return None
+
+    def close(self) -> None:
+        self.stop()
+        self.api.disconnect()
+
+
+def make_arm(spec: str, scene: SceneSpec | str | None = None, seed: int = 0) -> ArmDriver:
+    """``twin`` or ``xarm:IP``."""
+    kind, _, value = spec.partition(":")
+    if kind == "twin":
+        return TwinArm(scene, seed)
+    if kind == "xarm" and value:
+        return XArmDriver(value)
+    raise ArmError(f"arm {spec!r}: use twin or xarm:IP")

@@ -1,0 +1,197 @@
+"""``vla-agent run --backend real``: the agent on a RealSense camera (live or a recording) and an
+arm driver, every plan gated by a shadow dry run in the PyBullet twin of the perceived scene."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from vla_agent.agent.executor import Executor, ExecutorConfig
+from vla_agent.agent.perception import Perception
+from vla_agent.agent.plan import Plan
+from vla_agent.agent.policies import make_policy
+from vla_agent.agent.real.arms import ArmDriver, TwinArm, make_arm
+from vla_agent.agent.real.backend import RealBackend
+from vla_agent.agent.real.calibration import load_calibration
+from vla_agent.agent.real.camera import RealSenseCamera
+from vla_agent.agent.real.shadow import ShadowReport, shadow_run, twin_scene
+from vla_agent.agent.report import write_report
+from vla_agent.agent.runner import AgentConfig, detector_factory, make_planner
+from vla_agent.agent.shield import SafetyShield
+from vla_agent.agent.trace import TraceWriter
+from vla_agent.errors import ConfigError
+from vla_agent.sim.catalog import SceneSpec
+from vla_agent.sim.env import EnvConfig, TabletopEnv
+from vla_agent.sim.predicates import holds
+from vla_agent.sim.video import write_video
+from vla_agent.types import SceneObject
+
+
+class RealConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    camera: str = ""  # "" first device | serial:NUMBER | file:PATH.db3/.bag
+    arm: str = "twin"  # twin | xarm:IP
+    calibration: Path | None = None  # camera-to-base YAML (default: next to a recording)
+    shadow: bool = True  # rehearse every plan in the twin first
+    yes: bool = False  # approve a successful shadow run without asking
+
+
+def scene_objects(scene: str) -> list[SceneObject]:
+    spec = SceneSpec.parse(scene)
+    return [SceneObject(n, o.kind, o.color) for n, o in zip(spec.names, spec.objects)]
+
+
+def default_calibration(camera: str) -> Path:
+    """``file:rec.db3`` -> ``rec.calib.yaml`` beside it (what ``vla-agent record-sim`` writes)."""
+    if camera.startswith("file:"):
+        return Path(camera[5:]).with_suffix(".calib.yaml")
+    raise ConfigError("a live camera needs --calibration FILE (make one with `vla-agent calibrate create`)")
+
+
+class RealSession:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        real: RealConfig,
+        confirm: Callable[[str], bool] | None = None,
+        arm: ArmDriver | None = None,
+        policy_factory: Callable[[TabletopEnv], object] | None = None,
+        listeners: list[Callable] | None = None,
+    ):
+        if not cfg.scene:
+            raise ConfigError(
+                "the real backend needs --scene: the objects on the table, e.g. 'red block, blue bowl'"
+            )
+        if cfg.detector == "ground-truth":
+            raise ConfigError("the ground-truth detector exists only in the simulator")
+        self.cfg, self.real, self.confirm = cfg, real, confirm
+        self.objects = scene_objects(cfg.scene)
+        self.calibration = load_calibration(real.calibration or default_calibration(real.camera))
+        camera = RealSenseCamera(real.camera, hold_last=real.camera.startswith("file:"))
+        self.arm = arm or make_arm(real.arm)
+        if policy_factory is None:
+            if cfg.policy == "expert" and not isinstance(self.arm, TwinArm):
+                raise ConfigError(
+                    "the expert reads simulator state; on a real arm use --policy vla or ws://HOST:PORT"
+                )
+
+            def policy_factory(env: TabletopEnv):
+                return make_policy(cfg.policy, env, checkpoint=cfg.checkpoint, device=cfg.device)
+
+        self.policy_factory = policy_factory
+        self.backend = RealBackend(camera, self.arm, self.calibration, self.objects)
+        self.frames: list = []
+        self.shadow: ShadowReport | None = None
+        self.backend.reset()
+        if isinstance(self.arm, TwinArm):  # the twin arm's world is the perceived scene
+            self.arm.set_scene(twin_scene(self.objects, self._perceive()), cfg.seed)
+            self.backend.reset()
+        policy_env = self.arm.env if isinstance(self.arm, TwinArm) else TabletopEnv(EnvConfig())
+        self.executor = Executor(
+            self.backend,
+            policy_factory(policy_env),
+            make_planner(cfg),
+            detector_factory(cfg.detector),
+            shield=SafetyShield(),
+            config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans),
+            on_frame=(lambda: self.frames.append(self.backend.render())) if cfg.video else None,
+        )
+        for fn in listeners or []:
+            self.executor.events.subscribe(fn)
+        self.executor.begin(self.objects)
+
+    def _perceive(self):
+        return Perception(self.objects, self.backend.camera).world(self.backend.observe())
+
+    def approve(self, plan: Plan) -> bool | str:
+        """The gate: shadow run first (unless disabled), then the user (or ``--yes``); True or
+        the reason for refusing."""
+        ev = self.executor.events
+        if self.real.shadow:
+            self.shadow = shadow_run(
+                plan,
+                self._command,
+                self.objects,
+                self._perceive(),
+                self.policy_factory,
+                lambda env: detector_factory(self.cfg.detector, env),
+                seed=self.cfg.seed,
+                max_retries=self.cfg.max_retries,
+            )
+            ev.emit("shadow", **self.shadow.to_json(), verdict=self.shadow.verdict())
+            if not self.shadow.ok:
+                return self.shadow.verdict()
+        question = (self.shadow.verdict() + "; " if self.shadow else "no shadow run; ") + "move the real arm?"
+        if self.real.yes:
+            return True
+        if self.confirm is None or not self.confirm(question):
+            return "not approved by the user"
+        return True
+
+    def run(self, command: str, out: Path | None = None) -> dict:
+        out = out or self.cfg.out or Path("runs") / time.strftime("real-%Y%m%d-%H%M%S")
+        out.mkdir(parents=True, exist_ok=True)
+        self._command = command
+        moves_before = self.backend.applied
+        trace = TraceWriter(
+            out / "trace.jsonl",
+            {
+                "command": command,
+                "backend": "real",
+                "camera": self.real.camera or "first device",
+                "arm": self.real.arm,
+                "calibration": self.calibration.model_dump(),
+                "policy": self.cfg.policy,
+                "planner": self.cfg.planner,
+                "detector": self.cfg.detector,
+                "objects": [o.name for o in self.objects],
+            },
+        )
+        self.executor.trace = trace
+        self.executor.events.subscribe(trace.event)
+        self.frames = [self.backend.render()] if self.cfg.video else []
+        try:
+            result = self.executor.run(command, approve=self.approve)
+        finally:
+            self.executor.events.unsubscribe(trace.event)
+            self.executor.trace = None
+            trace.close()
+        world = self._perceive()
+        summary = {
+            "command": command,
+            "backend": "real",
+            "status": result.status,
+            "reason": result.reason,
+            "scene": ", ".join(o.name for o in self.objects),
+            **(result.plan.to_json() if result.plan is not None else {"refused": result.reason}),
+            "shadow": self.shadow.to_json() if self.shadow else None,
+            "outcomes": [
+                {
+                    "instruction": o.subgoal.instruction,
+                    "status": o.status.value,
+                    "attempts": o.attempts,
+                    "steps": o.steps,
+                    "reason": o.reason,
+                }
+                for o in result.outcomes
+            ],
+            "perceived_holds": [str(p) for p in holds(world)],
+            "arm_moves": self.backend.applied - moves_before,
+            "unsafe_actions_reached_backend": self.backend.unsafe_actions,
+            "steps": result.steps,
+            "wall_s": round(result.wall_s, 3),
+            "trace": str(out / "trace.jsonl"),
+        }
+        if self.cfg.video and len(self.frames) > 1:
+            summary["video"] = str(write_video(self.frames, out / "episode.mp4", fps=10))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary["report"] = str(write_report(out, summary))
+        return summary
+
+    def close(self) -> None:
+        self.backend.close()

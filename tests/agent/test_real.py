@@ -1,0 +1,268 @@
+"""The real-robot path without hardware: RealSense recordings made with pyrealsense2's software
+device and recorder, played back through the camera class; calibration from a recorded target sheet;
+the whole agent loop on recorded frames with the twin arm; the shadow run gating the arm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("pyrealsense2")
+
+from vla_agent.agent.real.arms import ArmError, TwinArm, XArmDriver  # noqa: E402
+from vla_agent.agent.real.calibration import calibrate, load_calibration, load_targets, target_errors_mm  # noqa: E402
+from vla_agent.agent.real.camera import CameraError, RealSenseCamera, write_recording  # noqa: E402
+from vla_agent.agent.real.session import RealConfig, RealSession  # noqa: E402
+from vla_agent.agent.runner import AgentConfig  # noqa: E402
+from vla_agent.cli import main  # noqa: E402
+from vla_agent.errors import ConfigError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGETS = ROOT / "examples" / "calibration" / "targets.yaml"
+SCENE = "red block, blue bowl, green block"
+
+
+def _frames(n=4, h=48, w=64):
+    rng = np.random.default_rng(0)
+    return [
+        (rng.integers(0, 255, (h, w, 3), dtype=np.uint8), rng.uniform(0.3, 2.0, (h, w)).astype(np.float32))
+        for _ in range(n)
+    ]
+
+
+def test_recording_plays_back_frames_depth_scale_and_intrinsics(tmp_path):
+    frames = _frames()
+    K = np.array([[55.0, 0, 31.5], [0, 56.0, 23.5], [0, 0, 1]])
+    path = write_recording(tmp_path / "rec.db3", frames, K)
+    cam = RealSenseCamera(f"file:{path}")
+    got = []
+    with pytest.raises(CameraError, match="ended"):
+        while True:
+            got.append(cam.read())
+    assert cam.depth_scale == pytest.approx(0.001)
+    # Every delivered frame is one of the recorded ones, in order (after the writer's lead copy of
+    # the first); pyrealsense2's playback syncer occasionally drops one frameset at the start.
+    index = [next(i for i, (rgb, _) in enumerate(frames) if np.array_equal(g.rgb, rgb)) for g in got]
+    assert index == sorted(index) and len(set(index)) >= len(frames) - 1 and index[-1] == len(frames) - 1
+    for g, i in zip(got, index):
+        assert np.abs(g.depth - frames[i][1]).max() <= 0.001  # z16 millimetres
+        assert np.allclose(g.K, K, atol=1e-4)
+    cam.stop()
+    held = RealSenseCamera(f"file:{path}", hold_last=True)
+    last = [held.read() for _ in range(len(frames) + 5)][-1]
+    assert np.array_equal(last.rgb, frames[-1][0])  # a still recording stands in for a live camera
+    held.stop()
+
+
+@pytest.mark.parametrize(
+    "source, match",
+    [
+        ("file:/nonexistent.db3", "no such recording"),
+        ("file:x.mp4", "expected a .db3"),
+        ("usb:3", "use serial"),
+    ],
+)
+def test_bad_camera_sources_fail_in_one_line(source, match):
+    with pytest.raises(CameraError, match=match):
+        RealSenseCamera(source)
+
+
+def test_calibration_from_a_recorded_target_sheet(tmp_path):
+    rec = tmp_path / "sheet.db3"
+    assert main(["record-sim", str(rec), "--targets", str(TARGETS)]) == 0
+    truth = load_calibration(rec.with_suffix(".calib.yaml")).T
+    with RealSenseCamera(f"file:{rec}", hold_last=True) as cam:
+        frames = [cam.read() for _ in range(3)]
+    targets = load_targets(TARGETS)
+    calib = calibrate(frames, targets)
+    T = calib.T
+    angle = np.degrees(np.arccos(np.clip((np.trace(T[:3, :3].T @ truth[:3, :3]) - 1) / 2, -1, 1)))
+    assert np.linalg.norm(T[:3, 3] - truth[:3, 3]) < 0.015 and angle < 1.5
+    assert calib.residual_mm < 5
+    assert max(target_errors_mm(frames, targets, T).values()) < 10
+    out = tmp_path / "cal.yaml"
+    assert (
+        main(
+            [
+                "calibrate",
+                "create",
+                "--camera",
+                f"file:{rec}",
+                "--targets",
+                str(TARGETS),
+                "--calibration",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert np.allclose(load_calibration(out).T, T, atol=1e-6)
+    assert (
+        main(
+            [
+                "calibrate",
+                "check",
+                "--camera",
+                f"file:{rec}",
+                "--targets",
+                str(TARGETS),
+                "--calibration",
+                str(out),
+            ]
+        )
+        == 0
+    )
+
+
+def test_malformed_calibration_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        yaml.safe_dump({"T_base_camera": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]})
+    )
+    with pytest.raises(ConfigError, match="not a rotation"):
+        load_calibration(bad)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_calibration(tmp_path / "missing.yaml")
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    rec = tmp_path_factory.mktemp("rec") / "scene.db3"
+    assert main(["record-sim", str(rec), "--scene", SCENE, "--seed", "3"]) == 0
+    return rec
+
+
+def test_run_backend_real_on_a_recording_with_the_twin_arm(recording, tmp_path, capsys):
+    code = main(
+        [
+            "run",
+            "put the red block in the blue bowl",
+            "--backend",
+            "real",
+            "--camera",
+            f"file:{recording}",
+            "--arm",
+            "twin",
+            "--scene",
+            SCENE,
+            "--policy",
+            "expert",
+            "--yes",
+            "--retries",
+            "0",
+            "--replans",
+            "0",
+            "--no-video",
+            "--out",
+            str(tmp_path / "run"),
+            "--json",
+        ]
+    )
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["backend"] == "real"
+    assert summary["shadow"]["ok"] and summary["shadow"]["status"] == "success"
+    assert summary["subgoals"][0]["skill"] == "pick"
+    assert summary["arm_moves"] > 0  # the twin arm was driven through the shield
+    assert summary["unsafe_actions_reached_backend"] == 0
+    # The frames are a recording of the scene before the run: the detector cannot see the block
+    # move, so the honest outcome is a failure, found by perception on recorded frames.
+    assert summary["status"] == "failed" and code == 1
+    assert "at(red block" in " ".join(summary["perceived_holds"])
+    kinds = [json.loads(line).get("kind") for line in Path(summary["trace"]).read_text().splitlines()]
+    assert "shadow" in kinds and "subgoal_end" in kinds
+
+
+class NaNPolicy:
+    done = False
+
+    def reset(self, subgoal):
+        pass
+
+    def act(self, obs):
+        return np.full((2, 7), np.nan)
+
+
+class CountingTwin(TwinArm):
+    pass
+
+
+def _session(recording, policy_factory=None, **real):
+    cfg = AgentConfig(scene=SCENE, policy="expert", video=False, max_retries=0, max_replans=0)
+    arm = CountingTwin()
+    s = RealSession(
+        cfg,
+        RealConfig(camera=f"file:{recording}", **real),
+        arm=arm,
+        policy_factory=policy_factory,
+        confirm=lambda q: False,
+    )
+    return s, arm
+
+
+def test_a_predicted_unsafe_plan_never_reaches_the_arm(recording, tmp_path):
+    session, arm = _session(recording, policy_factory=lambda env: NaNPolicy(), yes=True)
+    moves = arm.moves
+    summary = session.run("put the red block in the blue bowl", out=tmp_path)
+    session.close()
+    assert summary["status"] == "refused"
+    assert "shadow run predicts" in summary["reason"]
+    assert summary["shadow"]["unsafe"] and not summary["shadow"]["ok"]
+    assert arm.moves == moves and summary["arm_moves"] == 0
+
+
+def test_without_approval_nothing_moves(recording, tmp_path):
+    session, arm = _session(recording)  # confirm answers no; no --yes
+    moves = arm.moves
+    summary = session.run("put the red block in the blue bowl", out=tmp_path)
+    session.close()
+    assert summary["shadow"]["ok"]
+    assert summary["status"] == "refused" and summary["reason"] == "not approved by the user"
+    assert arm.moves == moves
+
+
+class SpyXArm:
+    """Stands in for ``xarm.wrapper.XArmAPI`` (no controller to talk to here): records the calls
+    with the SDK's signatures and return conventions."""
+
+    def __init__(self, fail_on=None):
+        self.calls, self.fail_on = [], fail_on
+        self.pose = [400.0, 0.0, 200.0, np.pi, 0.0, 0.0]
+
+    def __getattr__(self, name):
+        def call(*args, **kw):
+            self.calls.append((name, args, kw))
+            if name == self.fail_on:
+                return 9
+            if name == "get_position":
+                return 0, list(self.pose)
+            if name == "get_gripper_position":
+                return 0, 850
+            return 0
+
+        return call
+
+
+def test_xarm_driver_units_limits_and_errors():
+    api = SpyXArm()
+    arm = XArmDriver("192.168.1.200", api=api)
+    assert [c[0] for c in api.calls][:4] == ["clean_error", "motion_enable", "set_mode", "set_state"]
+    assert np.allclose(arm.state(), [0.4, 0.0, 0.2, np.pi, 0.0, 0.0, 0.085])
+    arm.move(np.array([0.05, 0, 0, 0, 0, 0, 1.0]))  # 5 cm asked; 0.05 m/s * 0.1 s = 5 mm allowed
+    ((name, _, kw),) = [c for c in api.calls if c[0] == "set_position"]
+    assert kw["x"] == pytest.approx(405.0) and kw["y"] == pytest.approx(0.0) and not kw["relative"]
+    assert kw["speed"] == pytest.approx(50.0)
+    arm.move(np.array([0, 0, 0, 0, 0, 0, 1.0]))
+    arm.move(np.array([0, 0, 0, 0, 0, 0, -1.0]))
+    grips = [c[1][0] for c in api.calls if c[0] == "set_gripper_position"]
+    assert grips == [850.0, 0.0]  # sent only when the command flips
+    with pytest.raises(ArmError, match="malformed"):
+        arm.move(np.array([np.nan, 0, 0, 0, 0, 0, 1.0]))
+    failing = SpyXArm(fail_on="set_position")
+    arm = XArmDriver("192.168.1.200", api=failing)
+    with pytest.raises(ArmError, match="set_position failed with code 9"):
+        arm.move(np.zeros(7))
+    assert failing.calls[-1][0] == "emergency_stop"

@@ -1,0 +1,69 @@
+"""Executing action chunks: what a policy does with the H actions it predicts at once.
+Torch-free, shared by the in-process policy and the policy-server client."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class GripperEnsemble:
+    """Temporal ensembling of the gripper over overlapping chunks (after ACT).
+
+    The command for control step ``t`` flips the gripper when any chunk that covered ``t`` (the
+    one predicted ``k`` steps earlier, at its position ``k``) gave the flip a probability of at
+    least 0.5. A reactive policy hovering at the release point keeps forecasting "open in 3
+    steps" and, executed position by position, would never open; honouring the earlier
+    forecast breaks that fixed point while a consistent forecast still opens on time. After a
+    flip the gripper keeps its new command for ``dwell`` steps (it takes that long to move), so an
+    ambiguous state cannot make it chatter.
+    """
+
+    def __init__(self, dwell: int = 4) -> None:
+        self.dwell = dwell
+        self.reset()
+
+    def reset(self) -> None:
+        self._t = 0
+        self._p: dict[int, list[float]] = {}
+        self._open: bool | None = None
+        self._hold_until = 0
+
+    def decide(self, gripper_prob: np.ndarray, n: int) -> np.ndarray:
+        """Add a chunk predicted now and return the gripper commands (+1/-1) for its first ``n`` steps."""
+        for k, p in enumerate(np.asarray(gripper_prob, np.float64).ravel()):
+            self._p.setdefault(self._t + k, []).append(float(p))
+        out = np.empty(n)
+        for i in range(n):
+            t = self._t + i
+            ps = self._p.pop(t, [0.5])
+            was = self._open
+            if was is None:
+                self._open = ps[-1] >= 0.5
+            elif t >= self._hold_until:
+                self._open = min(ps) > 0.5 if was else max(ps) >= 0.5
+            if was is not None and self._open != was:
+                self._hold_until = t + 1 + self.dwell
+            out[i] = 1.0 if self._open else -1.0
+        self._t += n
+        return out
+
+
+class DoneFilter:
+    """The learned "subgoal done" signal, debounced: done once P(done) >= ``threshold`` on
+    ``consecutive`` predictions in a row, and never in the first ``min_steps`` control steps (a
+    single frame cannot tell "about to push" from "just pushed"; the arm poses look alike)."""
+
+    def __init__(self, threshold: float = 0.5, min_steps: int = 12, consecutive: int = 2):
+        self.threshold, self.min_steps, self.consecutive = threshold, min_steps, consecutive
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps, self.streak, self.prob = 0, 0, 0.0
+
+    def update(self, prob: float, steps: int) -> bool:
+        """Record one prediction made after ``self.steps`` steps, covering the next ``steps``."""
+        self.prob = prob
+        self.streak = self.streak + 1 if prob >= self.threshold else 0
+        done = self.streak >= self.consecutive and self.steps >= self.min_steps
+        self.steps += steps
+        return done
