@@ -32,6 +32,16 @@ class RobotBackend(Protocol):
     def scene_objects(self) -> list[SceneObject]: ...
 
 
+def audit_action(backend, action: np.ndarray) -> None:
+    """A backend's own check of what it was handed: outside the shield's envelope -> counted in
+    ``backend.unsafe_actions`` and refused (``ActionError``), never executed."""
+    state = np.asarray(backend.observe()[STATE], float)
+    problems = backend.audit.envelope_violations(action, state)
+    if problems:
+        backend.unsafe_actions += 1
+        raise ActionError(f"backend refused an unsafe action ({', '.join(problems)})")
+
+
 class SimBackend:
     """The simulated robot. ``render()`` gives video frames; ``env`` stays reachable for the
     ground-truth judge of benchmarks (never for the detector or the policy)."""
@@ -59,11 +69,7 @@ class SimBackend:
         return self._obs
 
     def apply(self, action: np.ndarray) -> None:
-        state = np.asarray(self.observe()[STATE], float)
-        problems = self.audit.envelope_violations(action, state)
-        if problems:
-            self.unsafe_actions += 1
-            raise ActionError(f"backend refused an unsafe action ({', '.join(problems)})")
+        audit_action(self, action)
         obs, *_ = self.env.step(np.asarray(action, float))
         self.applied += 1
         self._obs = {**obs, TIMESTAMP: time.monotonic()}

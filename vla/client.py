@@ -88,7 +88,7 @@ class RemotePolicy:
         self, uri: str, api_key: str | None = None, execute: int = 2, done_threshold: float = 0.5, **timeouts
     ):
         self.client = WebsocketClientPolicy(uri, api_key, **timeouts)
-        self.execute, self.done_threshold = execute, done_threshold
+        self.execute = execute
         self.queue: deque[np.ndarray] = deque()
         self.subgoal: Subgoal | None = None
         self.done, self.done_prob = False, 0.0

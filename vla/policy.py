@@ -45,7 +45,6 @@ class VLAPolicy:
             checkpoint or DEFAULT_CHECKPOINT, str(self.device)
         )
         self.execute = max(1, min(execute, self.model.cfg.horizon))
-        self.done_threshold = done_threshold
         mean, std = self.norm.image_mean_std()
         self._img_mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self._img_std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)

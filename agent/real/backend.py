@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 
+from vla_agent.agent.backend import audit_action
 from vla_agent.agent.perception import CameraModel
 from vla_agent.agent.real.arms import ArmDriver
 from vla_agent.agent.real.calibration import Calibration
 from vla_agent.agent.real.camera import RealSenseCamera
 from vla_agent.agent.shield import TIMESTAMP, SafetyShield
-from vla_agent.errors import ActionError
 from vla_agent.types import DEPTH, IMAGE, STATE, WRIST_IMAGE, Observation, SceneObject
 
 
@@ -64,11 +64,7 @@ class RealBackend:
         return self._obs if self._obs is not None else self._read()
 
     def apply(self, action: np.ndarray) -> None:
-        state = np.asarray(self.observe()[STATE], float)
-        problems = self.audit.envelope_violations(action, state)
-        if problems:
-            self.unsafe_actions += 1
-            raise ActionError(f"backend refused an unsafe action ({', '.join(problems)})")
+        audit_action(self, action)
         self.arm.move(np.asarray(action, float))
         self.applied += 1
         self._read()

@@ -18,9 +18,9 @@ from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.sim.predicates import WorldState
 from vla_agent.types import Scene, SceneObject
 
-# Shield interventions that mean "the plan would have done something unsafe" (clipping a step to
-# the speed limit is routine and does not count).
-UNSAFE_PREFIXES = ("non-finite", "malformed", "stale", "move into keep-out", "IK", "infeasible", "hold")
+# A shield hold (NaN/stale data, IK out of reach, a collision) or a cancelled move into a keep-out
+# zone means "the plan would have done something unsafe"; clipping a step to the limits is routine.
+KEEP_OUT = "move into keep-out zone"
 
 
 @dataclass
@@ -119,8 +119,8 @@ def shadow_run(
     unsafe = [
         v
         for d in interventions
-        for v in d.get("violations", [])
-        if d.get("held") or v.startswith(UNSAFE_PREFIXES)
+        for i, v in enumerate(d["violations"])
+        if (d["held"] and i == len(d["violations"]) - 1) or v.startswith(KEEP_OUT)
     ]
     return ShadowReport(
         status=result.status,
