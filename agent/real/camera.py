@@ -9,6 +9,8 @@ recorder), e.g. of simulated frames, so the whole real path can be exercised in 
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -95,48 +97,31 @@ class RealSenseCamera:
 
     def start(self) -> RealSenseCamera:
         rs = _rs()
+        self._ended = False
+        if self.is_playback:
+            self._playback = _PlaybackReader(self.value, self.timeout_ms).start()
+            self.serial, self.depth_scale = self._playback.serial, self._playback.depth_scale
+            return self
         cfg = rs.config()
-        if self.kind == "file":
-            cfg.enable_device_from_file(self.value, repeat_playback=False)
-        else:
-            if self.kind == "serial":
-                cfg.enable_device(self.value)
-            cfg.enable_stream(rs.stream.depth, self.width, self.height, rs.format.z16, self.fps)
-            cfg.enable_stream(rs.stream.color, self.width, self.height, rs.format.rgb8, self.fps)
+        if self.kind == "serial":
+            cfg.enable_device(self.value)
+        cfg.enable_stream(rs.stream.depth, self.width, self.height, rs.format.z16, self.fps)
+        cfg.enable_stream(rs.stream.color, self.width, self.height, rs.format.rgb8, self.fps)
         pipe = rs.pipeline()
         try:
             profile = pipe.start(cfg)
         except RuntimeError as e:
-            where = (
-                f"recording {self.value}" if self.is_playback else f"device {self.value or '(first found)'}"
-            )
-            raise CameraError(f"RealSense {where}: {e}") from e
+            raise CameraError(f"RealSense device {self.value or '(first found)'}: {e}") from e
         device = profile.get_device()
-        self._playback = None
-        if self.is_playback:  # every frame, as fast as it is read
-            # Playback starts in real time with the pipeline; rewind once it reads frame by frame,
-            # or the first frames may already have been dropped.
-            import datetime
-
-            self._playback = device.as_playback()
-            self._playback.pause()
-            self._playback.set_real_time(False)
-            self._playback.seek(datetime.timedelta(0))
-            self._playback.resume()
-        self.serial = (
-            device.get_info(rs.camera_info.serial_number)
-            if device.supports(rs.camera_info.serial_number)
-            else ""
-        )
+        self.serial = _serial(rs, device)
         self.depth_scale = float(device.first_depth_sensor().get_depth_scale())
         if not self.depth_scale > 0:
             raise CameraError(f"RealSense {self.value or 'device'} reports depth scale {self.depth_scale}")
-        self._pipe, self._align, self._ended = pipe, None, False
+        self._pipe, self._align = pipe, None
         if not _already_aligned(rs, profile):  # align depth to colour (D4xx: separate sensors)
             self._align = rs.align(rs.stream.color)
-        if not self.is_playback:
-            for _ in range(self.warmup):  # auto-exposure settles
-                self._wait()
+        for _ in range(self.warmup):  # auto-exposure settles
+            self._wait()
         return self
 
     def _wait(self):
@@ -144,10 +129,17 @@ class RealSenseCamera:
         return frames if ok else None
 
     def read(self) -> RGBDFrame:
-        if self._pipe is None:
+        if self._pipe is None and self._playback is None:
             self.start()
         if self._ended:
             return self._end()
+        if self._playback is not None:
+            frame = self._playback.next()
+            if frame is None:
+                self._ended = True
+                return self._end()
+            self._last = frame
+            return frame
         for attempt in range(self.reconnects + 1):
             frames = self._wait()
             if frames is not None:
@@ -156,11 +148,6 @@ class RealSenseCamera:
                     self._last = frame
                     return frame
                 continue
-            if self.is_playback:
-                if self._playback_running() and attempt < self.reconnects:
-                    continue  # a slow start, not the end
-                self._ended = True
-                return self._end()
             if attempt < self.reconnects:  # a live camera stalled: restart the pipeline
                 self.stop()
                 time.sleep(0.2)
@@ -169,13 +156,6 @@ class RealSenseCamera:
             f"RealSense {self.value or 'device'}: no frames within {self.timeout_ms} ms "
             f"after {self.reconnects} reconnects"
         )
-
-    def _playback_running(self) -> bool:
-        rs = _rs()
-        try:
-            return self._playback.current_status() != rs.playback_status.stopped
-        except RuntimeError:
-            return False
 
     def _end(self) -> RGBDFrame:
         if self.hold_last and self._last is not None:
@@ -196,8 +176,7 @@ class RealSenseCamera:
         if fmt.endswith("bgr8"):
             rgb = rgb[..., ::-1]
         d = np.asanyarray(depth.get_data()).astype(np.float32) * self.depth_scale
-        intr = color.profile.as_video_stream_profile().intrinsics
-        K = np.array([[intr.fx, 0, intr.ppx], [0, intr.fy, intr.ppy], [0, 0, 1]], np.float64)
+        K = _K(color.profile.as_video_stream_profile().intrinsics)
         return RGBDFrame(
             np.ascontiguousarray(rgb), d, K, float(color.get_timestamp()), int(color.get_frame_number())
         )
@@ -207,6 +186,9 @@ class RealSenseCamera:
             with contextlib.suppress(RuntimeError):
                 self._pipe.stop()
             self._pipe = None
+        if self._playback is not None:
+            self._playback.stop()
+            self._playback = None
 
     def __enter__(self) -> RealSenseCamera:
         return self.start()
@@ -215,15 +197,157 @@ class RealSenseCamera:
         self.stop()
 
 
-def _already_aligned(rs, profile) -> bool:
-    """Depth already in the colour camera's pixels (same intrinsics, identity extrinsics): aligning
-    again would only punch holes at depth edges."""
-    try:
-        d = profile.get_stream(rs.stream.depth).as_video_stream_profile()
-        c = profile.get_stream(rs.stream.color).as_video_stream_profile()
-        di, ci, ex = d.get_intrinsics(), c.get_intrinsics(), d.get_extrinsics_to(c)
-    except RuntimeError:
-        return False
+def _serial(rs, device) -> str:
+    info = rs.camera_info.serial_number
+    return device.get_info(info) if device.supports(info) else ""
+
+
+def _K(intr) -> np.ndarray:
+    return np.array([[intr.fx, 0, intr.ppx], [0, intr.fy, intr.ppy], [0, 0, 1]], np.float64)
+
+
+class _PlaybackReader:
+    """Every colour + depth pair of a recording, in order, none dropped.
+
+    The SDK's pipeline starts a recording in real time and drops what is not read in time (so the
+    first frames could be gone before the first read). Here the playback device is opened directly,
+    switched to non-real-time before any sensor starts, and its callbacks block on a small queue, so
+    the recording advances only as fast as frames are read. Colour is paired with the depth frame
+    nearest in time (within half a frame period); depth that is not already in the colour camera's
+    pixels is aligned to colour (pinhole reprojection with the recorded extrinsics, nearest surface
+    wins)."""
+
+    def __init__(self, path: str, timeout_ms: int = 1000):
+        self.path, self.timeout_s = path, timeout_ms / 1000.0
+        self.serial, self.depth_scale = "", 0.0
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._stopping = threading.Event()
+        self._sensors: list = []
+        self._pending: dict[bool, list] = {True: [], False: []}  # is_color -> frames not yet paired
+
+    def start(self) -> _PlaybackReader:
+        rs = _rs()
+        try:
+            self._device = rs.context().load_device(self.path)
+        except RuntimeError as e:
+            raise CameraError(f"RealSense recording {self.path}: {e}") from e
+        self._pb = self._device.as_playback()
+        self._pb.set_real_time(False)
+        self.serial = _serial(rs, self._device)
+        wanted = {rs.stream.depth: None, rs.stream.color: None}
+        for sensor in self._device.query_sensors():
+            chosen = []
+            for prof in sensor.get_stream_profiles():
+                st = prof.stream_type()
+                if st in wanted and wanted[st] is None and prof.is_video_stream_profile():
+                    wanted[st] = prof
+                    chosen.append(prof)
+                    if st == rs.stream.depth:
+                        self.depth_scale = float(sensor.as_depth_sensor().get_depth_scale())
+            if chosen:
+                self._sensors.append((sensor, chosen))
+        missing = [str(st).split(".")[-1] for st, prof in wanted.items() if prof is None]
+        if missing:
+            raise CameraError(f"RealSense recording {self.path}: no {' or '.join(missing)} stream")
+        if not self.depth_scale > 0:
+            raise CameraError(f"RealSense recording {self.path}: depth scale {self.depth_scale}")
+        d, c = (wanted[st].as_video_stream_profile() for st in (rs.stream.depth, rs.stream.color))
+        self._period_ms = 1000.0 / max(c.fps(), 1)
+        di, ci = d.get_intrinsics(), c.get_intrinsics()
+        self._aligned = _same_pixels(di, ci, d.get_extrinsics_to(c))
+        self._to_color = None if self._aligned else (_K(di), _K(ci), d.get_extrinsics_to(c), ci)
+        for sensor, profiles in self._sensors:
+            sensor.open(profiles)
+        self._pb.pause()  # playback runs from the first sensor's start: hold it until all listen
+        for sensor, _ in self._sensors:
+            sensor.start(self._on_frame)
+        self._pb.resume()
+        return self
+
+    def _on_frame(self, frame) -> None:  # SDK thread: copy out, then wait for room (back-pressure)
+        rs = _rs()
+        prof = frame.get_profile()
+        item = (
+            prof.stream_type() == rs.stream.color,
+            float(frame.get_timestamp()),
+            int(frame.get_frame_number()),
+            np.array(frame.get_data(), copy=True),
+            prof.as_video_stream_profile(),
+        )
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def next(self) -> RGBDFrame | None:
+        """The next pair, or None at the end of the recording."""
+        rs = _rs()
+        idle_since = time.monotonic()
+        while True:
+            try:
+                is_color, ts, number, data, prof = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                stopped = self._pb.current_status() == rs.playback_status.stopped
+                if stopped and time.monotonic() - idle_since > 0.2:
+                    return None
+                if time.monotonic() - idle_since > max(self.timeout_s, 0.2) * 10:
+                    raise CameraError(f"RealSense recording {self.path}: playback stalled") from None
+                continue
+            idle_since = time.monotonic()
+            # The two sensors call back from their own threads, so a colour frame may come before
+            # or after its depth: pair each arrival with the nearest waiting frame of the other kind.
+            item = (ts, number, data, prof)
+            others = self._pending[not is_color]
+            match = min(others, key=lambda o: abs(o[0] - ts), default=None)
+            if match is None or abs(match[0] - ts) > self._period_ms / 2:
+                self._pending[is_color] = [*self._pending[is_color][-7:], item]
+                continue
+            del others[: others.index(match) + 1]  # older unpaired frames never will be
+            self._pending[is_color] = [p for p in self._pending[is_color] if p[0] > ts]
+            (ts, number, data, prof), (_, _, z16, _) = (item, match) if is_color else (match, item)
+            depth = z16.astype(np.float32) * self.depth_scale
+            if self._to_color is not None:
+                depth = _align_depth(depth, *self._to_color)
+            rgb = data[..., ::-1] if str(prof.format()).endswith("bgr8") else data
+            if rgb.ndim != 3 or rgb.shape[2] != 3:
+                raise CameraError(f"RealSense colour frames must be RGB8, got shape {rgb.shape}")
+            return RGBDFrame(np.ascontiguousarray(rgb), depth, _K(prof.get_intrinsics()), ts, number)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for sensor, _ in self._sensors:
+            with contextlib.suppress(RuntimeError):
+                sensor.stop()
+            with contextlib.suppress(RuntimeError):
+                sensor.close()
+        self._sensors = []
+
+
+def _align_depth(depth: np.ndarray, Kd: np.ndarray, Kc: np.ndarray, extr, color_intr) -> np.ndarray:
+    """Depth (metres, depth camera pixels) -> depth in the colour camera's pixels; 0 where unseen."""
+    h, w = depth.shape
+    v, u = np.nonzero(depth > 0)
+    z = depth[v, u]
+    pts = np.stack([(u - Kd[0, 2]) / Kd[0, 0] * z, (v - Kd[1, 2]) / Kd[1, 1] * z, z])
+    R = np.asarray(extr.rotation, np.float64).reshape(3, 3).T  # librealsense: column-major
+    pts = R @ pts + np.asarray(extr.translation, np.float64)[:, None]
+    zc = pts[2]
+    ok = zc > 0
+    uc = np.round(Kc[0, 0] * pts[0, ok] / zc[ok] + Kc[0, 2]).astype(int)
+    vc = np.round(Kc[1, 1] * pts[1, ok] / zc[ok] + Kc[1, 2]).astype(int)
+    zc = zc[ok]
+    W, H = color_intr.width, color_intr.height
+    inside = (uc >= 0) & (uc < W) & (vc >= 0) & (vc < H)
+    uc, vc, zc = uc[inside], vc[inside], zc[inside]
+    out = np.full((H, W), np.inf, np.float32)
+    np.minimum.at(out, (vc, uc), zc.astype(np.float32))
+    out[np.isinf(out)] = 0.0
+    return out
+
+
+def _same_pixels(di, ci, ex) -> bool:
     same = (di.width, di.height, di.fx, di.fy, di.ppx, di.ppy) == (
         ci.width,
         ci.height,
@@ -235,16 +359,31 @@ def _already_aligned(rs, profile) -> bool:
     return same and np.allclose(ex.rotation, np.eye(3).ravel()) and np.allclose(ex.translation, 0.0)
 
 
+def _already_aligned(rs, profile) -> bool:
+    """Depth already in the colour camera's pixels (same intrinsics, identity extrinsics): aligning
+    again would only punch holes at depth edges."""
+    try:
+        d = profile.get_stream(rs.stream.depth).as_video_stream_profile()
+        c = profile.get_stream(rs.stream.color).as_video_stream_profile()
+        return _same_pixels(d.get_intrinsics(), c.get_intrinsics(), d.get_extrinsics_to(c))
+    except RuntimeError:
+        return False
+
+
 def write_recording(
     path: str | Path,
     frames: Iterable[tuple[np.ndarray, np.ndarray]],
     K: np.ndarray,
     fps: int = 30,
     depth_units: float = 0.001,
+    depth_K: np.ndarray | None = None,
+    depth_to_color: np.ndarray | None = None,
 ) -> Path:
     """Record (rgb uint8 HxWx3, depth metres HxW) pairs as a RealSense recording through the SDK's
     software device and recorder: what a D4xx would have written, readable by ``RealSenseCamera``
-    and by Intel's own tools (pyrealsense2 2.59 writes ``.db3`` only; older ``.bag`` files play)."""
+    and by Intel's own tools (pyrealsense2 2.59 writes ``.db3`` only; older ``.bag`` files play).
+    Depth is in the colour camera's pixels unless ``depth_K`` / ``depth_to_color`` (4x4, depth camera
+    to colour camera) say that it comes from a separate depth camera, as on a D4xx."""
     rs = _rs()
     path = Path(path)
     if path.suffix != ".db3":
@@ -256,31 +395,36 @@ def write_recording(
     h, w = frames[0][1].shape
     dev = rs.software_device()
     sensors = {"depth": dev.add_sensor("Depth"), "color": dev.add_sensor("Color")}
-    intr = rs.intrinsics()
-    intr.width, intr.height = w, h
-    intr.fx, intr.fy, intr.ppx, intr.ppy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
-    intr.model, intr.coeffs = rs.distortion.none, [0.0] * 5
+
+    def intrinsics(K):
+        intr = rs.intrinsics()
+        intr.width, intr.height = w, h
+        intr.fx, intr.fy = float(K[0, 0]), float(K[1, 1])
+        intr.ppx, intr.ppy = float(K[0, 2]), float(K[1, 2])
+        intr.model, intr.coeffs = rs.distortion.none, [0.0] * 5
+        return intr
+
+    intr = {"depth": intrinsics(K if depth_K is None else depth_K), "color": intrinsics(K)}
     profiles = {}
     for uid, (name, stream, fmt, bpp) in enumerate(
         (("depth", rs.stream.depth, rs.format.z16, 2), ("color", rs.stream.color, rs.format.rgb8, 3))
     ):
         vs = rs.video_stream()
         vs.type, vs.index, vs.uid, vs.width, vs.height = stream, 0, uid, w, h
-        vs.fps, vs.bpp, vs.fmt, vs.intrinsics = fps, bpp, fmt, intr
+        vs.fps, vs.bpp, vs.fmt, vs.intrinsics = fps, bpp, fmt, intr[name]
         profiles[name] = sensors[name].add_video_stream(vs)
     sensors["depth"].add_read_only_option(rs.option.depth_units, depth_units)
-    identity = rs.extrinsics()
-    identity.rotation, identity.translation = [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], [0.0, 0.0, 0.0]
-    profiles["depth"].register_extrinsics_to(profiles["color"], identity)
+    T = np.eye(4) if depth_to_color is None else np.asarray(depth_to_color, np.float64)
+    extr = rs.extrinsics()  # librealsense stores the rotation column-major
+    extr.rotation, extr.translation = T[:3, :3].T.ravel().tolist(), T[:3, 3].tolist()
+    profiles["depth"].register_extrinsics_to(profiles["color"], extr)
     dev.create_matcher(rs.matchers.default)
     recorder = rs.recorder(str(path), dev)
     sync = rs.syncer()
     for name, s in sensors.items():
         s.open(profiles[name])
         s.start(sync)
-    # Playback delivers the first depth frame alone (its colour arrives after it): lead with a copy
-    # of the first frame so that every given frame comes out as a colour + depth pair.
-    for i, (rgb, depth_m) in enumerate([frames[0], *frames]):
+    for i, (rgb, depth_m) in enumerate(frames):
         z16 = np.clip(np.nan_to_num(np.asarray(depth_m, np.float64), nan=0.0) / depth_units, 0, 65535).astype(
             np.uint16
         )
