@@ -102,10 +102,24 @@ class ExpertPolicy:
     def _tool(self) -> np.ndarray:
         return self.env.robot_state()
 
+    def _holding(self, o: ObjectState) -> bool:
+        """The object is off the table between closed fingers (e.g. a policy grasped it already)."""
+        tool = self._tool()
+        return (
+            not self.env.gripper_open
+            and o.position[2] > BLOCK_SIZE / 2 + 0.01
+            and np.linalg.norm(o.position[:2] - tool[:2]) < 0.02
+        )
+
     def _plan_pick(self) -> list[Waypoint]:
         o = self._obj(self.subgoal.args["obj"])
         yaw = self._once("yaw", lambda: [_align(o.yaw, float(self._tool()[5]))])[0]
         grasp = o.position + np.array([0.0, 0.0, -0.004])
+        if self._once("held", lambda: [float(self._holding(o))])[0]:  # taken over mid-pick: lift
+            tool = self._tool()
+            lift = self._once("lift", lambda: [tool[0], tool[1], max(tool[2], BLOCK_SIZE / 2 + 0.146)])
+            self.goal = lift
+            return [Waypoint(lift, None, GRIPPER_CLOSE, tol=0.02)]
         lift = self._once("lift", lambda: grasp + [0.0, 0.0, 0.15])
         self.goal = lift
         return [

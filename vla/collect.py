@@ -4,6 +4,11 @@ Each subgoal is one episode, labelled with a training paraphrase of its instruct
 randomized (object poses, distractors, domain randomization). To teach recovery, the executed
 action gets Gaussian noise on some episodes while the *expert's* action is recorded as the label
 (DART-style noise injection). Episodes where the expert fails are dropped and counted.
+
+With ``policy`` (a VLA checkpoint), each subgoal starts under the VLA, and after a random number of
+steps the expert takes over from wherever the VLA got to (a grasp at the wrong angle, a push begun
+beside the block) and finishes it; only the expert's part is recorded. That is recovery data from
+the states the policy itself visits (DAgger-style aggregation), which plain demonstrations lack.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vla_agent.sim.camera import intrinsics, project
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
+from vla_agent.skills.library import get_skill
 from vla_agent.skills.rollout import run_subgoal
 from vla_agent.skills.tasks import bind_push, episode_rng, sample_task, skill_cycle
 from vla_agent.types import IMAGE, STATE, WRIST_IMAGE
@@ -37,6 +43,8 @@ class CollectConfig(BaseModel):
     noise_prob: float = Field(0.5, ge=0, le=1, description="fraction of episodes with action noise")
     noise_std: float = Field(0.008, ge=0, description="metres per step on the executed translation")
     settle_steps: int = 3
+    policy: str | None = Field(None, description="VLA checkpoint that drives before the expert takes over")
+    takeover_max: int = Field(40, ge=1, description="the expert takes over after 0..takeover_max VLA steps")
 
 
 def _backfill(goal: np.ndarray) -> np.ndarray:
@@ -84,6 +92,19 @@ def _aux_labels(frames: dict[str, list], cfg: CollectConfig, K_wrist: np.ndarray
     return dict(zip(AUX_KEYS, [obj, goal, px[:, 0], px[:, 1], px[:, 2], px[:, 3], px[:, 4]]))
 
 
+def _drive(env: TabletopEnv, policy, sg, obs, steps: int):
+    """Let ``policy`` run ``sg`` for up to ``steps`` steps; -> (obs, whether it said done)."""
+    env.set_prompt(sg.instruction)
+    obs = {**obs, "prompt": sg.instruction}
+    policy.reset(sg)
+    done = 0
+    while done < steps and not policy.done:
+        for action in np.atleast_2d(policy.act(obs))[: steps - done]:
+            obs, *_ = env.step(action)
+            done += 1
+    return obs, bool(policy.done)
+
+
 def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = None) -> dict:
     """Run the expert on ``cfg.episodes`` seeded tasks and write the dataset; return counts."""
     env = TabletopEnv(
@@ -94,6 +115,11 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         cfg.out, fps=env.config.control_hz, image_shape=(cfg.image_size, cfg.image_size, 3)
     )
     expert = ExpertPolicy(env)
+    driver = None
+    if cfg.policy is not None:
+        from vla_agent.vla.policy import VLAPolicy
+
+        driver = VLAPolicy(cfg.policy)
     kept, dropped, t0 = 0, 0, time.perf_counter()
     for i in range(cfg.episodes):
         seed = TRAIN_SEED_OFFSET + cfg.seed + i
@@ -123,6 +149,12 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
                     (env.camera_frame.intrinsics, env.camera_frame.extrinsics, env.wrist_pose())
                 )
 
+            if driver is not None:
+                obs, finished = _drive(env, driver, sg, obs, int(noise_rng.integers(0, cfg.takeover_max + 1)))
+                if finished:  # the VLA said done before the takeover: nothing to record
+                    if not env.goal_reached(get_skill(sg.skill).ground("post", sg.args, env.kinds())):
+                        break
+                    continue
             result, obs = run_subgoal(
                 env, expert, sg, obs, on_step=on_step, perturb=perturb, settle_steps=cfg.settle_steps
             )

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from vla_agent.errors import ConfigError
-from vla_agent.vla.checkpoint import save_checkpoint, torch_device
+from vla_agent.vla.checkpoint import load_checkpoint, save_checkpoint, torch_device
 from vla_agent.vla.dataset import WRIST_KEY, Demonstrations, load_datasets
 from vla_agent.vla.model import AUX_CENTER, AUX_SCALE, VLAConfig, VLANet
 from vla_agent.vla.normalize import Normalizer
@@ -50,6 +50,9 @@ class TrainConfig(BaseModel):
     # approach frames look like release frames but were labelled "closed"; a policy trained on
     # them hovers at the release point forever.
     open_lead: int = Field(3, ge=0)
+    # Fine-tuning: start from this checkpoint's weights and keep its normalization stats (the
+    # model's inputs and outputs mean what they meant); the optimizer and schedule start afresh.
+    init: Path | None = None
     model: VLAConfig = VLAConfig()
 
 
@@ -237,12 +240,17 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     torch.set_num_threads(cfg.threads)
     device = torch_device(cfg.device)
     demos = load_datasets(cfg.dataset if isinstance(cfg.dataset, list) else [cfg.dataset])
-    norm = Normalizer(demos.stats)
-    data = Batcher(demos, norm, cfg.model.horizon, device, cfg.open_lead)
-    model = VLANet(
-        cfg.model.model_copy(update={"image_size": demos.images.shape[1], "wrist_size": demos.wrist.shape[1]})
-    ).to(device)
-    model.set_state_stats(norm.stats["observation.state"]["mean"], norm.stats["observation.state"]["std"])
+    if cfg.init is not None:
+        model, norm, _ = load_checkpoint(cfg.init, str(device))
+        if (model.cfg.image_size, model.cfg.wrist_size) != (demos.images.shape[1], demos.wrist.shape[1]):
+            raise ConfigError(f"--init {cfg.init}: its image sizes differ from the dataset's")
+        demos.stats = norm.stats
+    else:
+        norm = Normalizer(demos.stats)
+        size = {"image_size": demos.images.shape[1], "wrist_size": demos.wrist.shape[1]}
+        model = VLANet(cfg.model.model_copy(update=size)).to(device)
+        model.set_state_stats(norm.stats["observation.state"]["mean"], norm.stats["observation.state"]["std"])
+    data = Batcher(demos, norm, model.cfg.horizon, device, cfg.open_lead)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     last = cfg.out / "last"

@@ -53,6 +53,25 @@ def test_push_expert(env, seed):
     assert env.evaluate(f"moved({sg.args['obj']}, {sg.args['direction']})")
 
 
+def test_pick_expert_taking_over_a_held_block_lifts_it_without_letting_go(env):
+    # Recovery data starts the expert wherever a policy got to: half-way up with the block held,
+    # a fresh pick must finish the lift, not drop the block to grasp it again.
+    task = sample_task(episode_rng(SEEDS[0], 0), "pick")
+    sg = task.subgoal
+    obs, _ = env.reset(seed=SEEDS[0], options={"scene": task.scene})
+    first = ExpertPolicy(env)
+    first.reset(sg)
+    name = sg.args["obj"]
+    for _ in range(80):
+        obs, *_ = env.step(first.act(obs)[0])
+        if env.world_state().get(name).position[2] > 0.06:
+            break
+    assert 0.06 < env.world_state().get(name).position[2] < 0.15, "the first expert did not lift"
+    grippers = []
+    r, _ = run_subgoal(env, ExpertPolicy(env), sg, obs, on_step=lambda o, a, s: grippers.append(a[6]))
+    assert r.success and max(grippers) < 0  # closed throughout
+
+
 def test_expert_acts_only_through_bounded_actions(env):
     obs, _ = env.reset(seed=5, options={"scene": "red block, blue bowl"})
     expert = ExpertPolicy(env)

@@ -73,3 +73,26 @@ def test_load_several_datasets_as_one(tiny_dataset):
     np.testing.assert_allclose(
         two.stats["observation.image"]["std"], one.stats["observation.image"]["std"], atol=1e-6
     )
+
+
+def test_recovery_data_starts_the_expert_where_the_vla_left_off(tmp_path):
+    from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT
+    from vla_agent.vla.collect import CollectConfig, collect
+
+    plain = collect(CollectConfig(out=tmp_path / "plain", episodes=3, seed=321, noise_prob=0.0))
+    rec = collect(
+        CollectConfig(
+            out=tmp_path / "rec", episodes=3, seed=321, noise_prob=0.0, policy=str(DEFAULT_CHECKPOINT)
+        )
+    )
+    assert rec["episodes_kept"] > 0
+
+    def starts(root):
+        d = load_dataset(root)
+        firsts = np.r_[0, np.flatnonzero(np.diff(d.episode_index)) + 1]
+        return d.states[firsts, :3]
+
+    home = starts(plain["dataset"])
+    # The expert's recorded part begins where the VLA handed over, not where episodes start.
+    moved = [np.min(np.linalg.norm(home - s, axis=1)) > 0.01 for s in starts(rec["dataset"])]
+    assert any(moved)

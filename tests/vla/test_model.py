@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -74,6 +77,21 @@ def test_train_checkpoint_resume_and_policy(tiny_dataset, tmp_path):
     assert chunk.shape == (3, 7)
     assert np.all(np.abs(chunk[:, :3]) <= 0.04) and set(np.unique(chunk[:, 6])) <= {-1.0, 1.0}
     assert 0.0 <= policy.done_prob <= 1.0 and len(policy.latencies_ms) == 1
+
+
+def test_fine_tune_from_a_checkpoint_keeps_its_stats(tiny_dataset, tmp_path):
+    cfg = TrainConfig(dataset=tiny_dataset[0], out=tmp_path / "base", steps=2, batch_size=8, model=SMALL)
+    base = train(cfg)
+    _, base_norm, _ = load_checkpoint(base["checkpoint"])
+    base_norm.stats["action"]["mean"][0] += 0.5  # stats that differ from the dataset's own
+    (Path(base["checkpoint"]) / "stats.json").write_text(json.dumps(base_norm.stats))
+    tuned = train(
+        TrainConfig(
+            dataset=tiny_dataset[0], out=tmp_path / "tuned", steps=2, batch_size=8, init=base["checkpoint"]
+        )
+    )
+    _, norm, _ = load_checkpoint(tuned["checkpoint"])
+    assert norm.stats["action"]["mean"] == base_norm.stats["action"]["mean"]
 
 
 def test_checkpoint_save_load_identical_outputs(tmp_path, tiny_dataset):
