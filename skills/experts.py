@@ -59,6 +59,7 @@ class ExpertPolicy:
         self.done = False
         self._fixed: dict[str, np.ndarray] = {}
         self._plan: Callable[[], list[Waypoint]] = getattr(self, f"_plan_{subgoal.skill}")
+        self._entered = False
         self.goal: np.ndarray | None = None  # where the object is headed (a training label)
 
     # ------------------------------------------------------------------ acting
@@ -69,6 +70,9 @@ class ExpertPolicy:
         state = obs["observation/state"]
         pos, yaw = np.asarray(state[:3], float), float(state[5])
         waypoints = self._plan()
+        if not self._entered:
+            self._entered = True
+            self.phase = _entry_phase(waypoints, pos, yaw, self.env.gripper_open)
         while self.phase < len(waypoints):
             wp = waypoints[self.phase]
             err = wp.pos - pos
@@ -236,6 +240,25 @@ class ExpertPolicy:
             Waypoint(pusher_goal, yaw, GRIPPER_CLOSE, tol=0.01),
             Waypoint(pusher_goal + [0, 0, 0.10] - d * 0.02, None, GRIPPER_CLOSE, tol=0.02),
         ]
+
+
+def _entry_phase(waypoints: list[Waypoint], pos: np.ndarray, yaw: float, gripper_open: bool) -> int:
+    """Where to start a script: the last waypoint whose approach the tool is already on (near the
+    segment from the waypoint before, gripper already as commanded there, and at its yaw where the
+    segment keeps one), else the first. From a fresh start that is the first waypoint; taking over
+    from a policy half-way (recovery data) it continues the motion instead of backing out of it,
+    which would contradict what the demonstrations show in the same states."""
+    for k in range(len(waypoints) - 1, 0, -1):
+        a, b = waypoints[k - 1], waypoints[k]
+        if (b.gripper > 0) != gripper_open:
+            continue
+        if a.yaw is not None and b.yaw is not None and abs(b.yaw - yaw) > 0.1:
+            continue
+        seg = b.pos - a.pos
+        t = float(np.clip((pos - a.pos) @ seg / max(seg @ seg, 1e-9), 0.0, 1.0))
+        if np.linalg.norm(a.pos + t * seg - pos) <= max(b.tol, 0.015):
+            return k
+    return 0
 
 
 def _radius(s: ObjectState) -> float:
