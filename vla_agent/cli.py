@@ -251,8 +251,9 @@ def _one_torch_thread() -> None:
 
 def cmd_vla_reproduce(a: argparse.Namespace) -> int:
     """The recipe of the shipped checkpoint: expert demonstrations (``--workers`` collectors in
-    parallel, disjoint seeds) -> train -> recovery demonstrations (that model drives, the expert
-    takes over) -> fine-tune on both."""
+    parallel, disjoint seeds) -> train. With ``--recovery-episodes``, then recovery demonstrations
+    (that model drives, the expert takes over) -> fine-tune on both (experimental: it has not beaten
+    the plain recipe yet, see the README)."""
     import shutil
     import time
     from concurrent.futures import ProcessPoolExecutor
@@ -1046,9 +1047,13 @@ def build_parser() -> argparse.ArgumentParser:
     vr.add_argument("--workers", type=int, default=2, help="parallel collectors (seeds 0, N, 2N, ...)")
     vr.add_argument("--steps", type=int, default=10000, help="training steps on the expert demonstrations")
     vr.add_argument(
-        "--recovery-episodes", type=int, default=1500, help="tasks per collector for recovery data (0: none)"
+        "--recovery-episodes",
+        type=int,
+        default=0,
+        help="tasks per collector for recovery data, then fine-tuning (experimental; 0: none, the shipped "
+        "recipe)",
     )
-    vr.add_argument("--finetune-steps", type=int, default=4000, help="fine-tuning steps on both (0: none)")
+    vr.add_argument("--finetune-steps", type=int, default=4000, help="fine-tuning steps with recovery data")
     vr.add_argument("--finetune-lr", type=float, default=3e-4)
     vr.add_argument("--device", default="cpu", help="cpu | cuda")
     vr.add_argument(
