@@ -169,17 +169,10 @@ class RealSenseCamera:
         color, depth = aligned.get_color_frame(), aligned.get_depth_frame()
         if not color or not depth:
             return None
-        rgb = np.asanyarray(color.get_data())
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise CameraError(f"RealSense colour frames must be RGB8, got shape {rgb.shape}")
-        fmt = str(color.profile.format())
-        if fmt.endswith("bgr8"):
-            rgb = rgb[..., ::-1]
+        rgb = _rgb(np.asanyarray(color.get_data()), color.profile)
         d = np.asanyarray(depth.get_data()).astype(np.float32) * self.depth_scale
         K = _K(color.profile.as_video_stream_profile().intrinsics)
-        return RGBDFrame(
-            np.ascontiguousarray(rgb), d, K, float(color.get_timestamp()), int(color.get_frame_number())
-        )
+        return RGBDFrame(rgb, d, K, float(color.get_timestamp()), int(color.get_frame_number()))
 
     def stop(self) -> None:
         if self._pipe is not None:
@@ -200,6 +193,14 @@ class RealSenseCamera:
 def _serial(rs, device) -> str:
     info = rs.camera_info.serial_number
     return device.get_info(info) if device.supports(info) else ""
+
+
+def _rgb(pixels: np.ndarray, profile) -> np.ndarray:
+    """A colour frame's pixels as contiguous RGB (BGR8 streams are flipped)."""
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise CameraError(f"RealSense colour frames must be RGB8, got shape {pixels.shape}")
+    rgb = pixels[..., ::-1] if str(profile.format()).endswith("bgr8") else pixels
+    return np.ascontiguousarray(rgb)
 
 
 def _K(intr) -> np.ndarray:
@@ -254,8 +255,8 @@ class _PlaybackReader:
         d, c = (wanted[st].as_video_stream_profile() for st in (rs.stream.depth, rs.stream.color))
         self._period_ms = 1000.0 / max(c.fps(), 1)
         di, ci = d.get_intrinsics(), c.get_intrinsics()
-        self._aligned = _same_pixels(di, ci, d.get_extrinsics_to(c))
-        self._to_color = None if self._aligned else (_K(di), _K(ci), d.get_extrinsics_to(c), ci)
+        extr = d.get_extrinsics_to(c)
+        self._to_color = None if _same_pixels(di, ci, extr) else (_K(di), _K(ci), extr, ci)
         for sensor, profiles in self._sensors:
             sensor.open(profiles)
         self._pb.pause()  # playback runs from the first sensor's start: hold it until all listen
@@ -310,10 +311,7 @@ class _PlaybackReader:
             depth = z16.astype(np.float32) * self.depth_scale
             if self._to_color is not None:
                 depth = _align_depth(depth, *self._to_color)
-            rgb = data[..., ::-1] if str(prof.format()).endswith("bgr8") else data
-            if rgb.ndim != 3 or rgb.shape[2] != 3:
-                raise CameraError(f"RealSense colour frames must be RGB8, got shape {rgb.shape}")
-            return RGBDFrame(np.ascontiguousarray(rgb), depth, _K(prof.get_intrinsics()), ts, number)
+            return RGBDFrame(_rgb(data, prof), depth, _K(prof.get_intrinsics()), ts, number)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -106,37 +106,10 @@ def test_calibration_from_a_recorded_target_sheet(tmp_path):
     assert calib.residual_mm < 5
     assert max(target_errors_mm(frames, targets, T).values()) < 10
     out = tmp_path / "cal.yaml"
-    assert (
-        main(
-            [
-                "calibrate",
-                "create",
-                "--camera",
-                f"file:{rec}",
-                "--targets",
-                str(TARGETS),
-                "--calibration",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    calibrate_args = ["--camera", f"file:{rec}", "--targets", str(TARGETS), "--calibration", str(out)]
+    assert main(["calibrate", "create", *calibrate_args]) == 0
     assert np.allclose(load_calibration(out).T, T, atol=1e-6)
-    assert (
-        main(
-            [
-                "calibrate",
-                "check",
-                "--camera",
-                f"file:{rec}",
-                "--targets",
-                str(TARGETS),
-                "--calibration",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(["calibrate", "check", *calibrate_args]) == 0
 
 
 def test_malformed_calibration_is_a_one_line_error(tmp_path):
