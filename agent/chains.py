@@ -111,7 +111,10 @@ def phrase(tasks: list[tuple[str, str, str]], rng: np.random.Generator, kinds: d
         if kind == "pick":
             parts.append(str(rng.choice(_PICK)).format(o=o))
         elif kind == "push":
-            parts.append(str(rng.choice(_PUSH)).format(o=o, d=target))
+            text = str(rng.choice(_PUSH))
+            if target in ("forward", "backward"):  # "to the left", but not "to the forward"
+                text = text.replace("to the {d}", "{d}")
+            parts.append(text.format(o=o, d=target))
         else:
             tkind = kinds.get(target, "region")
             t = _say(target, rng) if target in kinds else target
@@ -169,13 +172,16 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
     t0 = time.perf_counter()
     for ep in range(cfg.episodes):
         seed = cfg.seed + ep
-        for attempt in range(5):  # a crowded draw that does not fit the table: draw again
-            scene_spec, tasks = sample_chain(seed + attempt * 1_000_000)
+        for attempt in range(10):  # a crowded draw that does not fit the table: draw again
+            draw = seed + attempt * 1_000_000  # a new scene *and* new placements
+            scene_spec, tasks = sample_chain(draw)
             try:
-                session.reset(seed=seed, scene=scene_spec.describe())
+                session.reset(seed=draw, scene=scene_spec.describe())
                 break
             except ConfigError:
                 setup_failures += 1
+        else:
+            raise ConfigError(f"chain {seed}: no scene draw fits the table in 10 attempts")
         rng = episode_rng(seed, 1)
         bound = []
         for kind, obj, target in tasks:

@@ -21,6 +21,7 @@ from vla_agent.skills.library import get_skill
 from vla_agent.types import GRIPPER_CLOSE, GRIPPER_OPEN, Observation, Subgoal
 
 SPEED = 0.035  # metres per step, under the env's 0.04 limit
+PUSH_SPEED = 0.02  # metres per step while in contact: a faster push sends the block sliding on
 TURN = 0.2  # radians per step
 SAFE_Z = 0.16
 FINGER_AXIS_YAW = 0.0  # tool yaw that opens the fingers across the tool-to-offset direction
@@ -36,6 +37,7 @@ class Waypoint:
     gripper: float
     tol: float = 0.008
     hold: int = 0  # extra steps to stay once reached (e.g. to let the fingers close)
+    speed: float = SPEED  # metres per step at most on the way there
 
 
 def _align(target_yaw: float, current: float, period: float = math.pi / 2) -> float:
@@ -88,7 +90,7 @@ class ExpertPolicy:
             self.done = True
             last = waypoints[-1].gripper if waypoints else GRIPPER_OPEN
             return np.array([[0, 0, 0, 0, 0, 0, last]], dtype=np.float64)
-        step = np.clip(err, -SPEED, SPEED)
+        step = np.clip(err, -wp.speed, wp.speed)
         rot = np.zeros(3)
         rot[:2] = np.clip(-np.asarray(state[3:5], float), -TURN, TURN)  # keep the gripper vertical
         rot[2] = np.clip(yaw_err, -TURN, TURN)
@@ -219,12 +221,15 @@ class ExpertPolicy:
         return best
 
     def _plan_push(self) -> list[Waypoint]:
+        """Push with the closed fingers at whatever yaw the wrist has (the closed fingers push
+        alike at any yaw; a yaw target for a sideways push would be +-90 degrees, two equally
+        near answers a policy averages into no turn at all), then lift and end above the pushed
+        block: a pose a single frame tells apart from the approach, which hovers behind it."""
         name = self.subgoal.args["obj"]
         d = np.array([*DIRECTIONS[self.subgoal.args["direction"]], 0.0])
         n = np.array([-d[1], d[0], 0.0])
         o = self._obj(name)
         start = self._once("start", lambda: o.position.copy())
-        yaw = self._once("yaw", lambda: [_align(math.atan2(d[1], d[0]), float(self._tool()[5]), math.pi)])[0]
         z = 0.016
         behind = start - d * (BLOCK_SIZE / 2 + 0.03)
         behind[2] = z
@@ -234,11 +239,14 @@ class ExpertPolicy:
         self.goal = end
         end[2] = z
         pusher_goal = end - d * (BLOCK_SIZE / 2 + 0.01)
+        # Above where the block actually came to rest (it slides on a little after the push).
+        above = np.array([o.position[0], o.position[1], z + 0.10])
         return [
-            Waypoint(behind + [0, 0, 0.10], yaw, GRIPPER_CLOSE, tol=0.012),
-            Waypoint(behind, yaw, GRIPPER_CLOSE, tol=0.008),
-            Waypoint(pusher_goal, yaw, GRIPPER_CLOSE, tol=0.01),
-            Waypoint(pusher_goal + [0, 0, 0.10] - d * 0.02, None, GRIPPER_CLOSE, tol=0.02),
+            Waypoint(behind + [0, 0, 0.10], None, GRIPPER_CLOSE, tol=0.012),
+            Waypoint(behind, None, GRIPPER_CLOSE, tol=0.008),
+            Waypoint(pusher_goal, None, GRIPPER_CLOSE, tol=0.01, speed=PUSH_SPEED),
+            Waypoint(pusher_goal + [0, 0, 0.06], None, GRIPPER_CLOSE, tol=0.015),
+            Waypoint(above, None, GRIPPER_CLOSE, tol=0.015),
         ]
 
 

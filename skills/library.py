@@ -34,7 +34,8 @@ class SkillArg:
 
 @dataclass(frozen=True)
 class SkillSpec:
-    """One skill. ``templates[:n_train]`` are for training; the rest are held out for evaluation."""
+    """One skill. The last ``n_heldout`` templates of each relation are held out for evaluation;
+    the others are for training (the first is what planners render)."""
 
     name: str
     args: tuple[SkillArg, ...]
@@ -43,7 +44,7 @@ class SkillSpec:
     effects: tuple[str, ...]
     step_budget: int
     doc: str
-    n_train: int = 5
+    n_heldout: int = 2
 
     def relation(self, args: Mapping[str, str], kinds: Mapping[str, str] | None = None) -> str:
         """The spatial relation a ``place`` target implies: in (bowl), on (plate/block), at (region)."""
@@ -87,9 +88,8 @@ class SkillSpec:
         """All instruction sentences for these args; ``split`` is "train", "heldout" or "all"."""
         rel = self.relation(args, kinds)
         templates = self.templates.get(rel) or self.templates[""]
-        chosen = {"train": templates[: self.n_train], "heldout": templates[self.n_train :], "all": templates}[
-            split
-        ]
+        cut = len(templates) - self.n_heldout
+        chosen = {"train": templates[:cut], "heldout": templates[cut:], "all": templates}[split]
         return [t.format(relation=rel, **args) for t in chosen]
 
     def instruction(
@@ -136,6 +136,11 @@ PICK = SkillSpec(
             "grab the {obj}",
             "lift the {obj}",
             "take the {obj}",
+            "lift up the {obj}",
+            "fetch the {obj}",
+            "pick up the {obj} from the table",
+            "raise the {obj}",
+            "seize the {obj}",
             "pick the {obj} up",
             "get the {obj}",
         )
@@ -159,6 +164,11 @@ PLACE = SkillSpec(
             "drop the {obj} in the {target}",
             "put it in the {target}",
             "place it inside the {target}",
+            "put the {obj} inside the {target}",
+            "transfer the {obj} into the {target}",
+            "bring the {obj} to the {target}",
+            "drop it into the {target}",
+            "set the {obj} in the {target}",
             "move the {obj} into the {target}",
             "deposit the {obj} in the {target}",
         ),
@@ -168,6 +178,11 @@ PLACE = SkillSpec(
             "stack the {obj} on the {target}",
             "put it on the {target}",
             "set the {obj} onto the {target}",
+            "position the {obj} on the {target}",
+            "put the {obj} on top of the {target}",
+            "set it on the {target}",
+            "bring the {obj} onto the {target}",
+            "rest the {obj} on the {target}",
             "lay the {obj} on the {target}",
             "place it on top of the {target}",
         ),
@@ -177,6 +192,11 @@ PLACE = SkillSpec(
             "move the {obj} to the {target} of the table",
             "put it at the {target}",
             "set the {obj} down on the {target} side",
+            "bring the {obj} to the {target} side",
+            "set it down at the {target}",
+            "position the {obj} on the {target} of the table",
+            "carry the {obj} over to the {target} side",
+            "put the {obj} down at the {target} of the table",
             "drop the {obj} at the {target} of the table",
             "leave the {obj} on the {target} side",
         ),
@@ -200,6 +220,11 @@ PUSH = SkillSpec(
             "push the {obj} to the {direction}",
             "shove the {obj} {direction}",
             "move the {obj} {direction} by pushing it",
+            "push the {obj} towards the {direction}",
+            "slide it {direction}",
+            "shove it to the {direction}",
+            "press the {obj} {direction}",
+            "push {direction} the {obj}",
             "nudge the {obj} {direction}",
             "give the {obj} a push {direction}",
         )
