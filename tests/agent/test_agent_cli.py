@@ -72,7 +72,8 @@ def test_bench_chains_expert_small(capsys):
 def test_bench_chains_redraws_a_scene_that_does_not_fit(capsys):
     # Chain 2000062's first draw cannot be placed on the table: the benchmark must draw a new
     # scene *and* new placements, and phrase the command for the scene it actually built.
-    assert main(["bench", "chains", "--episodes", "1", "--seed", "2000062", "--policy", "expert", "--json"]) == 0
+    args = ["bench", "chains", "--episodes", "1", "--seed", "2000062", "--policy", "expert", "--json"]
+    assert main(args) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["setup_redraws"] >= 1
     assert r["planner_accuracy"] == 1.0, r["examples"]
