@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import shlex
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -199,12 +200,26 @@ class ChatREPL:
             except BaseException as e:  # reported below, never kills the REPL
                 errors.append(e)
 
+        # Ctrl-C from the moment the worker exists: a signal handler (not a KeyboardInterrupt that
+        # could land anywhere in the main thread) stops the executor; the loop reports it.
+        interrupts: list[bool] = []
+
+        def on_sigint(signum, frame) -> None:
+            self.session.executor.stop()
+            interrupts.append(True)
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
         worker = threading.Thread(target=work, name="vla-agent-run", daemon=True)
-        worker.start()
         status = self.console.status("planning ...", spinner="dots")
-        status.start()
+        reported = 0
         try:
-            while worker.is_alive():
+            worker.start()
+            status.start()
+            while worker.is_alive() or reported < len(interrupts):
+                if reported < len(interrupts):
+                    reported = len(interrupts)
+                    self.console.print("[yellow]e-stop[/yellow]: Ctrl-C, the robot holds")
                 try:
                     try:
                         requests.get(timeout=0.1)
@@ -214,12 +229,14 @@ class ChatREPL:
                     status.stop()
                     answers.put(self.ask_yes("execute this plan?"))
                     status.start()
-                except KeyboardInterrupt:
+                except KeyboardInterrupt:  # Ctrl-C at the confirmation prompt
                     self.session.executor.stop()
-                    self.console.print("[yellow]e-stop[/yellow]: Ctrl-C, the robot holds")
+                    interrupts.append(True)
             worker.join()
         finally:
             status.stop()
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
         if errors:
             raise VlaAgentError(f"the run failed: {errors[0]}")
         self._show_result(result)
