@@ -221,10 +221,11 @@ class ExpertPolicy:
         return best
 
     def _plan_push(self) -> list[Waypoint]:
-        """Push with the closed fingers at whatever yaw the wrist has (the closed fingers push
-        alike at any yaw; a yaw target for a sideways push would be +-90 degrees, two equally
-        near answers a policy averages into no turn at all), then lift and end above the pushed
-        block: a pose a single frame tells apart from the approach, which hovers behind it."""
+        """Push with the closed fingers at whatever yaw the wrist has: they push alike at any yaw,
+        while a yaw target for a sideways push would be +-90 degrees, two equally near answers
+        that a policy averages into no turn at all (and a turn of 90 degrees can leave the wrist
+        too near its limit for the next skill's turn). In contact the tool moves at
+        ``PUSH_SPEED``, so the block does not slide on far past the end of the push."""
         name = self.subgoal.args["obj"]
         d = np.array([*DIRECTIONS[self.subgoal.args["direction"]], 0.0])
         n = np.array([-d[1], d[0], 0.0])
@@ -239,14 +240,11 @@ class ExpertPolicy:
         self.goal = end
         end[2] = z
         pusher_goal = end - d * (BLOCK_SIZE / 2 + 0.01)
-        # Above where the block actually came to rest (it slides on a little after the push).
-        above = np.array([o.position[0], o.position[1], z + 0.10])
         return [
             Waypoint(behind + [0, 0, 0.10], None, GRIPPER_CLOSE, tol=0.012),
             Waypoint(behind, None, GRIPPER_CLOSE, tol=0.008),
             Waypoint(pusher_goal, None, GRIPPER_CLOSE, tol=0.01, speed=PUSH_SPEED),
-            Waypoint(pusher_goal + [0, 0, 0.06], None, GRIPPER_CLOSE, tol=0.015),
-            Waypoint(above, None, GRIPPER_CLOSE, tol=0.015),
+            Waypoint(pusher_goal + [0, 0, 0.10] - d * 0.02, None, GRIPPER_CLOSE, tol=0.02),
         ]
 
 
