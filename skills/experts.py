@@ -223,8 +223,8 @@ class ExpertPolicy:
     def _plan_push(self) -> list[Waypoint]:
         """Push with the closed fingers at whatever yaw the wrist has: they push alike at any yaw,
         while a yaw target for a sideways push would be +-90 degrees, two equally near answers
-        that a policy averages into no turn at all (and a turn of 90 degrees can leave the wrist
-        too near its limit for the next skill's turn). In contact the tool moves at
+        that a policy averages into no turn at all (and in chains, the subgoal after a turned
+        push often stalled). In contact the tool moves at
         ``PUSH_SPEED``, so the block does not slide on far past the end of the push."""
         name = self.subgoal.args["obj"]
         d = np.array([*DIRECTIONS[self.subgoal.args["direction"]], 0.0])
