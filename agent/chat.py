@@ -202,36 +202,27 @@ class ChatREPL:
 
         # Ctrl-C from the moment the worker exists: a signal handler (not a KeyboardInterrupt that
         # could land anywhere in the main thread) stops the executor; the loop reports it.
-        interrupts: list[bool] = []
-
-        def on_sigint(signum, frame) -> None:
-            self.session.executor.stop()
-            interrupts.append(True)
-
+        executor = self.session.executor
         main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+        previous = signal.signal(signal.SIGINT, lambda *_: executor.stop()) if main_thread else None
         worker = threading.Thread(target=work, name="vla-agent-run", daemon=True)
         status = self.console.status("planning ...", spinner="dots")
-        reported = 0
+        reported = False
         try:
             worker.start()
             status.start()
-            while worker.is_alive() or reported < len(interrupts):
-                if reported < len(interrupts):
-                    reported = len(interrupts)
+            while worker.is_alive() or (executor.stopping and not reported):
+                if executor.stopping and not reported:
+                    reported = True
                     self.console.print("[yellow]e-stop[/yellow]: Ctrl-C, the robot holds")
                 try:
-                    try:
-                        requests.get(timeout=0.1)
-                    except queue.Empty:
-                        status.update(self._status_text())
-                        continue
-                    status.stop()
-                    answers.put(self.ask_yes("execute this plan?"))
-                    status.start()
-                except KeyboardInterrupt:  # Ctrl-C at the confirmation prompt
-                    self.session.executor.stop()
-                    interrupts.append(True)
+                    requests.get(timeout=0.1)
+                except queue.Empty:
+                    status.update(self._status_text())
+                    continue
+                status.stop()
+                answers.put(self.ask_yes("execute this plan?"))  # Ctrl-C there answers "no"
+                status.start()
             worker.join()
         finally:
             status.stop()
