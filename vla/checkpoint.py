@@ -35,7 +35,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[VLANet, Norm
         if not (path / name).exists():
             raise ConfigError(f"checkpoint {path} is missing {name}")
     config = json.loads((path / "config.json").read_text())
-    model = VLANet(VLAConfig(**config["model"]))
+    # Checkpoints from before the start memory existed were trained without it.
+    model = VLANet(VLAConfig(**{"start_memory": False, **config["model"]}))
     model.load_state_dict(load_file(str(path / "model.safetensors"), device=device))
     model.to(device).eval()
     norm = Normalizer(json.loads((path / "stats.json").read_text()))

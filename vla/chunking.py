@@ -67,3 +67,28 @@ class DoneFilter:
         done = self.streak >= self.consecutive and self.steps >= self.min_steps
         self.steps += steps
         return done
+
+
+class StartMemory:
+    """Where the named object was when the subgoal began, from the policy's own estimates: the
+    mean of the first ``frames`` predictions, then frozen for the rest of the subgoal. Before it
+    is frozen ``start`` is None (the model then uses its current estimate, as it saw in training
+    at the first frames of an episode)."""
+
+    def __init__(self, frames: int = 3) -> None:
+        self.frames = frames
+        self.reset()
+
+    def reset(self) -> None:
+        self._seen: list[np.ndarray] = []
+        self.start: np.ndarray | None = None
+
+    def update(self, estimate: np.ndarray) -> None:
+        """Record the object position (metres) estimated by one prediction."""
+        if self.start is not None:
+            return
+        estimate = np.asarray(estimate, np.float64).reshape(3)
+        if np.all(np.isfinite(estimate)):
+            self._seen.append(estimate)
+        if len(self._seen) >= self.frames:
+            self.start = np.mean(self._seen, axis=0)

@@ -9,9 +9,9 @@ from collections import deque
 import numpy as np
 
 from vla_agent.errors import VlaAgentError
-from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE, Observation, Subgoal
+from vla_agent.types import IMAGE, OBJECT_START, PROMPT, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla import msgpack_numpy
-from vla_agent.vla.chunking import DoneFilter, GripperEnsemble
+from vla_agent.vla.chunking import DoneFilter, GripperEnsemble, StartMemory
 
 
 class PolicyServerError(VlaAgentError):
@@ -94,6 +94,7 @@ class RemotePolicy:
         self.done, self.done_prob = False, 0.0
         self.gripper = GripperEnsemble()
         self.done_filter = DoneFilter(done_threshold)
+        self.memory = StartMemory()
         self.latencies_ms: list[float] = []
 
     def reset(self, subgoal: Subgoal) -> None:
@@ -101,19 +102,21 @@ class RemotePolicy:
         self.queue.clear()
         self.gripper.reset()
         self.done_filter.reset()
+        self.memory.reset()
         self.done, self.done_prob = False, 0.0
 
     def act(self, obs: Observation) -> np.ndarray:
         if not self.queue:
             t0 = time.perf_counter()
-            reply = self.client.infer(
-                {
-                    IMAGE: obs[IMAGE],
-                    WRIST_IMAGE: obs[WRIST_IMAGE],
-                    STATE: np.asarray(obs[STATE], np.float32),
-                    PROMPT: self.subgoal.instruction,
-                }
-            )
+            request = {
+                IMAGE: obs[IMAGE],
+                WRIST_IMAGE: obs[WRIST_IMAGE],
+                STATE: np.asarray(obs[STATE], np.float32),
+                PROMPT: self.subgoal.instruction,
+            }
+            if self.memory.start is not None:
+                request[OBJECT_START] = self.memory.start
+            reply = self.client.infer(request)
             self.latencies_ms.append((time.perf_counter() - t0) * 1000)
             actions = np.array(reply["actions"], np.float64)  # a writable copy
             if actions.ndim != 2 or actions.shape[1] != 7 or not np.all(np.isfinite(actions)):
@@ -124,6 +127,11 @@ class RemotePolicy:
                 raise PolicyServerError(f"policy server sent malformed gripper_prob of shape {p_open.shape}")
             actions = actions[: self.execute]
             actions[:, 6] = self.gripper.decide(p_open, len(actions))
+            if "object_position" in reply:  # servers without it (openpi) just get no memory
+                where = np.asarray(reply["object_position"], np.float64)
+                if where.shape != (3,):
+                    raise PolicyServerError(f"policy server sent object_position of shape {where.shape}")
+                self.memory.update(where)
             self.done_prob = float(reply.get("done_prob", 0.0))
             self.done = self.done_filter.update(self.done_prob, len(actions))
             if self.done:

@@ -9,7 +9,9 @@ FiLM-conditioned on frozen MiniLM instruction features, language-conditioned hea
                                                   └─> FiLM 16x16 x2 -> spatial softmax keypoints
     instruction tokens -> learned queries cross-attend -> c (FiLM conditioning, trunk input)
     soft-argmax coordinates + keypoints + state -> localization head: object/goal position (metres)
-    everything, and (object - tool), (goal - tool) in metres -> MLP trunk
+    start memory: where the object was when the subgoal began (the policy's own estimate from
+        its first frames, kept by the caller) and (object now - start)
+    everything, and (object - tool), (goal - tool) in metres, and the memory -> MLP trunk
         -> arm deltas (H x 6), gripper logits (H), done logit
 
 Heatmaps are trained with cross-entropy against Gaussian targets at the pixels where the
@@ -45,6 +47,10 @@ class VLAConfig(BaseModel):
     action_head: str = "continuous"  # or "bins" (256-way classification per dimension, RT-2 style)
     n_bins: int = 256
     bin_range: float = 3.0  # bins span +-bin_range standard deviations of the normalized action
+    # Episodic memory of where the named object was when the subgoal began (the policy's own
+    # estimate from its first frames): "push it 10 cm" and "done" depend on how far the object
+    # has moved since then, which no single frame shows.
+    start_memory: bool = True
 
 
 class FiLMBlock(nn.Module):
@@ -150,6 +156,7 @@ class VLANet(nn.Module):
         self.register_buffer("state_std", torch.ones(7))
         n_static = 2 * len(STATIC_MAPS) + 4  # coordinates + (object - tool), (goal - tool)
         n_wrist = 3 * len(WRIST_MAPS)  # coordinates + in-view probability
+        n_memory = 6 if cfg.start_memory else 0  # start position, (object now - start)
         self.proprio = nn.Sequential(nn.Linear(7, 64), nn.ReLU())
         self.locate = nn.Sequential(
             nn.Linear(4 * ch[3] + n_static + n_wrist + 64 + cond, cfg.hidden),
@@ -157,7 +164,7 @@ class VLANet(nn.Module):
             nn.Linear(cfg.hidden, 6),
         )
         self.trunk = nn.Sequential(
-            nn.Linear(4 * ch[3] + n_static + n_wrist + 64 + cond + 6 + 6, cfg.hidden),
+            nn.Linear(4 * ch[3] + n_static + n_wrist + 64 + cond + 6 + 6 + n_memory, cfg.hidden),
             nn.ReLU(),
             nn.Linear(cfg.hidden, cfg.hidden),
             nn.ReLU(),
@@ -188,9 +195,12 @@ class VLANet(nn.Module):
         tokens: torch.Tensor,
         mask: torch.Tensor,
         wrist: torch.Tensor,
+        start: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """image (B,3,H,W) and wrist (B,3,h,w) normalized float, state (B,7) normalized, MiniLM
-        token features (B,L,384) with their mask (B,L)."""
+        token features (B,L,384) with their mask (B,L); ``start`` (B,3): where the object was when
+        the subgoal began, in the localization head's units (``(metres - AUX_CENTER) /
+        AUX_SCALE``); None means "now" (the first frames of a subgoal)."""
         b = image.shape[0]
         c = self.encode_text(tokens, mask)
         s_heat, _, s_keys = self.static(image, c)
@@ -210,7 +220,11 @@ class VLANet(nn.Module):
             - torch.tensor(AUX_CENTER, device=state.device)
         ) / AUX_SCALE
         rel = where - tool.repeat(1, 2)
-        z = self.trunk(torch.cat([feats, where, rel], dim=-1))
+        parts = [feats, where, rel]
+        if self.cfg.start_memory:
+            start = where[:, :3].detach() if start is None else start
+            parts += [start, where[:, :3] - start]
+        z = self.trunk(torch.cat(parts, dim=-1))
         arm = self.arm(z)
         h = self.cfg.horizon
         arm = arm.view(b, h, 6, self.cfg.n_bins) if self.cfg.action_head == "bins" else arm.view(b, h, 6)

@@ -14,8 +14,9 @@ from vla_agent.errors import ConfigError
 from vla_agent.sim.env import EnvConfig
 from vla_agent.types import IMAGE, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, torch_device
-from vla_agent.vla.chunking import DoneFilter, GripperEnsemble
+from vla_agent.vla.chunking import DoneFilter, GripperEnsemble, StartMemory
 from vla_agent.vla.dataset import WRIST_KEY
+from vla_agent.vla.model import AUX_CENTER, AUX_SCALE
 from vla_agent.vla.text import text_encoder
 
 _ENV = EnvConfig()  # the action space the policy was trained in
@@ -26,6 +27,7 @@ class Prediction(NamedTuple):
     actions: np.ndarray  # (H, 7) in env units, gripper +1 open / -1 closed
     gripper_prob: np.ndarray  # (H,) P(gripper open) at each chunk position
     done_prob: float
+    object_position: np.ndarray  # (3,) metres: where the model sees the named object now
 
 
 class VLAPolicy:
@@ -57,6 +59,7 @@ class VLAPolicy:
         self.done_prob = 0.0
         self.gripper = GripperEnsemble()
         self.done_filter = DoneFilter(done_threshold)
+        self.memory = StartMemory()
         self.latencies_ms: list[float] = []
 
     def reset(self, subgoal: Subgoal) -> None:
@@ -68,6 +71,7 @@ class VLAPolicy:
         self.done_prob = 0.0
         self.gripper.reset()
         self.done_filter.reset()
+        self.memory.reset()
 
     def _image(self, image: np.ndarray, mean: torch.Tensor, std: torch.Tensor, size: int) -> torch.Tensor:
         """uint8 HxWx3 -> normalized 1x3xSxS; other sizes (a real camera) are centre-cropped to
@@ -81,27 +85,39 @@ class VLAPolicy:
         return (img / 255 - mean) / std
 
     @torch.inference_mode()
-    def infer(self, image: np.ndarray, state: np.ndarray, wrist: np.ndarray) -> Prediction:
-        """The full chunk in env units with the gripper probabilities and the done probability."""
+    def infer(
+        self, image: np.ndarray, state: np.ndarray, wrist: np.ndarray, start: np.ndarray | None = None
+    ) -> Prediction:
+        """The full chunk in env units with the gripper probabilities, the done probability and
+        the object position estimate; ``start`` (metres) is where the object was when the subgoal
+        began (None: not known yet, use the current estimate)."""
         if self.subgoal is None:
             raise ConfigError("VLAPolicy.act called before reset(subgoal)")
         cfg = self.model.cfg
         img = self._image(image, self._img_mean, self._img_std, cfg.image_size)
         wrist_img = self._image(wrist, self._wrist_mean, self._wrist_std, cfg.wrist_size)
         st = torch.from_numpy(self.norm.state(np.asarray(state, np.float32)))[None].to(self.device)
-        out = self.model(img, st, self._tokens, self._mask, wrist_img)
+        center = torch.tensor(AUX_CENTER, dtype=torch.float32, device=self.device)
+        start_t = None
+        if start is not None:
+            start_t = (
+                torch.as_tensor(np.asarray(start, np.float32), device=self.device)[None] - center
+            ) / AUX_SCALE
+        out = self.model(img, st, self._tokens, self._mask, wrist_img, start_t)
+        where = (out["where"][0, :3] * AUX_SCALE + center).cpu().numpy().astype(np.float64)
         arm = self.model.decode_arm(out["arm"])[0].cpu().numpy()
         p_open = torch.sigmoid(out["gripper"][0]).cpu().numpy().astype(np.float64)
         grip = np.where(p_open >= 0.5, 1.0, -1.0)[:, None]
         chunk = self.norm.unaction(np.concatenate([arm, grip], axis=-1))
         chunk[:, :6] = np.clip(chunk[:, :6], -ARM_LIMITS, ARM_LIMITS)
-        return Prediction(chunk.astype(np.float64), p_open, float(torch.sigmoid(out["done"][0])))
+        return Prediction(chunk.astype(np.float64), p_open, float(torch.sigmoid(out["done"][0])), where)
 
     def act(self, obs: Observation) -> np.ndarray:
         t0 = time.perf_counter()
         if WRIST_IMAGE not in obs:
             raise ConfigError(f"the VLA needs the wrist camera ({WRIST_IMAGE}); enable it on the backend")
-        pred = self.infer(obs[IMAGE], obs[STATE], obs[WRIST_IMAGE])
+        pred = self.infer(obs[IMAGE], obs[STATE], obs[WRIST_IMAGE], self.memory.start)
+        self.memory.update(pred.object_position)
         self.latencies_ms.append((time.perf_counter() - t0) * 1000)
         chunk = pred.actions[: self.execute].copy()
         chunk[:, 6] = self.gripper.decide(pred.gripper_prob, len(chunk))

@@ -2,7 +2,10 @@
 
 On connect the server sends a metadata frame (action horizon and dim, action space, control rate,
 image keys). Each request is an observation dict (``observation/image``, ``observation/state``,
-``prompt``) and each reply ``{"actions": (H, 7), "done_prob": p, "server_timing": {"infer_ms"}}``.
+``prompt``, optionally ``object_start``) and each reply ``{"actions": (H, 7), "done_prob": p,
+"object_position": (3,), "server_timing": {"infer_ms"}}``. The server keeps no episode state: a
+client that wants the policy's start memory (where the object was when the subgoal began) sends
+back the ``object_position`` of its first replies as ``object_start``.
 A malformed request gets a text error frame (what openpi's client raises on) and the connection
 keeps serving. ``GET /healthz`` answers 200. Inference runs in a worker thread, off the event
 loop. Binding beyond loopback requires an API key (``Authorization: Api-Key <key>``).
@@ -24,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from vla_agent.errors import ConfigError
-from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE
+from vla_agent.types import IMAGE, OBJECT_START, PROMPT, STATE, WRIST_IMAGE
 from vla_agent.vla import msgpack_numpy
 
 log = logging.getLogger(__name__)
@@ -88,17 +91,23 @@ class PolicyService:
             raise ValueError(f"{STATE} must be 7 finite numbers")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"{PROMPT} must be a non-empty string")
+        start = obs.get(OBJECT_START)
+        if start is not None:
+            start = np.asarray(start, dtype=np.float64)
+            if start.shape != (3,) or not np.all(np.isfinite(start)):
+                raise ValueError(f"{OBJECT_START} must be 3 finite numbers (metres)")
         from vla_agent.types import Subgoal
 
         t0 = time.perf_counter()
         with self._lock:
             if self.policy.subgoal is None or self.policy.subgoal.instruction != prompt:
                 self.policy.reset(Subgoal("remote", {}, prompt))
-            pred = self.policy.infer(image, state, wrist)
+            pred = self.policy.infer(image, state, wrist, start)
         return {
             "actions": pred.actions,
             "gripper_prob": pred.gripper_prob,
             "done_prob": pred.done_prob,
+            "object_position": pred.object_position,
             "server_timing": {"infer_ms": (time.perf_counter() - t0) * 1000},
         }
 

@@ -50,6 +50,7 @@ class TrainConfig(BaseModel):
     # approach frames look like release frames but were labelled "closed"; a policy trained on
     # them hovers at the release point forever.
     open_lead: int = Field(3, ge=0)
+    start_noise: float = 0.015  # metres (per axis) added to the start-memory input in training
     # Fine-tuning: start from this checkpoint's weights and keep its normalization stats (the
     # model's inputs and outputs mean what they meant); the optimizer and schedule start afresh.
     init: Path | None = None
@@ -83,8 +84,10 @@ class Batcher:
         last = np.zeros(n, np.int64)  # index of each frame's episode end
         ends = np.r_[np.flatnonzero(np.diff(ep)), n - 1]
         starts = np.r_[0, ends[:-1] + 1]
+        first = np.zeros(n, np.int64)  # index of each frame's episode start
         for s, e in zip(starts, ends):
             last[s : e + 1] = e
+            first[s : e + 1] = s
         idx = np.minimum(idx, last[:, None])
         chunks = norm.action(lead_gripper_open(demos.actions, ep, open_lead)[idx])  # (N, H, 7)
         if demos.wrist is None:
@@ -100,6 +103,8 @@ class Batcher:
         center = np.tile(np.array(AUX_CENTER, np.float32), 2)
         where = np.concatenate([demos.aux["aux.object_position"], demos.aux["aux.goal_position"]], axis=1)
         self.where = torch.from_numpy((where - center) / AUX_SCALE)  # NaN where unknown
+        # Where the object was at the episode's first frame: the input of the start memory.
+        self.start = torch.nan_to_num(self.where[first, :3]).contiguous()
         pix = lambda *keys: torch.from_numpy(np.stack([demos.aux[k][:, :2] for k in keys], 1))  # noqa: E731
         self.static_px = pix("aux.object_pixel", "aux.goal_pixel", "aux.tool_pixel")  # (N, 3, 2)
         self.wrist_px = pix("aux.object_wrist_pixel", "aux.goal_wrist_pixel")  # (N, 2, 2)
@@ -115,8 +120,11 @@ class Batcher:
         self.device = device
         self.episode = torch.from_numpy(ep)
 
-    def batch(self, idx: torch.Tensor, gen: torch.Generator | None, shift: int) -> dict[str, torch.Tensor]:
+    def batch(
+        self, idx: torch.Tensor, gen: torch.Generator | None, shift: int, start_noise: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         d = self.device
+        start = self.start[idx].clone()
         img = self.images[idx].to(d).float() / 255.0
         wrist = self.wrist[idx].to(d).float() / 255.0
         static_px = self.static_px[idx].clone()
@@ -127,6 +135,8 @@ class Batcher:
                 ox, oy = torch.randint(0, 2 * shift + 1, (2,), generator=gen).tolist()
                 img = pad[..., oy : oy + img.shape[2], ox : ox + img.shape[3]]
                 static_px += torch.tensor([shift - ox, shift - oy], dtype=static_px.dtype)
+            # At run time the start is the policy's own estimate: train with errors of that size.
+            start += torch.randn(start.shape, generator=gen) * (start_noise / AUX_SCALE)
             for x in (img, wrist):  # brightness/contrast jitter that keeps hues
                 scale = 1 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.2
                 offset = (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.1
@@ -145,6 +155,7 @@ class Batcher:
             "gripper": self.gripper[idx].to(d),
             "done": self.done[idx].to(d),
             "where": self.where[idx].to(d),
+            "start": start.to(d),
         }
 
 
@@ -155,7 +166,7 @@ def compute_loss(
     aux_weight: float = 1.0,
     heat_weight: float = 0.5,
 ) -> tuple[torch.Tensor, dict]:
-    out = model(b["image"], b["state"], b["tokens"], b["mask"], b["wrist"])
+    out = model(b["image"], b["state"], b["tokens"], b["mask"], b["wrist"], b.get("start"))
     if model.cfg.action_head == "bins":
         arm_loss = F.cross_entropy(
             out["arm"].reshape(-1, model.cfg.n_bins), model.bin_targets(b["arm"]).reshape(-1)
@@ -272,7 +283,11 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
             g["lr"] = cfg.lr * max(sched(step), 0.02)
         idx = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)]
         loss, info = compute_loss(
-            model, data.batch(idx, gen, cfg.shift_px), cfg.done_weight, cfg.aux_weight, cfg.heat_weight
+            model,
+            data.batch(idx, gen, cfg.shift_px, cfg.start_noise),
+            cfg.done_weight,
+            cfg.aux_weight,
+            cfg.heat_weight,
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -1043,7 +1043,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     vr = vsub.add_parser("reproduce", help="collect + train with the defaults of the shipped checkpoint")
     vr.add_argument("--out", default="runs/reproduce")
-    vr.add_argument("--episodes", type=int, default=1200, help="tasks per collector")
+    vr.add_argument("--episodes", type=int, default=1500, help="tasks per collector")
     vr.add_argument("--workers", type=int, default=2, help="parallel collectors (seeds 0, N, 2N, ...)")
     vr.add_argument("--steps", type=int, default=10000, help="training steps on the expert demonstrations")
     vr.add_argument(

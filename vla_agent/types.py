@@ -20,6 +20,7 @@ DEPTH = "observation/depth"
 SEGMENTATION = "observation/segmentation"  # simulator-only; policies and detectors must not read it
 STATE = "observation/state"  # [x, y, z, roll, pitch, yaw, gripper_width]
 PROMPT = "prompt"
+OBJECT_START = "object_start"  # optional request key: where the object was when the subgoal began
 
 ACTION_DIM = 7
 STATE_DIM = 7

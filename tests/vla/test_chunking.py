@@ -1,6 +1,6 @@
 import numpy as np
 
-from vla_agent.vla.chunking import DoneFilter, GripperEnsemble
+from vla_agent.vla.chunking import DoneFilter, GripperEnsemble, StartMemory
 from vla_agent.vla.train import lead_gripper_open
 
 
@@ -36,3 +36,15 @@ def test_open_lead_moves_releases_earlier_within_episodes():
     out = lead_gripper_open(actions, episode, 2)[:, 6]
     assert list(out) == [-1, -1, 1, 1, 1, 1, 1, 1]  # episode 1 (2 frames) cannot reach back into episode 0
     assert np.array_equal(lead_gripper_open(actions, episode, 0), actions)
+
+
+def test_start_memory_averages_the_first_estimates_then_freezes():
+    m = StartMemory(frames=3)
+    for x in (0.50, np.nan, 0.52, 0.54):  # a non-finite estimate is skipped, not averaged in
+        assert m.start is None
+        m.update(np.array([x, 0.0, 0.02]))
+    np.testing.assert_allclose(m.start, [0.52, 0.0, 0.02])
+    m.update(np.array([0.9, 0.9, 0.9]))  # the object moves: the memory does not
+    np.testing.assert_allclose(m.start, [0.52, 0.0, 0.02])
+    m.reset()
+    assert m.start is None

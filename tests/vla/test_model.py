@@ -49,7 +49,7 @@ def test_overfits_one_batch(tiny_dataset, head):
     batch = data.batch(torch.arange(16), None, 0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
-    for _ in range(150):
+    for _ in range(200):
         loss, info = compute_loss(model, batch, 0.5)
         first = first or info
         opt.zero_grad()

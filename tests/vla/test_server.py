@@ -64,6 +64,32 @@ def test_loopback_matches_in_process(server, checkpoint):
     client.close()
 
 
+def test_remote_policy_acts_like_the_in_process_policy(server, checkpoint):
+    # Several chunks, so the start memory (kept by the client, sent back as object_start) is used.
+    path, d = checkpoint
+    subgoal = get_skill("pick").subgoal({"obj": "red block"})
+    remote, local = RemotePolicy(f"ws://127.0.0.1:{server.port}", execute=2), VLAPolicy(path, execute=2)
+    remote.reset(subgoal)
+    local.reset(subgoal)
+    for i in range(5):
+        obs = {IMAGE: d.images[i], WRIST_IMAGE: d.wrist[i], STATE: d.states[i]}
+        want = local.act(obs)
+        np.testing.assert_allclose(np.concatenate([remote.act(obs), remote.act(obs)]), want, atol=1e-5)
+    assert local.memory.start is not None
+    np.testing.assert_allclose(remote.memory.start, local.memory.start, atol=1e-5)
+
+
+def test_start_memory_input_changes_the_prediction(checkpoint):
+    path, d = checkpoint
+    policy = VLAPolicy(path)
+    policy.reset(get_skill("push").subgoal({"obj": "red block", "direction": "left"}))
+    now = policy.infer(d.images[0], d.states[0], d.wrist[0])
+    same = policy.infer(d.images[0], d.states[0], d.wrist[0], now.object_position)
+    moved = policy.infer(d.images[0], d.states[0], d.wrist[0], now.object_position + [0.1, 0.0, 0.0])
+    np.testing.assert_allclose(same.actions, now.actions, atol=1e-5)  # None means "where it is now"
+    assert not np.allclose(moved.actions[:, :6], now.actions[:, :6], atol=1e-6)
+
+
 def test_malformed_request_gets_error_and_server_keeps_serving(server, checkpoint):
     _, d = checkpoint
     a = WebsocketClientPolicy(f"ws://127.0.0.1:{server.port}")
@@ -72,6 +98,8 @@ def test_malformed_request_gets_error_and_server_keeps_serving(server, checkpoin
         a.infer({PROMPT: "pick up the red block"})
     with pytest.raises(PolicyServerError, match="uint8 array"):
         a.infer({**_obs(d), IMAGE: np.zeros((3, 3), np.float32)})
+    with pytest.raises(PolicyServerError, match="object_start"):
+        a.infer({**_obs(d), "object_start": np.array([np.nan, 0.0, 0.0])})
     a.ws.send(b"\xc1 not msgpack")
     assert "bad request" in a.ws.recv(timeout=5)
     assert a.infer(_obs(d))["actions"].shape == (4, 7)  # same connection still works
