@@ -92,3 +92,40 @@ class StartMemory:
             self._seen.append(estimate)
         if len(self._seen) >= self.frames:
             self.start = np.mean(self._seen, axis=0)
+
+
+class ChunkRunner:
+    """What a policy does with each predicted chunk, the same in-process and over the server:
+    keep the first ``execute`` actions, decide the gripper by ``GripperEnsemble``, debounce the
+    done signal (``DoneFilter``; once done the arm holds still) and feed the ``StartMemory``."""
+
+    def __init__(self, execute: int, done_threshold: float = 0.5) -> None:
+        self.execute = execute
+        self.gripper = GripperEnsemble()
+        self.done_filter = DoneFilter(done_threshold)
+        self.memory = StartMemory()
+        self.reset()
+
+    def reset(self) -> None:
+        self.gripper.reset()
+        self.done_filter.reset()
+        self.memory.reset()
+        self.done, self.done_prob = False, 0.0
+
+    def take(
+        self,
+        actions: np.ndarray,
+        gripper_prob: np.ndarray,
+        done_prob: float,
+        object_position: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The actions to execute from one predicted chunk (H, 7)."""
+        chunk = np.array(actions[: self.execute], np.float64)  # a writable copy
+        chunk[:, 6] = self.gripper.decide(gripper_prob, len(chunk))
+        if object_position is not None:
+            self.memory.update(object_position)
+        self.done_prob = float(done_prob)
+        self.done = self.done_filter.update(self.done_prob, len(chunk))
+        if self.done:  # hold still: the subgoal is finished
+            chunk[:, :6] = 0.0
+        return chunk

@@ -11,7 +11,7 @@ import numpy as np
 from vla_agent.errors import VlaAgentError
 from vla_agent.types import IMAGE, OBJECT_START, PROMPT, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla import msgpack_numpy
-from vla_agent.vla.chunking import DoneFilter, GripperEnsemble, StartMemory
+from vla_agent.vla.chunking import ChunkRunner, StartMemory
 
 
 class PolicyServerError(VlaAgentError):
@@ -88,22 +88,27 @@ class RemotePolicy:
         self, uri: str, api_key: str | None = None, execute: int = 2, done_threshold: float = 0.5, **timeouts
     ):
         self.client = WebsocketClientPolicy(uri, api_key, **timeouts)
-        self.execute = execute
+        self.runner = ChunkRunner(execute, done_threshold)
         self.queue: deque[np.ndarray] = deque()
         self.subgoal: Subgoal | None = None
-        self.done, self.done_prob = False, 0.0
-        self.gripper = GripperEnsemble()
-        self.done_filter = DoneFilter(done_threshold)
-        self.memory = StartMemory()
         self.latencies_ms: list[float] = []
 
     def reset(self, subgoal: Subgoal) -> None:
         self.subgoal = subgoal
         self.queue.clear()
-        self.gripper.reset()
-        self.done_filter.reset()
-        self.memory.reset()
-        self.done, self.done_prob = False, 0.0
+        self.runner.reset()
+
+    @property
+    def memory(self) -> StartMemory:
+        return self.runner.memory
+
+    @property
+    def done(self) -> bool:
+        return self.runner.done
+
+    @property
+    def done_prob(self) -> float:
+        return self.runner.done_prob
 
     def act(self, obs: Observation) -> np.ndarray:
         if not self.queue:
@@ -125,16 +130,10 @@ class RemotePolicy:
             p_open = np.asarray(reply.get("gripper_prob", (actions[:, 6] + 1) / 2), np.float64)
             if p_open.shape != (len(actions),) or not np.all(np.isfinite(p_open)):
                 raise PolicyServerError(f"policy server sent malformed gripper_prob of shape {p_open.shape}")
-            actions = actions[: self.execute]
-            actions[:, 6] = self.gripper.decide(p_open, len(actions))
-            if "object_position" in reply:  # servers without it (openpi) just get no memory
-                where = np.asarray(reply["object_position"], np.float64)
+            where = reply.get("object_position")  # servers without it (openpi) just give no memory
+            if where is not None:
+                where = np.asarray(where, np.float64)
                 if where.shape != (3,):
                     raise PolicyServerError(f"policy server sent object_position of shape {where.shape}")
-                self.memory.update(where)
-            self.done_prob = float(reply.get("done_prob", 0.0))
-            self.done = self.done_filter.update(self.done_prob, len(actions))
-            if self.done:
-                actions[:, :6] = 0.0
-            self.queue.extend(actions)
+            self.queue.extend(self.runner.take(actions, p_open, reply.get("done_prob", 0.0), where))
         return self.queue.popleft()[None]

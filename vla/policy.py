@@ -14,7 +14,7 @@ from vla_agent.errors import ConfigError
 from vla_agent.sim.env import EnvConfig
 from vla_agent.types import IMAGE, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, torch_device
-from vla_agent.vla.chunking import DoneFilter, GripperEnsemble, StartMemory
+from vla_agent.vla.chunking import ChunkRunner, StartMemory
 from vla_agent.vla.dataset import WRIST_KEY
 from vla_agent.vla.model import AUX_CENTER, AUX_SCALE
 from vla_agent.vla.text import text_encoder
@@ -46,20 +46,16 @@ class VLAPolicy:
         self.model, self.norm, self.config = load_checkpoint(
             checkpoint or DEFAULT_CHECKPOINT, str(self.device)
         )
-        self.execute = max(1, min(execute, self.model.cfg.horizon))
+        self.runner = ChunkRunner(max(1, min(execute, self.model.cfg.horizon)), done_threshold)
         mean, std = self.norm.image_mean_std()
         self._img_mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self._img_std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         wmean, wstd = self.norm.image_mean_std(WRIST_KEY)
         self._wrist_mean = torch.tensor(wmean, device=self.device).view(1, 3, 1, 1)
         self._wrist_std = torch.tensor(wstd, device=self.device).view(1, 3, 1, 1)
+        self._aux_center = torch.tensor(AUX_CENTER, dtype=torch.float32, device=self.device)
         self.encoder = text_encoder()
         self.subgoal: Subgoal | None = None
-        self.done = False
-        self.done_prob = 0.0
-        self.gripper = GripperEnsemble()
-        self.done_filter = DoneFilter(done_threshold)
-        self.memory = StartMemory()
         self.latencies_ms: list[float] = []
 
     def reset(self, subgoal: Subgoal) -> None:
@@ -67,11 +63,23 @@ class VLAPolicy:
         tokens, mask = self.encoder.encode_tokens([subgoal.instruction])
         self._tokens = torch.from_numpy(tokens).to(self.device)
         self._mask = torch.from_numpy(mask).to(self.device)
-        self.done = False
-        self.done_prob = 0.0
-        self.gripper.reset()
-        self.done_filter.reset()
-        self.memory.reset()
+        self.runner.reset()
+
+    @property
+    def execute(self) -> int:
+        return self.runner.execute
+
+    @property
+    def memory(self) -> StartMemory:
+        return self.runner.memory
+
+    @property
+    def done(self) -> bool:
+        return self.runner.done
+
+    @property
+    def done_prob(self) -> float:
+        return self.runner.done_prob
 
     def _image(self, image: np.ndarray, mean: torch.Tensor, std: torch.Tensor, size: int) -> torch.Tensor:
         """uint8 HxWx3 -> normalized 1x3xSxS; other sizes (a real camera) are centre-cropped to
@@ -97,7 +105,7 @@ class VLAPolicy:
         img = self._image(image, self._img_mean, self._img_std, cfg.image_size)
         wrist_img = self._image(wrist, self._wrist_mean, self._wrist_std, cfg.wrist_size)
         st = torch.from_numpy(self.norm.state(np.asarray(state, np.float32)))[None].to(self.device)
-        center = torch.tensor(AUX_CENTER, dtype=torch.float32, device=self.device)
+        center = self._aux_center
         start_t = None
         if start is not None:
             start_t = (
@@ -117,12 +125,5 @@ class VLAPolicy:
         if WRIST_IMAGE not in obs:
             raise ConfigError(f"the VLA needs the wrist camera ({WRIST_IMAGE}); enable it on the backend")
         pred = self.infer(obs[IMAGE], obs[STATE], obs[WRIST_IMAGE], self.memory.start)
-        self.memory.update(pred.object_position)
         self.latencies_ms.append((time.perf_counter() - t0) * 1000)
-        chunk = pred.actions[: self.execute].copy()
-        chunk[:, 6] = self.gripper.decide(pred.gripper_prob, len(chunk))
-        self.done_prob = pred.done_prob
-        self.done = self.done_filter.update(self.done_prob, len(chunk))
-        if self.done:  # hold still: the subgoal is finished
-            chunk[:, :6] = 0.0
-        return chunk
+        return self.runner.take(pred.actions, pred.gripper_prob, pred.done_prob, pred.object_position)
