@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -135,6 +136,7 @@ class ChainBenchConfig(BaseModel):
     episodes: int = Field(100, ge=1)
     seed: int = CHAIN_SEED_BASE
     policy: str = "vla"
+    checkpoint: Path | None = None  # a VLA checkpoint other than the shipped one
     planner: str = "offline"
     detector: str = "perception"
     llm_model: str = "openai:gpt-4o-mini"
@@ -142,12 +144,14 @@ class ChainBenchConfig(BaseModel):
     randomize: bool = True
     max_retries: int = 1
     max_replans: int = 2
+    home: bool = True  # the executor's move home before each pick or push
 
 
 def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] | None = None) -> dict:
     session = Session(
         AgentConfig(
             policy=cfg.policy,
+            checkpoint=cfg.checkpoint,
             planner=cfg.planner,
             detector=cfg.detector,
             llm_model=cfg.llm_model,
@@ -156,6 +160,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
             video=False,
             max_retries=cfg.max_retries,
             max_replans=cfg.max_replans,
+            home=cfg.home,
         )
     )
     env = session.env

@@ -6,6 +6,7 @@ Kinds, in the order a run produces them:
 ``plan``     validated subgoals           ``subgoal_start`` / ``subgoal_end`` (status, steps, reason)
 ``verdict``  detector status changes      ``shield``  an intervention (violations, held)
 ``retry``    a subgoal is tried again     ``replan``  a new plan for the rest of the command
+``home``     the arm went back to its start pose before a pick or push (steps)
 ``stopped``  e-stop                       ``error``   policy/backend failure (the robot holds)
 ``finished`` the run's final status
 """
@@ -25,6 +26,7 @@ KINDS = (
     "plan",
     "shadow",  # the real backend's shadow dry run of the plan, before approval
     "subgoal_start",
+    "home",
     "verdict",
     "shield",
     "retry",

@@ -38,6 +38,12 @@ class ExecutorConfig(BaseModel):
     budget_scale: float = Field(1.0, gt=0, description="multiplies each skill's step budget")
     no_progress_steps: int = Field(30, ge=5, description="steps without hand motion that count as stuck")
     verify_steps: int = Field(6, ge=0, description="steps lifting the hand to look when the policy ends")
+    home: bool = Field(
+        True,
+        description="before a subgoal that needs an empty hand (pick, push), move the arm back to the "
+        "pose it had at begin() with the gripper open: the pose skills start from in their training",
+    )
+    home_steps: int = Field(40, ge=1, description="most control steps the move home may take")
 
 
 @dataclass
@@ -94,6 +100,7 @@ class Executor:
         self.on_frame = on_frame  # called after every applied action (video capture)
         self.judge = judge  # optional ground-truth check after each subgoal (benchmarks only)
         self._stop = threading.Event()
+        self.home_pose: np.ndarray | None = None  # end-effector xyz + rpy at begin()
         self.perception: Perception | None = None
         self.detector: SuccessDetector | None = None
         # Live status for front-ends that poll (a REPL spinner): the subgoal running, its step
@@ -120,7 +127,9 @@ class Executor:
         objs = objects if objects is not None else self.backend.scene_objects()
         self.perception = Perception(objs, self.backend.camera)
         self.detector = self.detector_factory(self.perception, self.policy)
-        self.perception.world(self.backend.observe())
+        obs = self.backend.observe()
+        self.perception.world(obs)
+        self.home_pose = np.asarray(obs[STATE], float)[:6].copy()
 
     def scene(self) -> Scene:
         """The scene as perceived now: objects with estimated positions and relations."""
@@ -232,7 +241,14 @@ class Executor:
                 args=dict(sg.args),
                 attempt=attempts,
             )
-            status, steps, reason = self._execute(index, sg, res)
+            try:
+                self._go_home(index, sg, res)
+            except Stopped:
+                raise
+            except VlaAgentError as e:  # the backend refused a move: fail the attempt, never crash
+                status, steps, reason = Status.FAILED, 0, f"moving home: {e}"
+            else:
+                status, steps, reason = self._execute(index, sg, res)
             total += steps
             if self.judge is not None:
                 reason = f"{reason}; ground truth: {'done' if self.judge(sg) else 'not done'}"
@@ -262,6 +278,55 @@ class Executor:
             return all(evaluate(w, p) for p in pre)
         except VlaAgentError:
             return False
+
+    def _go_home(self, index: int, sg: Subgoal, res: RunResult) -> None:
+        """Before a skill that starts with an empty hand, bring the arm back to ``home_pose`` with
+        the gripper open: straight up first when it is low and away (no sweeping through objects),
+        then a straight line. Every step goes through the shield like a policy's."""
+        if not self.config.home or self.home_pose is None:
+            return
+        if "hand_empty()" not in get_skill(sg.skill).preconditions:
+            return
+        c = self.shield.config
+        goal_pos, goal_rpy = self.home_pose[:3], self.home_pose[3:6]
+        steps = 0
+        for _ in range(self.config.home_steps):
+            self._check_stop()
+            state = np.asarray(self.backend.observe()[STATE], float)
+            pos, rpy = state[:3], state[3:6]
+            d_pos = goal_pos - pos
+            d_rpy = (goal_rpy - rpy + np.pi) % (2 * np.pi) - np.pi
+            if np.linalg.norm(d_pos) < 0.01 and np.abs(d_rpy).max() < 0.05 and state[6] > 0.06:
+                break
+            if pos[2] < goal_pos[2] - 0.03 and np.linalg.norm(d_pos[:2]) > 0.03:
+                d_pos = np.array([0.0, 0.0, d_pos[2]])  # lift before moving across
+            move = d_pos * min(1.0, 0.8 * c.max_translation / max(float(np.linalg.norm(d_pos)), 1e-9))
+            turn = np.clip(d_rpy, -0.8 * c.max_rotation, 0.8 * c.max_rotation)
+            action = np.concatenate([move, turn, [1.0]])
+            t0 = time.perf_counter()
+            result = self.shield.filter(action, self.backend.observe(), issued_at=time.monotonic())
+            if result.violations:
+                self.events.emit(
+                    "shield", index=index, violations=list(result.violations), held=result.held, step=steps
+                )
+            self.backend.apply(result.action)
+            if self.on_frame is not None:
+                self.on_frame()
+            steps += 1
+            res.steps += 1
+            if self.trace is not None:
+                self.trace.step(
+                    index=index,
+                    step=steps,
+                    phase="home",
+                    action_policy=action,
+                    action_sent=result.action,
+                    violations=list(result.violations),
+                    state=np.asarray(self.backend.observe()[STATE], float),
+                    timing_ms={"shield": round((time.perf_counter() - t0) * 1000, 3)},
+                )
+        if steps:
+            self.events.emit("home", index=index, steps=steps)
 
     def _execute(self, index: int, sg: Subgoal, res: RunResult) -> tuple[Status, int, str]:
         cfg = self.config

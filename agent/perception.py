@@ -110,6 +110,8 @@ class Perception:
         self.colors = sorted({o.color for o in self.objects})
         self.last: dict[str, np.ndarray] = {}
         self._reference: dict[str, np.ndarray] = {}
+        # The block the fingers closed on ("" when they closed on none), None while open.
+        self.grasped: str | None = None
 
     # ------------------------------------------------------------------ pixels -> detections
     def detect(self, obs: Observation) -> list[Detection]:
@@ -189,15 +191,22 @@ class Perception:
                 positions[name] = cands[j].position
                 free.remove(j)
         closed_on_block = HELD_WIDTH[0] < width < HELD_WIDTH[1]
-        # A held block may be hidden by the fingers: it moves with the hand.
+        if not closed_on_block:
+            self.grasped = None
+        elif self.grasped is None:  # the fingers just closed on something: the block between them
+            near = [
+                (float(np.linalg.norm(self.last[o.name] - ee)), o.name)
+                for o in self.objects
+                if o.kind == "block" and o.name in self.last
+            ]
+            near = [t for t in near if t[0] < 0.06]
+            self.grasped = min(near)[1] if near else ""
+        # The grasped block may be hidden by the fingers: it moves with the hand. Any other
+        # hidden block stays where it was last seen (the hand passing over it does not carry it).
         for o in self.objects:
             if o.name in positions or o.name not in self.last:
                 continue
-            prev = self.last[o.name]
-            if o.kind == "block" and closed_on_block and np.linalg.norm(prev - ee) < 0.06:
-                positions[o.name] = ee.copy()
-            else:
-                positions[o.name] = prev
+            positions[o.name] = ee.copy() if o.name == self.grasped else self.last[o.name]
         held = None
         if closed_on_block:
             near = [

@@ -28,6 +28,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from vla_agent.agent.plan import CAPACITY, MAX_TOWER, Plan, PlanError, PlanStep, SymbolicState, validate_plan
 from vla_agent.errors import VlaAgentError
 from vla_agent.sim.catalog import COLORS, REGIONS
@@ -235,6 +237,12 @@ class OfflinePlanner:
                 done_pushes.remove((g.obj, g.direction))
                 continue
             rest.append(g)
+        held = SymbolicState.from_scene(scene).holding
+        if held is not None and (not rest or rest[0].obj != held):
+            # A failed step left a block in the hand that the rest of the command does not start
+            # with (a wrong block picked, a place that never let go): put it down first, where the
+            # table is freest, rather than refusing to go on.
+            rest.insert(0, Goal("place", held, target=freest_region(scene, held)))
         plan = compile_goals(rest, scene, planner=self.name, skip_regions=True)
         plan.latency_ms = (time.perf_counter() - t0) * 1000
         return plan
@@ -549,6 +557,18 @@ def _whole_task(text: str, scene: Scene) -> list[Goal] | None:
         chosen = [b for b in chosen if st.support.get(b) not in {c.name for c in containers}]
         return _tower(chosen, scene)
     return None
+
+
+def freest_region(scene: Scene, held: str | None = None) -> str:
+    """The table region whose centre is farthest from every object seen (other than ``held``)."""
+    points = [np.array(o.position[:2]) for o in scene.objects if o.position is not None and o.name != held]
+
+    def room(name: str) -> float:
+        (x0, x1), (y0, y1) = REGIONS[name]
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        return min((float(np.linalg.norm(centre - p)) for p in points), default=1.0)
+
+    return max(REGIONS, key=room)
 
 
 def compile_goals(

@@ -56,6 +56,7 @@ class AgentConfig(BaseModel):
     detector: str = "perception"
     max_retries: int = Field(1, ge=0)
     max_replans: int = Field(2, ge=0)
+    home: bool = Field(True, description="return the arm to its start pose before each pick or push")
     out: Path | None = None
     video: bool = True
 
@@ -107,7 +108,7 @@ class Session:
             self.planner,
             detector_factory(cfg.detector, self.env),
             shield=SafetyShield(),
-            config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans),
+            config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans, home=cfg.home),
             on_frame=self._frame if cfg.video else None,
         )
         for fn in listeners or []:

@@ -31,11 +31,19 @@ class SkillTask:
 
 
 def sample_task(
-    rng: np.random.Generator, skill: str, split: str = "train", distractors: tuple[int, int] = (1, 3)
+    rng: np.random.Generator,
+    skill: str,
+    split: str = "train",
+    distractors: tuple[int, int] = (1, 3),
+    place_variants: tuple[str, ...] = PLACE_VARIANTS,
 ) -> SkillTask:
-    """Draw a task for ``skill``; ``split`` picks training or held-out instruction paraphrases."""
+    """Draw a task for ``skill``; ``split`` picks training or held-out instruction paraphrases.
+    ``place_variants`` is drawn from uniformly (repeat a variant to weight it)."""
     if skill not in SKILLS:
         raise unknown("skill", skill, SKILLS)
+    for v in place_variants:
+        if v not in PLACE_VARIANTS:
+            raise unknown("place variant", v, PLACE_VARIANTS)
     colors = [str(c) for c in rng.permutation(list(COLORS))]
     obj = ObjectSpec(kind="block", color=colors.pop())
     objects = [obj]
@@ -43,7 +51,7 @@ def sample_task(
     setup: tuple[Subgoal, ...] = ()
     subgoal: Subgoal | None = None
     if skill == "place":
-        variant = str(rng.choice(PLACE_VARIANTS))
+        variant = str(rng.choice(place_variants))
         if variant == "region":
             target = str(rng.choice(list(REGIONS)))
         else:
@@ -100,7 +108,7 @@ def episode_rng(seed: int, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, stream]))
 
 
-def skill_cycle(i: int) -> str:
-    """The skill of the i-th benchmark episode (round robin over the library)."""
-    names = sorted(SKILLS)
+def skill_cycle(i: int, skills: tuple[str, ...] | None = None) -> str:
+    """The skill of the i-th episode: round robin over ``skills`` (default: the library)."""
+    names = skills or sorted(SKILLS)
     return names[i % len(names)]

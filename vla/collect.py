@@ -18,14 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vla_agent.sim.camera import intrinsics, project
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
-from vla_agent.skills.library import get_skill
+from vla_agent.skills.library import SKILLS, get_skill
 from vla_agent.skills.rollout import run_subgoal
-from vla_agent.skills.tasks import bind_push, episode_rng, sample_task, skill_cycle
+from vla_agent.skills.tasks import PLACE_VARIANTS, bind_push, episode_rng, sample_task, skill_cycle
 from vla_agent.types import IMAGE, STATE, WRIST_IMAGE
 from vla_agent.vla.dataset import AUX_KEYS, LeRobotWriter
 
@@ -45,6 +45,18 @@ class CollectConfig(BaseModel):
     settle_steps: int = 3
     policy: str | None = Field(None, description="VLA checkpoint that drives before the expert takes over")
     takeover_max: int = Field(40, ge=1, description="the expert takes over after 0..takeover_max VLA steps")
+    skills: tuple[str, ...] | None = Field(None, description="skills of the tasks, cycled (default: all)")
+    place_variants: tuple[str, ...] = Field(PLACE_VARIANTS, description="drawn uniformly; repeat to weight")
+
+    @field_validator("skills", "place_variants")
+    @classmethod
+    def _known(cls, v, info):
+        valid = SKILLS if info.field_name == "skills" else PLACE_VARIANTS
+        for name in v or ():
+            if name not in valid:
+                what = info.field_name[:-1].replace("_", " ")
+                raise ValueError(f"unknown {what} {name!r}; valid: {sorted(valid)}")
+        return v
 
 
 def _backfill(goal: np.ndarray) -> np.ndarray:
@@ -125,7 +137,7 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         seed = TRAIN_SEED_OFFSET + cfg.seed + i
         rng = episode_rng(seed, 0)
         noise_rng = episode_rng(seed, 1)
-        task = sample_task(rng, skill_cycle(i), split="train")
+        task = sample_task(rng, skill_cycle(i, cfg.skills), split="train", place_variants=cfg.place_variants)
         obs, _ = env.reset(seed=seed, options={"scene": task.scene})
         perturb = _noise(noise_rng, cfg.noise_std) if noise_rng.random() < cfg.noise_prob else None
 

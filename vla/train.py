@@ -94,8 +94,10 @@ class Batcher:
             raise ConfigError(
                 "the dataset has no wrist camera images (re-collect with `vla-agent vla collect`)"
             )
-        self.images = torch.from_numpy(demos.images).permute(0, 3, 1, 2).contiguous()  # uint8
-        self.wrist = torch.from_numpy(demos.wrist).permute(0, 3, 1, 2).contiguous()
+        # uint8, (N, H, W, 3) as loaded: no second copy of the largest arrays; batches are
+        # made channels-first when drawn.
+        self.images = torch.from_numpy(demos.images)
+        self.wrist = torch.from_numpy(demos.wrist)
         self.states = torch.from_numpy(norm.state(demos.states))
         self.arm = torch.from_numpy(chunks[..., :6])
         self.gripper = torch.from_numpy((chunks[..., 6] > 0).astype(np.float32))
@@ -125,8 +127,8 @@ class Batcher:
     ) -> dict[str, torch.Tensor]:
         d = self.device
         start = self.start[idx].clone()
-        img = self.images[idx].to(d).float() / 255.0
-        wrist = self.wrist[idx].to(d).float() / 255.0
+        img = self.images[idx].to(d).permute(0, 3, 1, 2).float().contiguous() / 255.0
+        wrist = self.wrist[idx].to(d).permute(0, 3, 1, 2).float().contiguous() / 255.0
         static_px = self.static_px[idx].clone()
         if gen is not None:
             b = len(idx)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -190,7 +191,13 @@ def cmd_bench_server(a: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(text: str | None) -> tuple[str, ...] | None:
+    items = tuple(x.strip() for x in (text or "").split(",") if x.strip())
+    return items or None
+
+
 def cmd_vla_collect(a: argparse.Namespace) -> int:
+    from vla_agent.skills.tasks import PLACE_VARIANTS
     from vla_agent.vla.collect import CollectConfig, collect
 
     cfg = CollectConfig(
@@ -201,6 +208,8 @@ def cmd_vla_collect(a: argparse.Namespace) -> int:
         noise_prob=a.noise_prob,
         policy=a.policy,
         takeover_max=a.takeover_max,
+        skills=_csv(a.skills),
+        place_variants=_csv(a.place_variants) or PLACE_VARIANTS,
     )
     with _progress() as prog:
         what = "recovery demonstrations" if cfg.policy else "expert demonstrations"
@@ -249,11 +258,18 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
+# The extra demonstrations of the shipped recipe: the skills and place targets the policy does
+# worst on get more data (stacking and regions twice as often as bowls and plates).
+FOCUS_SKILLS = ("place", "push")
+FOCUS_PLACE_VARIANTS = ("block", "region", "block", "region", "bowl", "plate")
+
+
 def cmd_vla_reproduce(a: argparse.Namespace) -> int:
-    """The recipe of the shipped checkpoint: expert demonstrations (``--workers`` collectors in
-    parallel, disjoint seeds) -> train. With ``--recovery-episodes``, then recovery demonstrations
-    (that model drives, the expert takes over) -> fine-tune on both (experimental: it has not beaten
-    the plain recipe yet, see the README)."""
+    """The recipe of the shipped checkpoint: expert demonstrations of every skill, then more of
+    the weakest (place and push), ``--workers`` collectors in parallel on disjoint seeds -> train.
+    With ``--recovery-episodes``, then recovery demonstrations (that model drives, the expert takes
+    over) -> fine-tune on both (experimental: it has not beaten the plain recipe yet, see the
+    README)."""
     import shutil
     import time
     from concurrent.futures import ProcessPoolExecutor
@@ -266,14 +282,11 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
     root = Path(a.out)
     times: dict[str, float] = {}
 
-    def gather(name: str, what: str, episodes: int, first_seed: int, policy: str | None = None) -> list[Path]:
+    def gather(name: str, what: str, episodes: int, first_seed: int, **kw) -> list[Path]:
         t = time.perf_counter()
         parts = [
             CollectConfig(
-                out=root / name / f"part-{k}",
-                episodes=episodes,
-                seed=first_seed + k * episodes,
-                policy=policy,
+                out=root / name / f"part-{k}", episodes=episodes, seed=first_seed + k * episodes, **kw
             )
             for k in range(a.workers)
         ]
@@ -296,11 +309,21 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
         return Path(result["checkpoint"])
 
     demos = gather("demos", "expert demonstrations", a.episodes, 0)
+    next_seed = a.workers * a.episodes  # every stage on fresh seeds, all below the benchmark's 10^6
+    if a.focus_episodes:
+        demos += gather(
+            "focus",
+            "place and push demonstrations",
+            a.focus_episodes,
+            next_seed,
+            skills=FOCUS_SKILLS,
+            place_variants=FOCUS_PLACE_VARIANTS,
+        )
+        next_seed += a.workers * a.focus_episodes
     final = fit("train", demos, a.steps)
     if a.recovery_episodes and a.finetune_steps:
-        # Seeds after the expert demonstrations' (all below the benchmark's 10^6).
         recovery = gather(
-            "recovery", "recovery demonstrations", a.recovery_episodes, a.workers * a.episodes, str(final)
+            "recovery", "recovery demonstrations", a.recovery_episodes, next_seed, policy=str(final)
         )
         final = fit("finetune", demos + recovery, a.finetune_steps, init=final, lr=a.finetune_lr)
     if a.install:
@@ -706,10 +729,12 @@ def cmd_bench_chains(a: argparse.Namespace) -> int:
         episodes=a.episodes,
         seed=a.seed,
         policy=a.policy,
+        checkpoint=Path(a.checkpoint) if a.checkpoint else None,
         planner=a.planner,
         detector=a.detector,
         llm_model=a.llm_model,
         llm_base_url=a.llm_base_url,
+        home=not a.no_home,
     )
     with _progress() as prog:
         task = prog.add_task(f"chains ({cfg.policy})", total=cfg.episodes)
@@ -997,6 +1022,12 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--episodes", type=int, default=100)
     bc.add_argument("--seed", type=int, default=2_000_000, help="first chain seed")
     bc.add_argument("--policy", default="vla", help="vla | expert | ws://HOST:PORT")
+    bc.add_argument("--checkpoint", default=None, help="VLA checkpoint folder (default: the shipped one)")
+    bc.add_argument(
+        "--no-home",
+        action="store_true",
+        help="skills start where the previous one ended (no move home before a pick or push)",
+    )
     bc.add_argument("--planner", default="offline", choices=["offline", "llm"])
     bc.add_argument("--detector", default="perception", choices=["perception", "vla", "ground-truth"])
     bc.add_argument("--llm-model", default="openai:gpt-4o-mini")
@@ -1026,6 +1057,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="recovery data: this VLA drives each subgoal first, the expert takes over and is recorded",
     )
     vc.add_argument("--takeover-max", type=int, default=40, help="with --policy: VLA steps before takeover")
+    vc.add_argument(
+        "--skills", metavar="LIST", help="skills of the tasks, cycled, e.g. place,push (default: all)"
+    )
+    vc.add_argument(
+        "--place-variants",
+        metavar="LIST",
+        help="place targets drawn from, repeat one to weight it, e.g. block,region,block,region,bowl,plate "
+        "(default: bowl,plate,block,region)",
+    )
     vc.add_argument("--json", action="store_true")
     vc.set_defaults(func=cmd_vla_collect)
     vt = vsub.add_parser("train", help="train the VLA on a dataset (resumes from OUT/last)")
@@ -1045,6 +1085,12 @@ def build_parser() -> argparse.ArgumentParser:
     vr.add_argument("--out", default="runs/reproduce")
     vr.add_argument("--episodes", type=int, default=1500, help="tasks per collector")
     vr.add_argument("--workers", type=int, default=2, help="parallel collectors (seeds 0, N, 2N, ...)")
+    vr.add_argument(
+        "--focus-episodes",
+        type=int,
+        default=800,
+        help="then, per collector, place and push tasks (stacking and regions weighted up); 0: none",
+    )
     vr.add_argument("--steps", type=int, default=10000, help="training steps on the expert demonstrations")
     vr.add_argument(
         "--recovery-episodes",
@@ -1094,6 +1140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except VlaAgentError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        return 2
+    except ValidationError as e:  # a config built from flags: one line per bad field
+        for problem in e.errors():
+            where = ".".join(map(str, problem["loc"])) or "config"
+            err.print(f"[red]error:[/red] {where}: {problem['msg']}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]")

@@ -8,7 +8,7 @@ import pytest
 
 from vla_agent.agent.runner import AgentConfig, Session
 from vla_agent.agent.trace import read_trace, summarize
-from vla_agent.types import SEGMENTATION
+from vla_agent.types import IMAGE, SEGMENTATION, STATE
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,41 @@ def test_failing_policy_triggers_retry_then_replan(session):
     assert result.status == "failed" and "no progress" in result.reason
 
 
+class Recording(Frozen):
+    """Records the state each subgoal starts from, then says it is done."""
+
+    def __init__(self):
+        self.starts = []
+
+    def reset(self, subgoal):
+        self.done = False
+
+    def act(self, obs):
+        self.starts.append(np.asarray(obs[STATE], float))
+        self.done = True
+        return super().act(obs)
+
+
+def test_pick_and_push_start_from_home_with_an_open_hand(session):
+    session.reset(seed=5)
+    home = session.executor.home_pose.copy()
+    low_and_away = np.array([0.03, 0.03, -0.04, 0, 0, 0.2, -1.0])
+    for _ in range(6):  # where a push ends: low, turned, fingers closed
+        session.backend.apply(low_and_away)
+    state = np.asarray(session.backend.observe()[STATE], float)
+    assert np.linalg.norm(state[:3] - home[:3]) > 0.1 and state[6] < 0.06
+    unsafe = session.backend.unsafe_actions
+    policy = Recording()
+    with policy_swapped(session, policy):
+        session.executor.run("push the red block to the left")
+    first = policy.starts[0]
+    assert np.linalg.norm(first[:3] - home[:3]) < 0.015
+    assert abs(first[5] - home[5]) < 0.06 and first[6] > 0.06
+    homes = session.events.of("home")
+    assert homes and homes[0].data["steps"] > 5
+    assert session.backend.unsafe_actions == unsafe
+
+
 class Exploding(Frozen):
     def act(self, obs):
         raise ConnectionError("policy server at ws://127.0.0.1:9 is unreachable")
@@ -89,12 +124,13 @@ def test_estop_holds_within_one_tick(session):
     session.reset(seed=3)
     backend = session.backend
     state = {}
+    first = backend.applied  # earlier tests share the backend
 
     def press():
-        while backend.applied < 15:
+        while backend.applied < first + 15:
             threading.Event().wait(0.001)
-        state["at_stop"] = backend.applied
         session.executor.stop()
+        state["at_stop"] = backend.applied  # counted after stop() returned: the loop may be mid-tick
 
     t = threading.Thread(target=press)
     t.start()
@@ -125,3 +161,36 @@ def test_perception_matches_ground_truth_without_simulator_state(session):
     truth = session.env.world_state()
     for name, o in truth.objects.items():
         assert np.linalg.norm(world.objects[name].position[:2] - o.position[:2]) < 0.015, name
+
+
+def test_a_hidden_block_is_not_carried_off_by_a_hand_holding_another(session):
+    """Only the block the fingers closed on follows the hand; a block the hand hides while passing
+    low over it (the camera sees neither its colour nor its top) stays where it was seen."""
+    session.reset(seed=6)
+    assert session.executor.run("pick up the blue block").status == "success"
+    env, perception = session.env, session.executor.perception
+    red = env.names.index("red block")
+    truth = env.world_state().get("red block").position.copy()
+
+    def seen(obs):  # the red block occluded: its pixels painted table-grey
+        img = obs[IMAGE].copy()
+        img[obs[SEGMENTATION] == red] = (128, 128, 128)
+        return {**{k: v for k, v in obs.items() if k != SEGMENTATION}, IMAGE: img}
+
+    def move_to(goal):
+        for _ in range(30):
+            state = np.asarray(session.backend.observe()[STATE], float)
+            d = np.clip(np.asarray(goal) - state[:3], -0.03, 0.03)
+            session.backend.apply(np.r_[d, 0, 0, 0, -1.0])
+            world = perception.world(seen(session.backend.observe()))
+            if np.linalg.norm(np.asarray(goal) - state[:3]) < 0.01:
+                return world
+        return world
+
+    move_to([truth[0], truth[1], 0.14])
+    low = move_to([truth[0], truth[1], truth[2] + 0.055])  # the held block just clears the red one
+    assert perception.grasped == "blue block"
+    assert np.linalg.norm(low.objects["red block"].position - truth) < 0.015
+    away = move_to([0.5, 0.0, 0.2])
+    assert np.linalg.norm(away.objects["red block"].position - truth) < 0.015
+    assert np.linalg.norm(away.objects["blue block"].position[:2] - [0.5, 0.0]) < 0.03

@@ -145,6 +145,24 @@ def test_plans_skip_what_is_already_true_and_start_from_the_held_block():
     assert steps(p.plan("put the red and blue blocks in the bowl", s)) == ["place blue block blue bowl"]
 
 
+def test_replan_puts_down_a_block_the_rest_of_the_command_does_not_start_with():
+    p = OfflinePlanner()
+    objs = (
+        SceneObject("red block", "block", "red", (0.5, 0.2, 0.02)),  # in the left region
+        SceneObject("blue block", "block", "blue", (0.45, -0.05, 0.08)),
+        SceneObject("green block", "block", "green", (0.7, 0.0, 0.02)),  # back
+        SceneObject("blue bowl", "bowl", "blue", (0.35, 0.0, 0.0)),  # front
+    )
+    held = Scene(objs, (Predicate.parse("holding(blue block)"),))
+    # The wrong block was picked (blue instead of red): it goes down where the table is freest
+    # (the right side: left, front and back are taken), then the command goes on.
+    plan = p.replan("put the red block in the bowl", held, [])
+    assert steps(plan) == ["place blue block right", "pick red block", "place red block blue bowl"]
+    # Holding the block the rest starts with: nothing is put down.
+    plan = p.replan("put the blue block in the bowl", held, [])
+    assert steps(plan) == ["place blue block blue bowl"]
+
+
 def test_duplicates_are_named_but_the_policy_hears_the_colour():
     s = scene("red block, red block 2, blue bowl")
     plan = OfflinePlanner().plan("put all the red blocks in the bowl", s)
