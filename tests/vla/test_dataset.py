@@ -96,3 +96,25 @@ def test_recovery_data_starts_the_expert_where_the_vla_left_off(tmp_path):
     # The expert's recorded part begins where the VLA handed over, not where episodes start.
     moved = [np.min(np.linalg.norm(home - s, axis=1)) > 0.01 for s in starts(rec["dataset"])]
     assert any(moved)
+
+
+def test_collect_cycles_the_chosen_skills_and_place_targets(tmp_path):
+    import pydantic
+
+    from vla_agent.vla.collect import CollectConfig, collect
+
+    result = collect(
+        CollectConfig(
+            out=tmp_path / "focus", episodes=2, seed=77, skills=("place",), place_variants=("region",)
+        )
+    )
+    tasks = load_dataset(result["dataset"]).tasks
+    # Two place tasks, each recording its pick; the places are onto table sides, never into a
+    # bowl, onto a plate or onto another block.
+    assert result["episodes_kept"] + result["episodes_dropped"] >= 3
+    assert any(any(w in t for w in ("left", "right", "front", "back", "centre")) for t in tasks)
+    assert not any("bowl" in t or "plate" in t or t.count("block") > 1 for t in tasks)
+    with pytest.raises(pydantic.ValidationError, match="unknown skill 'jump'"):
+        CollectConfig(skills=("place", "jump"))
+    with pytest.raises(pydantic.ValidationError, match="unknown place variant 'shelf'"):
+        CollectConfig(place_variants=("shelf",))
