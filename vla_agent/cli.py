@@ -372,6 +372,7 @@ def _agent_config(a: argparse.Namespace):
         detector=getattr(a, "detector", "perception"),
         max_retries=getattr(a, "retries", 1),
         max_replans=getattr(a, "replans", 2),
+        home=not getattr(a, "no_home", False),
         out=Path(a.out) if getattr(a, "out", None) else None,
         video=not getattr(a, "no_video", False),
     )
@@ -839,6 +840,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--detector", default="perception", choices=["perception", "vla", "ground-truth"])
             p.add_argument("--retries", type=int, default=1, help="extra attempts per failed subgoal")
             p.add_argument("--replans", type=int, default=2, help="new plans after a subgoal fails for good")
+            p.add_argument(
+                "--no-home",
+                action="store_true",
+                help="do not bring the arm back to its start pose before each pick or push",
+            )
             p.add_argument("--out", default=None, help="report folder (default runs/run-DATE-TIME)")
             p.add_argument("--no-video", action="store_true", help="skip the video")
             p.add_argument(

@@ -98,7 +98,7 @@ class RealSession:
             make_planner(cfg),
             detector_factory(cfg.detector),
             shield=SafetyShield(),
-            config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans),
+            config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans, home=cfg.home),
             on_frame=(lambda: self.frames.append(self.backend.render())) if cfg.video else None,
         )
         for fn in listeners or []:
@@ -122,6 +122,7 @@ class RealSession:
                 lambda env: detector_factory(self.cfg.detector, env),
                 seed=self.cfg.seed,
                 max_retries=self.cfg.max_retries,
+                home=self.cfg.home,
             )
             ev.emit("shadow", **self.shadow.to_json(), verdict=self.shadow.verdict())
             if not self.shadow.ok:

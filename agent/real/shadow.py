@@ -95,6 +95,7 @@ def shadow_run(
     make_detector: Callable[[TabletopEnv], Callable],
     seed: int = 0,
     max_retries: int = 1,
+    home: bool = True,
 ) -> ShadowReport:
     """Execute ``plan`` in a twin of the perceived scene and report what the real run would do."""
     t0 = time.perf_counter()
@@ -108,7 +109,7 @@ def shadow_run(
             FixedPlanner(plan),
             make_detector(env),
             shield=SafetyShield(),
-            config=ExecutorConfig(max_retries=max_retries, max_replans=0),
+            config=ExecutorConfig(max_retries=max_retries, max_replans=0, home=home),
         )
         interventions: list[dict] = []
         executor.events.subscribe(lambda e: interventions.append(e.data) if e.kind == "shield" else None)
