@@ -129,3 +129,26 @@ class ChunkRunner:
         if self.done:  # hold still: the subgoal is finished
             chunk[:, :6] = 0.0
         return chunk
+
+
+class ChunkedPolicy:
+    """The policy-facing view of a ``ChunkRunner`` (``self.runner``), for the in-process policy
+    and the server client alike: what the executor and the detector read after each chunk."""
+
+    runner: ChunkRunner
+
+    @property
+    def execute(self) -> int:
+        return self.runner.execute
+
+    @property
+    def memory(self) -> StartMemory:
+        return self.runner.memory
+
+    @property
+    def done(self) -> bool:
+        return self.runner.done
+
+    @property
+    def done_prob(self) -> float:
+        return self.runner.done_prob

@@ -11,7 +11,7 @@ import numpy as np
 from vla_agent.errors import VlaAgentError
 from vla_agent.types import IMAGE, OBJECT_START, PROMPT, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla import msgpack_numpy
-from vla_agent.vla.chunking import ChunkRunner, StartMemory
+from vla_agent.vla.chunking import ChunkedPolicy, ChunkRunner
 
 
 class PolicyServerError(VlaAgentError):
@@ -80,7 +80,7 @@ class WebsocketClientPolicy:
         self.ws.close()
 
 
-class RemotePolicy:
+class RemotePolicy(ChunkedPolicy):
     """``SkillPolicy`` over a policy server. The broker hands out one action per ``act`` from the
     last chunk and drops queued actions when the subgoal changes."""
 
@@ -97,18 +97,6 @@ class RemotePolicy:
         self.subgoal = subgoal
         self.queue.clear()
         self.runner.reset()
-
-    @property
-    def memory(self) -> StartMemory:
-        return self.runner.memory
-
-    @property
-    def done(self) -> bool:
-        return self.runner.done
-
-    @property
-    def done_prob(self) -> float:
-        return self.runner.done_prob
 
     def act(self, obs: Observation) -> np.ndarray:
         if not self.queue:

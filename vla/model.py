@@ -154,6 +154,8 @@ class VLANet(nn.Module):
         # localization can be compared with the tool position in metres.
         self.register_buffer("state_mean", torch.zeros(7))
         self.register_buffer("state_std", torch.ones(7))
+        # The localization units' origin, built once (not saved: a constant of the code).
+        self.register_buffer("aux_center", torch.tensor(AUX_CENTER, dtype=torch.float32), persistent=False)
         n_static = 2 * len(STATIC_MAPS) + 4  # coordinates + (object - tool), (goal - tool)
         n_wrist = 3 * len(WRIST_MAPS)  # coordinates + in-view probability
         n_memory = 6 if cfg.start_memory else 0  # start position, (object now - start)
@@ -214,11 +216,7 @@ class VLANet(nn.Module):
         prop = self.proprio(state)
         feats = torch.cat([s_keys, w_keys, static_feats, wrist_feats, prop, c], dim=-1)
         where = self.locate(feats)
-        tool = (
-            state[:, :3] * self.state_std[:3]
-            + self.state_mean[:3]
-            - torch.tensor(AUX_CENTER, device=state.device)
-        ) / AUX_SCALE
+        tool = (state[:, :3] * self.state_std[:3] + self.state_mean[:3] - self.aux_center) / AUX_SCALE
         rel = where - tool.repeat(1, 2)
         parts = [feats, where, rel]
         if self.cfg.start_memory:

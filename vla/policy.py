@@ -14,9 +14,9 @@ from vla_agent.errors import ConfigError
 from vla_agent.sim.env import EnvConfig
 from vla_agent.types import IMAGE, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, torch_device
-from vla_agent.vla.chunking import ChunkRunner, StartMemory
+from vla_agent.vla.chunking import ChunkedPolicy, ChunkRunner
 from vla_agent.vla.dataset import WRIST_KEY
-from vla_agent.vla.model import AUX_CENTER, AUX_SCALE
+from vla_agent.vla.model import AUX_SCALE
 from vla_agent.vla.text import text_encoder
 
 _ENV = EnvConfig()  # the action space the policy was trained in
@@ -30,7 +30,7 @@ class Prediction(NamedTuple):
     object_position: np.ndarray  # (3,) metres: where the model sees the named object now
 
 
-class VLAPolicy:
+class VLAPolicy(ChunkedPolicy):
     """In-process VLA. ``act`` returns the first ``execute`` actions of the predicted chunk, the
     gripper decided by ``GripperEnsemble``; ``done`` turns true when the learned "subgoal done"
     probability exceeds ``done_threshold``."""
@@ -53,7 +53,6 @@ class VLAPolicy:
         wmean, wstd = self.norm.image_mean_std(WRIST_KEY)
         self._wrist_mean = torch.tensor(wmean, device=self.device).view(1, 3, 1, 1)
         self._wrist_std = torch.tensor(wstd, device=self.device).view(1, 3, 1, 1)
-        self._aux_center = torch.tensor(AUX_CENTER, dtype=torch.float32, device=self.device)
         self.encoder = text_encoder()
         self.subgoal: Subgoal | None = None
         self.latencies_ms: list[float] = []
@@ -64,22 +63,6 @@ class VLAPolicy:
         self._tokens = torch.from_numpy(tokens).to(self.device)
         self._mask = torch.from_numpy(mask).to(self.device)
         self.runner.reset()
-
-    @property
-    def execute(self) -> int:
-        return self.runner.execute
-
-    @property
-    def memory(self) -> StartMemory:
-        return self.runner.memory
-
-    @property
-    def done(self) -> bool:
-        return self.runner.done
-
-    @property
-    def done_prob(self) -> float:
-        return self.runner.done_prob
 
     def _image(self, image: np.ndarray, mean: torch.Tensor, std: torch.Tensor, size: int) -> torch.Tensor:
         """uint8 HxWx3 -> normalized 1x3xSxS; other sizes (a real camera) are centre-cropped to
@@ -105,7 +88,7 @@ class VLAPolicy:
         img = self._image(image, self._img_mean, self._img_std, cfg.image_size)
         wrist_img = self._image(wrist, self._wrist_mean, self._wrist_std, cfg.wrist_size)
         st = torch.from_numpy(self.norm.state(np.asarray(state, np.float32)))[None].to(self.device)
-        center = self._aux_center
+        center = self.model.aux_center
         start_t = None
         if start is not None:
             start_t = (
