@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +174,8 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
     executed = 0
     wall_exec = 0.0
     episodes = []
+    attempts: dict[str, list[bool]] = defaultdict(list)  # GT outcome of every attempt, by variant
+    broken_at: Counter[str] = Counter()  # the expected subgoal each incomplete chain stopped at
     setup_failures = 0
     t0 = time.perf_counter()
     for ep in range(cfg.episodes):
@@ -226,6 +229,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
                 skill, args = _executed(ev, session)
                 ok = all(evaluate(env.world_state(), p) for p in get_skill(skill).ground("post", args, kinds))
                 judged += 1
+                attempts[_variant(skill, args, kinds)].append(ok)
                 done = ev.data["status"] == "done"
                 false_done += done and not ok
                 false_failed += ok and not done
@@ -243,6 +247,9 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
             [(s.skill, dict(s.args)) for s in plan] == [(s.skill, dict(s.args)) for s in expected]
         )
         lengths.append(state["k"])
+        if state["k"] < CHAIN_LENGTH:
+            stop = expected[state["k"]]
+            broken_at[_variant(stop.skill, dict(stop.args), kinds)] += 1
         shield_events += state["shield"]
         unsafe += session.backend.unsafe_actions
         session.backend.unsafe_actions = 0
@@ -278,6 +285,10 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
             "false_failed": int(false_failed),
             "disagreement_rate": float((false_done + false_failed) / max(judged, 1)),
         },
+        "per_skill": {
+            k: {"attempts": len(v), "success": float(np.mean(v))} for k, v in sorted(attempts.items())
+        },
+        "broken_at": dict(broken_at.most_common()),
         "shield_interventions": shield_events,
         "unsafe_actions_reached_backend": unsafe,
         "seconds_per_subgoal": wall_exec / max(executed, 1),
@@ -288,6 +299,13 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         "failures": [e for e in episodes if e["completed"] < CHAIN_LENGTH][:10],
         "config": json.loads(cfg.model_dump_json()),
     }
+
+
+def _variant(skill: str, args: dict[str, str], kinds: dict[str, str]) -> str:
+    """The skill refined by what it acts on, for reporting: ``place/bowl``, ``place/region``..."""
+    if skill != "place":
+        return skill
+    return f"place/{kinds.get(args['target'], 'region')}"
 
 
 def _executed(ev: Event, session: Session) -> tuple[str, dict[str, str]]:

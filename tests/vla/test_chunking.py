@@ -38,6 +38,16 @@ def test_open_lead_moves_releases_earlier_within_episodes():
     assert np.array_equal(lead_gripper_open(actions, episode, 0), actions)
 
 
+def test_open_lead_starts_only_near_the_release_point():
+    """A tool still descending (4 and 2 cm above where it opens) keeps the fingers closed."""
+    actions = np.zeros((6, 7))
+    actions[:, 6] = [-1, -1, -1, -1, 1, 1]
+    tool = np.zeros((6, 3))
+    tool[:, 2] = [0.10, 0.06, 0.04, 0.02, 0.0, 0.0]
+    out = lead_gripper_open(actions, np.zeros(6, int), 3, tool, radius=0.025)[:, 6]
+    assert list(out) == [-1, -1, -1, 1, 1, 1]
+
+
 def test_start_memory_averages_the_first_estimates_then_freezes():
     m = StartMemory(frames=3)
     for x in (0.50, np.nan, 0.52, 0.54):  # a non-finite estimate is skipped, not averaged in
