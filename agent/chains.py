@@ -174,7 +174,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
     executed = 0
     wall_exec = 0.0
     episodes = []
-    attempts: dict[str, list[bool]] = defaultdict(list)  # GT outcome of every attempt, by variant
+    outcomes: dict[str, list[bool]] = defaultdict(list)  # GT outcome of each subgoal (after retries)
     broken_at: Counter[str] = Counter()  # the expected subgoal each incomplete chain stopped at
     setup_failures = 0
     t0 = time.perf_counter()
@@ -229,7 +229,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
                 skill, args = _executed(ev, session)
                 ok = all(evaluate(env.world_state(), p) for p in get_skill(skill).ground("post", args, kinds))
                 judged += 1
-                attempts[_variant(skill, args, kinds)].append(ok)
+                outcomes[_variant(skill, args, kinds)].append(ok)
                 done = ev.data["status"] == "done"
                 false_done += done and not ok
                 false_failed += ok and not done
@@ -286,7 +286,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
             "disagreement_rate": float((false_done + false_failed) / max(judged, 1)),
         },
         "per_skill": {
-            k: {"attempts": len(v), "success": float(np.mean(v))} for k, v in sorted(attempts.items())
+            k: {"subgoals": len(v), "success": float(np.mean(v))} for k, v in sorted(outcomes.items())
         },
         "broken_at": dict(broken_at.most_common()),
         "shield_interventions": shield_events,

@@ -67,6 +67,10 @@ def test_bench_chains_expert_small(capsys):
         assert key in r
     assert r["unsafe_actions_reached_backend"] == 0 and len(r["per_position"]) == 5
     assert r["avg_len"] >= 4.0 and r["planner_accuracy"] == 1.0
+    # every judged subgoal is counted under its skill variant; complete chains stop nowhere
+    assert sum(v["subgoals"] for v in r["per_skill"].values()) == r["detector"]["subgoals_judged"]
+    assert set(r["per_skill"]) <= {"pick", "push", "place/bowl", "place/plate", "place/block", "place/region"}
+    assert sum(r["broken_at"].values()) == round(2 * (1 - r["chain_success"]))
 
 
 def test_bench_chains_redraws_a_scene_that_does_not_fit(capsys):
