@@ -36,9 +36,11 @@ def sample_task(
     split: str = "train",
     distractors: tuple[int, int] = (1, 3),
     place_variants: tuple[str, ...] = PLACE_VARIANTS,
+    crowded: bool = False,
 ) -> SkillTask:
     """Draw a task for ``skill``; ``split`` picks training or held-out instruction paraphrases.
-    ``place_variants`` is drawn from uniformly (repeat a variant to weight it)."""
+    ``place_variants`` is drawn from uniformly (repeat a variant to weight it). ``crowded``
+    scenes look like those of ``bench chains``: 4-5 blocks in all and both a bowl and a plate."""
     if skill not in SKILLS:
         raise unknown("skill", skill, SKILLS)
     for v in place_variants:
@@ -63,12 +65,17 @@ def sample_task(
         variant = f"place/{variant}"
     elif skill == "pick":
         subgoal = get_skill("pick").subgoal({"obj": obj.label}, rng, split)
-    n = int(rng.integers(distractors[0], distractors[1] + 1))
-    for _ in range(n):
-        kind = "block" if rng.random() < 0.75 or variant == "push" else str(rng.choice(["bowl", "plate"]))
-        if kind != "block" and any(o.kind != "block" for o in objects[1:]):
-            kind = "block"
-        objects.append(ObjectSpec(kind=kind, color=colors.pop()))
+    if crowded:
+        n_blocks = int(rng.integers(4, 6)) - sum(o.kind == "block" for o in objects)
+        kinds = ["block"] * n_blocks + [k for k in ("bowl", "plate") if all(o.kind != k for o in objects)]
+    else:
+        kinds = []
+        for _ in range(int(rng.integers(distractors[0], distractors[1] + 1))):
+            kind = "block" if rng.random() < 0.75 or variant == "push" else str(rng.choice(["bowl", "plate"]))
+            if kind != "block" and any(k != "block" for k in kinds + [o.kind for o in objects[1:]]):
+                kind = "block"
+            kinds.append(kind)
+    objects += [ObjectSpec(kind=kind, color=colors.pop()) for kind in kinds]
     order = [objects[0]] + [objects[i] for i in rng.permutation(range(1, len(objects)))]
     return SkillTask(skill, variant, SceneSpec(objects=tuple(order)), setup, subgoal)
 

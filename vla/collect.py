@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from vla_agent.errors import ConfigError
 from vla_agent.sim.camera import intrinsics, project
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
@@ -47,6 +48,7 @@ class CollectConfig(BaseModel):
     takeover_max: int = Field(40, ge=1, description="the expert takes over after 0..takeover_max VLA steps")
     skills: tuple[str, ...] | None = Field(None, description="skills of the tasks, cycled (default: all)")
     place_variants: tuple[str, ...] = Field(PLACE_VARIANTS, description="drawn uniformly; repeat to weight")
+    crowded: bool = Field(False, description="scenes like bench chains: 4-5 blocks, a bowl and a plate")
 
     @field_validator("skills", "place_variants")
     @classmethod
@@ -132,13 +134,23 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         from vla_agent.vla.policy import VLAPolicy
 
         driver = VLAPolicy(cfg.policy)
-    kept, dropped, t0 = 0, 0, time.perf_counter()
+    kept, dropped, unplaced, t0 = 0, 0, 0, time.perf_counter()
     for i in range(cfg.episodes):
         seed = TRAIN_SEED_OFFSET + cfg.seed + i
         rng = episode_rng(seed, 0)
         noise_rng = episode_rng(seed, 1)
-        task = sample_task(rng, skill_cycle(i, cfg.skills), split="train", place_variants=cfg.place_variants)
-        obs, _ = env.reset(seed=seed, options={"scene": task.scene})
+        task = sample_task(
+            rng,
+            skill_cycle(i, cfg.skills),
+            split="train",
+            place_variants=cfg.place_variants,
+            crowded=cfg.crowded,
+        )
+        try:
+            obs, _ = env.reset(seed=seed, options={"scene": task.scene})
+        except ConfigError:  # a crowded draw that does not fit on the table
+            unplaced += 1
+            continue
         perturb = _noise(noise_rng, cfg.noise_std) if noise_rng.random() < cfg.noise_prob else None
 
         subgoals = list(task.setup) + [task.subgoal]
@@ -193,6 +205,7 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         "dataset": str(root),
         "episodes_kept": kept,
         "episodes_dropped": dropped,
+        "scenes_unplaced": unplaced,
         "frames": len(writer.rows["index"]),
         "tasks": len(writer.tasks),
         "wall_s": time.perf_counter() - t0,

@@ -210,6 +210,7 @@ def cmd_vla_collect(a: argparse.Namespace) -> int:
         takeover_max=a.takeover_max,
         skills=_csv(a.skills),
         place_variants=_csv(a.place_variants) or PLACE_VARIANTS,
+        crowded=a.crowded,
     )
     with _progress() as prog:
         what = "recovery demonstrations" if cfg.policy else "expert demonstrations"
@@ -1071,6 +1072,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="place targets drawn from, repeat one to weight it, e.g. block,region,block,region,bowl,plate "
         "(default: bowl,plate,block,region)",
+    )
+    vc.add_argument(
+        "--crowded",
+        action="store_true",
+        help="scenes like bench chains: 4-5 blocks and both a bowl and a plate (default: 1-3 distractors)",
     )
     vc.add_argument("--json", action="store_true")
     vc.set_defaults(func=cmd_vla_collect)
