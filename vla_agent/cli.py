@@ -267,7 +267,8 @@ FOCUS_PLACE_VARIANTS = ("block", "region", "block", "region", "bowl", "plate")
 
 def cmd_vla_reproduce(a: argparse.Namespace) -> int:
     """The recipe of the shipped checkpoint: expert demonstrations of every skill, then more of
-    the weakest (place and push), ``--workers`` collectors in parallel on disjoint seeds -> train.
+    the weakest (place and push), ``--workers`` collectors in parallel on disjoint seeds -> train
+    -> demonstrations in crowded scenes like those of ``bench chains`` -> fine-tune on everything.
     With ``--recovery-episodes``, then recovery demonstrations (that model drives, the expert takes
     over) -> fine-tune on both (experimental: it has not beaten the plain recipe yet, see the
     README)."""
@@ -322,6 +323,17 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
         )
         next_seed += a.workers * a.focus_episodes
     final = fit("train", demos, a.steps)
+    if a.crowded_episodes and a.crowded_steps:
+        demos += gather(
+            "crowded",
+            "demonstrations in crowded scenes",
+            a.crowded_episodes,
+            next_seed,
+            crowded=True,
+            place_variants=FOCUS_PLACE_VARIANTS,
+        )
+        next_seed += a.workers * a.crowded_episodes
+        final = fit("crowded-finetune", demos, a.crowded_steps, init=final, lr=a.finetune_lr)
     if a.recovery_episodes and a.finetune_steps:
         recovery = gather(
             "recovery", "recovery demonstrations", a.recovery_episodes, next_seed, policy=str(final)
@@ -1105,6 +1117,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     vr.add_argument("--steps", type=int, default=10000, help="training steps on the expert demonstrations")
     vr.add_argument(
+        "--crowded-episodes",
+        type=int,
+        default=1000,
+        help="then, per collector, tasks in scenes like bench chains' (4-5 blocks, a bowl and a plate) and "
+        "fine-tuning on everything; 0: none",
+    )
+    vr.add_argument(
+        "--crowded-steps", type=int, default=3000, help="fine-tuning steps with the crowded scenes"
+    )
+    vr.add_argument(
         "--recovery-episodes",
         type=int,
         default=0,
@@ -1112,7 +1134,9 @@ def build_parser() -> argparse.ArgumentParser:
         "recipe)",
     )
     vr.add_argument("--finetune-steps", type=int, default=4000, help="fine-tuning steps with recovery data")
-    vr.add_argument("--finetune-lr", type=float, default=3e-4)
+    vr.add_argument(
+        "--finetune-lr", type=float, default=3e-4, help="learning rate of every fine-tuning stage"
+    )
     vr.add_argument("--device", default="cpu", help="cpu | cuda")
     vr.add_argument(
         "--install", action="store_true", help="copy the result over the shipped default checkpoint"

@@ -52,3 +52,16 @@ def test_bad_arguments(name, args, match):
 def test_unknown_skill_suggests():
     with pytest.raises(ConfigError, match=r"unknown skill 'plaec' \(did you mean 'place'\?\)"):
         get_skill("plaec")
+
+
+def test_crowded_tasks_have_the_scenes_of_bench_chains():
+    """4-5 blocks, one bowl and one plate whatever the skill and target; default draws keep at
+    most one bowl or plate among the distractors."""
+    from vla_agent.skills.tasks import episode_rng, sample_task
+
+    for seed in range(40):
+        for skill in ("pick", "place", "push"):
+            kinds = [o.kind for o in sample_task(episode_rng(seed, 0), skill, crowded=True).scene.objects]
+            assert 4 <= kinds.count("block") <= 5 and kinds.count("bowl") == kinds.count("plate") == 1
+            sparse = sample_task(episode_rng(seed, 0), skill).scene.objects[1:]
+            assert sum(o.kind != "block" for o in sparse) <= (2 if skill == "place" else 1)
