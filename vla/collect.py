@@ -150,6 +150,8 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
             obs, _ = env.reset(seed=seed, options={"scene": task.scene})
         except ConfigError:  # a crowded draw that does not fit on the table
             unplaced += 1
+            if progress:
+                progress(i + 1, cfg.episodes)
             continue
         perturb = _noise(noise_rng, cfg.noise_std) if noise_rng.random() < cfg.noise_prob else None
 
