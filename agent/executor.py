@@ -292,7 +292,8 @@ class Executor:
         steps = 0
         for _ in range(self.config.home_steps):
             self._check_stop()
-            state = np.asarray(self.backend.observe()[STATE], float)
+            obs = self.backend.observe()
+            state = np.asarray(obs[STATE], float)
             pos, rpy = state[:3], state[3:6]
             d_pos = goal_pos - pos
             d_rpy = (goal_rpy - rpy + np.pi) % (2 * np.pi) - np.pi
@@ -304,7 +305,7 @@ class Executor:
             turn = np.clip(d_rpy, -0.8 * c.max_rotation, 0.8 * c.max_rotation)
             action = np.concatenate([move, turn, [1.0]])
             t0 = time.perf_counter()
-            result = self.shield.filter(action, self.backend.observe(), issued_at=time.monotonic())
+            result = self.shield.filter(action, obs, issued_at=time.monotonic())
             if result.violations:
                 self.events.emit(
                     "shield", index=index, violations=list(result.violations), held=result.held, step=steps

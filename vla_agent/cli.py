@@ -284,14 +284,18 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
     root = Path(a.out)
     times: dict[str, float] = {}
 
-    def gather(name: str, what: str, episodes: int, first_seed: int, **kw) -> list[Path]:
+    next_seed = 0  # every stage on fresh seeds, all below the benchmark's 10^6
+
+    def gather(name: str, what: str, episodes: int, **kw) -> list[Path]:
+        nonlocal next_seed
         t = time.perf_counter()
         parts = [
             CollectConfig(
-                out=root / name / f"part-{k}", episodes=episodes, seed=first_seed + k * episodes, **kw
+                out=root / name / f"part-{k}", episodes=episodes, seed=next_seed + k * episodes, **kw
             )
             for k in range(a.workers)
         ]
+        next_seed += a.workers * episodes
         with _progress() as prog:
             task = prog.add_task(f"{what} ({a.workers} collectors)", total=len(parts))
             with ProcessPoolExecutor(a.workers, initializer=_one_torch_thread) as pool:
@@ -310,34 +314,27 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
         times[name] = time.perf_counter() - t
         return Path(result["checkpoint"])
 
-    demos = gather("demos", "expert demonstrations", a.episodes, 0)
-    next_seed = a.workers * a.episodes  # every stage on fresh seeds, all below the benchmark's 10^6
+    demos = gather("demos", "expert demonstrations", a.episodes)
     if a.focus_episodes:
         demos += gather(
             "focus",
             "place and push demonstrations",
             a.focus_episodes,
-            next_seed,
             skills=FOCUS_SKILLS,
             place_variants=FOCUS_PLACE_VARIANTS,
         )
-        next_seed += a.workers * a.focus_episodes
     final = fit("train", demos, a.steps)
     if a.crowded_episodes and a.crowded_steps:
         demos += gather(
             "crowded",
             "demonstrations in crowded scenes",
             a.crowded_episodes,
-            next_seed,
             crowded=True,
             place_variants=FOCUS_PLACE_VARIANTS,
         )
-        next_seed += a.workers * a.crowded_episodes
         final = fit("crowded-finetune", demos, a.crowded_steps, init=final, lr=a.finetune_lr)
     if a.recovery_episodes and a.finetune_steps:
-        recovery = gather(
-            "recovery", "recovery demonstrations", a.recovery_episodes, next_seed, policy=str(final)
-        )
+        recovery = gather("recovery", "recovery demonstrations", a.recovery_episodes, policy=str(final))
         final = fit("finetune", demos + recovery, a.finetune_steps, init=final, lr=a.finetune_lr)
     if a.install:
         DEFAULT_CHECKPOINT.mkdir(parents=True, exist_ok=True)
