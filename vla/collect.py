@@ -9,6 +9,11 @@ With ``policy`` (a VLA checkpoint), each subgoal starts under the VLA, and after
 steps the expert takes over from wherever the VLA got to (a grasp at the wrong angle, a push begun
 beside the block) and finishes it; only the expert's part is recorded. That is recovery data from
 the states the policy itself visits (DAgger-style aggregation), which plain demonstrations lack.
+
+With ``policy_setup`` the VLA instead runs the setup pick to its end on its own, as it does inside a
+chain, and the expert places the block from the VLA's own grasp (an off-centre or tilted block,
+the height the VLA stopped at): demonstrations of placing from the states a chain really starts
+from. A task whose setup the VLA fails is skipped and counted (``setup_failed``).
 """
 
 from __future__ import annotations
@@ -45,7 +50,12 @@ class CollectConfig(BaseModel):
     noise_std: float = Field(0.008, ge=0, description="metres per step on the executed translation")
     settle_steps: int = 3
     policy: str | None = Field(None, description="VLA checkpoint that drives before the expert takes over")
-    takeover_max: int = Field(40, ge=1, description="the expert takes over after 0..takeover_max VLA steps")
+    takeover_max: int = Field(40, ge=0, description="the expert takes over after 0..takeover_max VLA steps")
+    policy_setup: bool = Field(
+        False,
+        description="with policy: the VLA runs each setup subgoal (the pick before a place) to its end on "
+        "its own; a task whose setup it fails is skipped",
+    )
     skills: tuple[str, ...] | None = Field(None, description="skills of the tasks, cycled (default: all)")
     place_variants: tuple[str, ...] = Field(PLACE_VARIANTS, description="drawn uniformly; repeat to weight")
     crowded: bool = Field(False, description="scenes like bench chains: 4-5 blocks, a bowl and a plate")
@@ -134,7 +144,9 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         from vla_agent.vla.policy import VLAPolicy
 
         driver = VLAPolicy(cfg.policy)
-    kept, dropped, unplaced, t0 = 0, 0, 0, time.perf_counter()
+    if cfg.policy_setup and driver is None:
+        raise ConfigError("policy_setup needs a policy (the VLA checkpoint that runs the setup)")
+    kept, dropped, unplaced, setup_failed, t0 = 0, 0, 0, 0, time.perf_counter()
     for i in range(cfg.episodes):
         seed = TRAIN_SEED_OFFSET + cfg.seed + i
         rng = episode_rng(seed, 0)
@@ -175,6 +187,12 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
                     (env.camera_frame.intrinsics, env.camera_frame.extrinsics, env.wrist_pose())
                 )
 
+            if driver is not None and cfg.policy_setup and k < len(subgoals) - 1:
+                result, obs = run_subgoal(env, driver, sg, obs, settle_steps=0)
+                if not result.success:
+                    setup_failed += 1
+                    break
+                continue
             if driver is not None:
                 obs, finished = _drive(env, driver, sg, obs, int(noise_rng.integers(0, cfg.takeover_max + 1)))
                 if finished:  # the VLA said done before the takeover: nothing to record
@@ -201,13 +219,15 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
                     break  # the rest of this task depends on the failed setup
         if progress:
             progress(i + 1, cfg.episodes)
-    root = writer.close()
+    # Nothing kept (say, a weak policy failed every setup): no dataset, the counts still say why.
+    root = writer.close() if writer.episodes else None
     env.close()
     return {
-        "dataset": str(root),
+        "dataset": None if root is None else str(root),
         "episodes_kept": kept,
         "episodes_dropped": dropped,
         "scenes_unplaced": unplaced,
+        "setup_failed": setup_failed,
         "frames": len(writer.rows["index"]),
         "tasks": len(writer.tasks),
         "wall_s": time.perf_counter() - t0,

@@ -208,6 +208,7 @@ def cmd_vla_collect(a: argparse.Namespace) -> int:
         noise_prob=a.noise_prob,
         policy=a.policy,
         takeover_max=a.takeover_max,
+        policy_setup=a.policy_setup,
         skills=_csv(a.skills),
         place_variants=_csv(a.place_variants) or PLACE_VARIANTS,
         crowded=a.crowded,
@@ -216,6 +217,14 @@ def cmd_vla_collect(a: argparse.Namespace) -> int:
         what = "recovery demonstrations" if cfg.policy else "expert demonstrations"
         task = prog.add_task(what, total=cfg.episodes)
         result = collect(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    if result["dataset"] is None:
+        err.print(
+            f"[red]error:[/red] no episodes kept: {result['episodes_dropped']} failed expert episodes, "
+            f"{result['setup_failed']} setups the policy failed, "
+            f"{result['scenes_unplaced']} scenes did not fit",
+            highlight=False,
+        )
+        return 1
     print(
         json.dumps(result)
         if a.json
@@ -268,7 +277,8 @@ FOCUS_PLACE_VARIANTS = ("block", "region", "block", "region", "bowl", "plate")
 def cmd_vla_reproduce(a: argparse.Namespace) -> int:
     """The recipe of the shipped checkpoint: expert demonstrations of every skill, then more of
     the weakest (place and push), ``--workers`` collectors in parallel on disjoint seeds -> train
-    -> demonstrations in crowded scenes like those of ``bench chains`` -> fine-tune on everything.
+    -> demonstrations in crowded scenes like those of ``bench chains`` -> fine-tune on everything ->
+    places from that model's own grasps (it picks, the expert places) -> fine-tune again.
     With ``--recovery-episodes``, then recovery demonstrations (that model drives, the expert takes
     over) -> fine-tune on both (experimental: it has not beaten the plain recipe yet, see the
     README)."""
@@ -299,11 +309,13 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
         with _progress() as prog:
             task = prog.add_task(f"{what} ({a.workers} collectors)", total=len(parts))
             with ProcessPoolExecutor(a.workers, initializer=_one_torch_thread) as pool:
+                results = []
                 for i, r in enumerate(pool.map(collect, parts)):
                     prog.update(task, completed=i + 1)
                     out.print(f"  {r['dataset']}: {r['episodes_kept']} episodes, {r['frames']} frames")
+                    results.append(r)
         times[name] = time.perf_counter() - t
-        return [c.out for c in parts]
+        return [Path(r["dataset"]) for r in results if r["dataset"] is not None]
 
     def fit(name: str, datasets: list[Path], steps: int, **kw) -> Path:
         t = time.perf_counter()
@@ -333,6 +345,21 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
             place_variants=FOCUS_PLACE_VARIANTS,
         )
         final = fit("crowded-finetune", demos, a.crowded_steps, init=final, lr=a.finetune_lr)
+    if a.grasp_episodes and a.grasp_steps:
+        grasp = gather(
+            "grasp",
+            "places from the VLA's own grasps",
+            a.grasp_episodes,
+            policy=str(final),
+            policy_setup=True,
+            takeover_max=0,
+            skills=("place",),
+            crowded=True,
+            place_variants=FOCUS_PLACE_VARIANTS,
+        )
+        # The first stage's second collector is left out: everything at once would need ~21 GB of RAM.
+        demos = demos[:1] + demos[2:] + grasp
+        final = fit("grasp-finetune", demos, a.grasp_steps, init=final, lr=a.finetune_lr)
     if a.recovery_episodes and a.finetune_steps:
         recovery = gather("recovery", "recovery demonstrations", a.recovery_episodes, policy=str(final))
         final = fit("finetune", demos + recovery, a.finetune_steps, init=final, lr=a.finetune_lr)
@@ -1074,6 +1101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     vc.add_argument("--takeover-max", type=int, default=40, help="with --policy: VLA steps before takeover")
     vc.add_argument(
+        "--policy-setup",
+        action="store_true",
+        help="with --policy: the VLA runs the pick before a place to its end on its own and the expert "
+        "places from the VLA's grasp; tasks whose pick the VLA fails are skipped",
+    )
+    vc.add_argument(
         "--skills", metavar="LIST", help="skills of the tasks, cycled, e.g. place,push (default: all)"
     )
     vc.add_argument(
@@ -1123,6 +1156,14 @@ def build_parser() -> argparse.ArgumentParser:
     vr.add_argument(
         "--crowded-steps", type=int, default=3000, help="fine-tuning steps with the crowded scenes"
     )
+    vr.add_argument(
+        "--grasp-episodes",
+        type=int,
+        default=700,
+        help="then, per collector, place tasks in crowded scenes whose pick that model does itself "
+        "(the expert places from its grasp) and fine-tuning; 0: none",
+    )
+    vr.add_argument("--grasp-steps", type=int, default=3000, help="fine-tuning steps with those places")
     vr.add_argument(
         "--recovery-episodes",
         type=int,

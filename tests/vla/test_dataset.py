@@ -98,6 +98,37 @@ def test_recovery_data_starts_the_expert_where_the_vla_left_off(tmp_path):
     assert any(moved)
 
 
+def test_policy_setup_records_only_places_from_the_vlas_own_grasp(tmp_path):
+    import pydantic
+
+    from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT
+    from vla_agent.vla.collect import CollectConfig, collect
+
+    cfg = CollectConfig(
+        out=tmp_path / "setup",
+        episodes=3,
+        seed=321,
+        noise_prob=0.0,
+        skills=("place",),
+        place_variants=("bowl",),
+        policy=str(DEFAULT_CHECKPOINT),
+        policy_setup=True,
+        takeover_max=0,
+    )
+    result = collect(cfg)
+    # Every task either had its pick done by the VLA (and then one place recorded) or was skipped.
+    assert result["episodes_kept"] + result["episodes_dropped"] + result["setup_failed"] == 3
+    assert result["episodes_kept"] > 0
+    d = load_dataset(result["dataset"])
+    assert all(t.count("bowl") == 1 for t in d.tasks)  # no pick instructions were recorded
+    firsts = np.r_[0, np.flatnonzero(np.diff(d.episode_index)) + 1]
+    assert (d.states[firsts, 6] < 0.06).all()  # each place starts with the block in closed fingers
+    with pytest.raises(ValueError, match="policy_setup needs a policy"):
+        collect(cfg.model_copy(update={"policy": None, "out": tmp_path / "none"}))
+    with pytest.raises(pydantic.ValidationError):
+        CollectConfig(takeover_max=-1)
+
+
 def test_collect_cycles_the_chosen_skills_and_place_targets(tmp_path):
     import pydantic
 
@@ -128,8 +159,13 @@ def test_reproduce_runs_every_stage_of_the_recipe(tmp_path):
 
     args = ["vla", "reproduce", "--out", str(tmp_path), "--workers", "1", "--episodes", "2"]
     args += ["--focus-episodes", "1", "--crowded-episodes", "1", "--steps", "2", "--crowded-steps", "1"]
+    args += ["--grasp-episodes", "1", "--grasp-steps", "1"]
     assert main(args) == 0
     for stage in ("demos/part-0", "focus/part-0", "train/final", "crowded/part-0", "crowded-finetune/final"):
         assert (tmp_path / stage).is_dir(), stage
     _, _, config = load_checkpoint(tmp_path / "crowded-finetune" / "final", "cpu")
     assert config["train"]["init"].endswith("train/final") and config["step"] == 1
+    # A 3-step model rarely picks anything, so the grasp stage may keep no places; it still
+    # fine-tunes (on the rest) from the crowded stage's weights.
+    _, _, config = load_checkpoint(tmp_path / "grasp-finetune" / "final", "cpu")
+    assert config["train"]["init"].endswith("crowded-finetune/final") and config["step"] == 1
