@@ -326,7 +326,8 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
         times[name] = time.perf_counter() - t
         return Path(result["checkpoint"])
 
-    demos = gather("demos", "expert demonstrations", a.episodes)
+    expert = gather("demos", "expert demonstrations", a.episodes)
+    demos = list(expert)
     if a.focus_episodes:
         demos += gather(
             "focus",
@@ -345,10 +346,15 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
             place_variants=FOCUS_PLACE_VARIANTS,
         )
         final = fit("crowded-finetune", demos, a.crowded_steps, init=final, lr=a.finetune_lr)
-    if a.grasp_episodes and a.grasp_steps:
+    # The first stage's second collector is left out of the grasp rounds' fine-tuning: everything
+    # at once would need ~21 GB of RAM. Each round collects with the latest weights and fine-tunes
+    # on the base data plus its own places.
+    base = [d for d in demos if d not in expert[1:2]]
+    for r in range(a.grasp_rounds if a.grasp_episodes and a.grasp_steps else 0):
+        name = "grasp" if r == 0 else f"grasp-{r + 1}"
         grasp = gather(
-            "grasp",
-            "places from the VLA's own grasps",
+            name,
+            f"places from the VLA's own grasps (round {r + 1})",
             a.grasp_episodes,
             policy=str(final),
             policy_setup=True,
@@ -357,9 +363,7 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
             crowded=True,
             place_variants=FOCUS_PLACE_VARIANTS,
         )
-        # The first stage's second collector is left out: everything at once would need ~21 GB of RAM.
-        demos = demos[:1] + demos[2:] + grasp
-        final = fit("grasp-finetune", demos, a.grasp_steps, init=final, lr=a.finetune_lr)
+        final = fit(f"{name}-finetune", base + grasp, a.grasp_steps, init=final, lr=a.finetune_lr)
     if a.recovery_episodes and a.finetune_steps:
         recovery = gather("recovery", "recovery demonstrations", a.recovery_episodes, policy=str(final))
         final = fit("finetune", demos + recovery, a.finetune_steps, init=final, lr=a.finetune_lr)
@@ -1164,6 +1168,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(the expert places from its grasp) and fine-tuning; 0: none",
     )
     vr.add_argument("--grasp-steps", type=int, default=3000, help="fine-tuning steps with those places")
+    vr.add_argument(
+        "--grasp-rounds", type=int, default=1, help="rounds of that stage, each with the latest weights"
+    )
     vr.add_argument(
         "--recovery-episodes",
         type=int,
