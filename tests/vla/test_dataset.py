@@ -169,3 +169,5 @@ def test_reproduce_runs_every_stage_of_the_recipe(tmp_path):
     # fine-tunes (on the rest) from the crowded stage's weights.
     _, _, config = load_checkpoint(tmp_path / "grasp-finetune" / "final", "cpu")
     assert config["train"]["init"].endswith("crowded-finetune/final") and config["step"] == 1
+    _, _, config = load_checkpoint(tmp_path / "grasp-2-finetune" / "final", "cpu")  # the second round
+    assert config["train"]["init"].endswith("grasp-finetune/final")
