@@ -171,6 +171,12 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         for k, sg in enumerate(subgoals):
             if sg is None:
                 sg = bind_push(env, task.scene.names[0], rng, split="train")
+            if driver is not None and cfg.policy_setup and k < len(subgoals) - 1:  # not recorded
+                result, obs = run_subgoal(env, driver, sg, obs, settle_steps=0)
+                if not result.success:
+                    setup_failed += 1
+                    break
+                continue
             frames: dict[str, list] = {
                 k: [] for k in ("img", "wrist", "state", "action", "done", "obj", "goal", "cams")
             }
@@ -187,12 +193,6 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
                     (env.camera_frame.intrinsics, env.camera_frame.extrinsics, env.wrist_pose())
                 )
 
-            if driver is not None and cfg.policy_setup and k < len(subgoals) - 1:
-                result, obs = run_subgoal(env, driver, sg, obs, settle_steps=0)
-                if not result.success:
-                    setup_failed += 1
-                    break
-                continue
             if driver is not None:
                 obs, finished = _drive(env, driver, sg, obs, int(noise_rng.integers(0, cfg.takeover_max + 1)))
                 if finished:  # the VLA said done before the takeover: nothing to record

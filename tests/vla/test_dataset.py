@@ -153,7 +153,8 @@ def test_collect_cycles_the_chosen_skills_and_place_targets(tmp_path):
 
 def test_reproduce_runs_every_stage_of_the_recipe(tmp_path):
     """The shipped recipe end to end at toy scale: expert demonstrations, the place/push focus
-    stage, training, crowded scenes, fine-tuning; a loadable checkpoint comes out."""
+    stage, training, crowded scenes, fine-tuning, two rounds of places from the model's own
+    grasps, each with its fine-tuning; a loadable checkpoint comes out of every training stage."""
     from vla_agent.cli import main
     from vla_agent.vla.checkpoint import load_checkpoint
 
