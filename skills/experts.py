@@ -225,7 +225,11 @@ class ExpertPolicy:
         while a yaw target for a sideways push would be +-90 degrees, two equally near answers
         that a policy averages into no turn at all (and in chains, the subgoal after a turned
         push often stalled). In contact the tool moves at
-        ``PUSH_SPEED``, so the block does not slide on far past the end of the push."""
+        ``PUSH_SPEED``, so the block does not slide on far past the end of the push. The fingers
+        open as the tool lifts away: above the pushed block the tool then looks as it does before
+        the push except for the open fingers, and a policy that sees only the current frame can
+        tell "descend and push" (closed) from "finished" (open); with closed fingers on both ways
+        it averaged them into hovering above the block."""
         name = self.subgoal.args["obj"]
         d = np.array([*DIRECTIONS[self.subgoal.args["direction"]], 0.0])
         n = np.array([-d[1], d[0], 0.0])
@@ -244,7 +248,7 @@ class ExpertPolicy:
             Waypoint(behind + [0, 0, 0.10], None, GRIPPER_CLOSE, tol=0.012),
             Waypoint(behind, None, GRIPPER_CLOSE, tol=0.008),
             Waypoint(pusher_goal, None, GRIPPER_CLOSE, tol=0.01, speed=PUSH_SPEED),
-            Waypoint(pusher_goal + [0, 0, 0.10] - d * 0.02, None, GRIPPER_CLOSE, tol=0.02),
+            Waypoint(pusher_goal + [0, 0, 0.10] - d * 0.02, None, GRIPPER_OPEN, tol=0.02),
         ]
 
 

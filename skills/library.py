@@ -8,6 +8,7 @@ Placeholders in templates and predicates: ``{obj}``, ``{target}``, ``{direction}
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -232,7 +233,8 @@ PUSH = SkillSpec(
     preconditions=("hand_empty()",),
     effects=("moved({obj}, {direction})",),
     step_budget=80,
-    doc="With the gripper closed, push the object about 10 cm along the direction on the table.",
+    doc="With the gripper closed, push the object about 10 cm along the direction on the table; "
+    "open the fingers while lifting away.",
 )
 
 SKILLS: dict[str, SkillSpec] = {s.name: s for s in (PICK, PLACE, PUSH)}
@@ -244,3 +246,24 @@ def get_skill(name: str) -> SkillSpec:
         return SKILLS[name]
     except KeyError:
         raise unknown("skill", name, SKILLS) from None
+
+
+def _template_regex(template: str) -> re.Pattern:
+    rx = re.escape(template)
+    for name in ("obj", "target", "direction"):
+        rx = rx.replace(re.escape("{" + name + "}"), ".+?")
+    return re.compile(rx)
+
+
+_TEMPLATE_REGEXES = [
+    (_template_regex(t), s.name) for s in SKILLS.values() for ts in s.templates.values() for t in ts
+]
+
+
+def skill_of_instruction(instruction: str) -> str | None:
+    """The skill whose paraphrase templates (training and held out) produce ``instruction``, or
+    None when none or several do. Recorded datasets keep only the instruction per episode; this
+    recovers the skill, e.g. to filter demonstrations by skill."""
+    text = " ".join(instruction.lower().split())
+    names = {name for rx, name in _TEMPLATE_REGEXES if rx.fullmatch(text)}
+    return names.pop() if len(names) == 1 else None

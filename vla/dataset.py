@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -418,3 +419,34 @@ def _combine_image_stats(parts: list[Demonstrations], weights: np.ndarray) -> di
         sq = sum(wi * (np.asarray(s["std"]) ** 2 + np.asarray(s["mean"]) ** 2) for wi, s in zip(weights, img))
         out[key] = {**img[0], "mean": mean.tolist(), "std": np.sqrt(np.maximum(sq - mean**2, 0)).tolist()}
     return out
+
+
+def filter_dataset(src: str | Path, out: str | Path, keep: Callable[[str], bool]) -> dict:
+    """Write the episodes of ``src`` whose instruction ``keep`` accepts as a new dataset at ``out``
+    (re-indexed, stats recomputed over what is kept), like LeRobot's episode deletion.
+    Returns counts of kept and dropped episodes and frames."""
+    d = load_dataset(src)
+    robot = d.info.get("robot_type", "panda")
+    writer = LeRobotWriter(out, fps=d.info["fps"], image_shape=tuple(d.images.shape[1:]), robot_type=robot)
+    kept = dropped = frames = 0
+    bounds = np.flatnonzero(np.diff(d.episode_index)) + 1
+    for idx in np.split(np.arange(len(d.states)), bounds):
+        task = d.tasks[int(d.task_index[idx[0]])]
+        if not keep(task):
+            dropped += 1
+            continue
+        writer.add_episode(
+            d.images[idx],
+            d.states[idx],
+            d.actions[idx],
+            d.done[idx],
+            task,
+            aux={k: v[idx] for k, v in d.aux.items()},
+            wrist=None if d.wrist is None else d.wrist[idx],
+        )
+        kept += 1
+        frames += len(idx)
+    if not kept:
+        raise ConfigError(f"{src}: no episode passes the filter; nothing written")
+    writer.close()
+    return {"dataset": str(out), "episodes_kept": kept, "episodes_dropped": dropped, "frames": frames}

@@ -261,6 +261,25 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vla_filter(a: argparse.Namespace) -> int:
+    from vla_agent.skills.library import get_skill, skill_of_instruction
+    from vla_agent.vla.dataset import filter_dataset
+
+    skills = set(_csv(a.skills) or ())
+    for name in skills:
+        get_skill(name)  # unknown names: one-line error with suggestions
+    with _progress() as prog:
+        prog.add_task(f"filtering {a.dataset}", total=None)
+        result = filter_dataset(a.dataset, Path(a.out), lambda task: skill_of_instruction(task) in skills)
+    print(
+        json.dumps(result)
+        if a.json
+        else f"{result['episodes_kept']} episodes ({result['frames']} frames) -> {result['dataset']}; "
+        f"{result['episodes_dropped']} dropped"
+    )
+    return 0
+
+
 def _one_torch_thread() -> None:
     """Parallel collectors each run the VLA at batch 1: one thread apiece, no oversubscription."""
     import torch
@@ -1139,6 +1158,18 @@ def build_parser() -> argparse.ArgumentParser:
     vt.add_argument("--init", metavar="CHECKPOINT", help="fine-tune from this checkpoint (keeps its stats)")
     vt.add_argument("--json", action="store_true")
     vt.set_defaults(func=cmd_vla_train)
+
+    vf = vsub.add_parser(
+        "filter",
+        help="copy a dataset keeping only the episodes of some skills",
+        description="Copy a dataset keeping only the episodes whose instruction belongs to one of --skills "
+        "(re-indexed, stats recomputed), e.g. to retire demonstrations of a skill whose expert changed.",
+    )
+    vf.add_argument("--dataset", required=True, help="source dataset folder")
+    vf.add_argument("--skills", required=True, metavar="LIST", help="skills to keep, e.g. pick,place")
+    vf.add_argument("--out", required=True, help="new dataset folder (must not exist)")
+    vf.add_argument("--json", action="store_true")
+    vf.set_defaults(func=cmd_vla_filter)
 
     vr = vsub.add_parser("reproduce", help="collect + train with the defaults of the shipped checkpoint")
     vr.add_argument("--out", default="runs/reproduce")

@@ -53,6 +53,8 @@ def test_push_expert(env, seed):
     assert env.evaluate(f"moved({sg.args['obj']}, {sg.args['direction']})")
     # The wrist does not turn (a sideways push would need +-90 degrees, two equally near answers).
     assert abs(env.robot_state()[5]) < 0.1
+    # The fingers open as the tool lifts away: "finished" must not look like "about to push".
+    assert env.gripper_open and env.evaluate("hand_empty()")
 
 
 def test_pick_expert_taking_over_a_held_block_lifts_it_without_letting_go(env):

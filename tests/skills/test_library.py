@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vla_agent.errors import ConfigError
-from vla_agent.skills.library import SKILLS, get_skill
+from vla_agent.skills.library import SKILLS, get_skill, skill_of_instruction
 from vla_agent.types import Predicate
 
 
@@ -65,3 +65,13 @@ def test_crowded_tasks_have_the_scenes_of_bench_chains():
             assert 4 <= kinds.count("block") <= 5 and kinds.count("bowl") == kinds.count("plate") == 1
             sparse = sample_task(episode_rng(seed, 0), skill).scene.objects[1:]
             assert sum(o.kind != "block" for o in sparse) <= (2 if skill == "place" else 1)
+
+
+def test_skill_of_instruction_recovers_the_skill_of_every_paraphrase():
+    args = {"obj": "red block", "target": "blue bowl", "direction": "left"}
+    for s in SKILLS.values():
+        for templates in s.templates.values():
+            for t in templates:  # training and held-out paraphrases alike
+                assert skill_of_instruction(t.format(**args)) == s.name, t
+    assert skill_of_instruction("  Nudge the red block   LEFT ") == "push"
+    assert skill_of_instruction("wave at the camera") is None

@@ -75,6 +75,29 @@ def test_load_several_datasets_as_one(tiny_dataset):
     )
 
 
+def test_filter_keeps_the_episodes_of_the_chosen_skills(tiny_dataset, tmp_path):
+    from vla_agent.skills.library import skill_of_instruction
+    from vla_agent.vla.dataset import filter_dataset
+
+    root, result = tiny_dataset
+    src = load_dataset(root)
+    skill = {t: skill_of_instruction(t) for t in src.tasks}
+    assert set(skill.values()) == {"pick", "place", "push"}
+    out = filter_dataset(root, tmp_path / "no-push", lambda t: skill[t] != "push")
+    d = load_dataset(tmp_path / "no-push")
+    keep = np.array([skill[src.tasks[i]] != "push" for i in src.task_index])
+    assert out["frames"] == len(d.states) == keep.sum() and 0 < keep.sum() < len(keep)
+    assert out["episodes_kept"] + out["episodes_dropped"] == result["episodes_kept"]
+    assert {skill_of_instruction(t) for t in d.tasks} == {"pick", "place"}
+    np.testing.assert_array_equal(d.states, src.states[keep])
+    np.testing.assert_array_equal(d.images, src.images[keep])
+    np.testing.assert_array_equal(d.wrist, src.wrist[keep])
+    np.testing.assert_array_equal(np.unique(d.episode_index), np.arange(out["episodes_kept"]))
+    np.testing.assert_allclose(d.stats["observation.state"]["mean"], src.states[keep].mean(0), atol=1e-5)
+    with pytest.raises(ConfigError, match="no episode"):
+        filter_dataset(root, tmp_path / "none", lambda t: False)
+
+
 def test_recovery_data_starts_the_expert_where_the_vla_left_off(tmp_path):
     from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT
     from vla_agent.vla.collect import CollectConfig, collect
@@ -172,3 +195,15 @@ def test_reproduce_runs_every_stage_of_the_recipe(tmp_path):
     assert config["train"]["init"].endswith("crowded-finetune/final") and config["step"] == 1
     _, _, config = load_checkpoint(tmp_path / "grasp-2-finetune" / "final", "cpu")  # the second round
     assert config["train"]["init"].endswith("grasp-finetune/final")
+
+
+def test_filter_cli(tiny_dataset, tmp_path, capsys):
+    from vla_agent.cli import main
+
+    root, _ = tiny_dataset
+    cmd = ["vla", "filter", "--dataset", str(root), "--out"]
+    rc = main([*cmd, str(tmp_path / "p"), "--skills", "push", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["episodes_kept"] > 0 and out["episodes_dropped"] > 0
+    assert main([*cmd, str(tmp_path / "q"), "--skills", "shove"]) == 2
+    assert "unknown skill 'shove'" in capsys.readouterr().err and not (tmp_path / "q").exists()
