@@ -30,6 +30,8 @@ from vla_agent.errors import VlaAgentError, unknown
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.sim.video import write_video
+from vla_agent.skills.library import get_skill
+from vla_agent.types import Status, StepOutcome
 
 DEFAULT_COMMAND = "put the red block in the bowl, then stack the blue block on the green one"
 DEFAULT_SCENE = "red block, blue block, green block, yellow block, purple bowl"
@@ -189,6 +191,9 @@ class Session:
             ],
             "replans": r.replans,
             "holds": [str(p) for p in self.env.holds()],
+            # The dry run can check the agent's claims: where it says it put things, by ground truth.
+            "goals": (goals := placed_goals(r.outcomes)),
+            "goals_unmet": [g for g in goals if not self.env.evaluate(g)],
             "unsafe_actions_reached_backend": self.backend.unsafe_actions,
             "steps": r.steps,
             "wall_s": round(r.wall_s, 3),
@@ -208,3 +213,18 @@ class Session:
     def close(self) -> None:
         self.executor.shield.close()
         self.backend.close()
+
+
+def placed_goals(outcomes: list[StepOutcome]) -> list[str]:
+    """The lasting effects the agent claims at the end of a run: where each object it placed
+    ended up (its last place judged done), unless a later subgoal it judged done (a pick, a push)
+    took the object from there. Picks and pushes leave nothing else to check at the end."""
+    where: dict[str, str] = {}
+    for o in outcomes:
+        if o.status is not Status.DONE or "obj" not in o.subgoal.args:
+            continue
+        obj = o.subgoal.args["obj"]
+        where.pop(obj, None)
+        if o.subgoal.skill == "place":
+            where[obj] = str(get_skill("place").ground("post", o.subgoal.args)[0])
+    return list(where.values())

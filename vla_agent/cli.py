@@ -610,6 +610,8 @@ def _print_run(summary: dict, as_json: bool) -> None:
     out.print(f"[b]{summary['status']}[/b] {summary.get('reason') or ''}")
     if "holds" in summary:
         out.print(f"holds: {', '.join(summary['holds']) or '(nothing)'}")
+        if summary.get("goals_unmet"):
+            out.print(f"[yellow]ground truth disagrees: not {', not '.join(summary['goals_unmet'])}[/yellow]")
         out.print(
             f"trace: {summary['trace']}" + (f"\nvideo: {summary['video']}" if "video" in summary else "")
         )

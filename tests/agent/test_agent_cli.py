@@ -24,6 +24,7 @@ def test_run_json_reports_outcomes_and_ground_truth(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert rc == 0 and data["status"] == "success"
     assert "in(red block, blue bowl)" in data["holds"]
+    assert data["goals"] == ["in(red block, blue bowl)"] and data["goals_unmet"] == []
     assert [o["status"] for o in data["outcomes"]] == ["done", "done"]
     assert (tmp_path / "trace.jsonl").exists() and (tmp_path / "episode.mp4").stat().st_size > 0
     rc = main(["replay", str(tmp_path / "trace.jsonl"), "--json", "--video", str(tmp_path / "replay.gif")])

@@ -194,3 +194,25 @@ def test_a_hidden_block_is_not_carried_off_by_a_hand_holding_another(session):
     away = move_to([0.5, 0.0, 0.2])
     assert np.linalg.norm(away.objects["red block"].position - truth) < 0.015
     assert np.linalg.norm(away.objects["blue block"].position[:2] - [0.5, 0.0]) < 0.03
+
+
+def test_placed_goals_are_the_last_places_the_agent_judged_done():
+    from vla_agent.agent.runner import placed_goals
+    from vla_agent.skills.library import get_skill
+    from vla_agent.types import Status, StepOutcome
+
+    def out(skill, status=Status.DONE, **args):
+        return StepOutcome(get_skill(skill).subgoal(args), status)
+
+    outcomes = [
+        out("pick", obj="red block"),
+        out("place", obj="red block", target="blue bowl"),
+        out("pick", obj="green block"),
+        out("place", obj="green block", target="left", status=Status.FAILED),  # not claimed
+        out("place", obj="green block", target="pink plate"),
+        out("pick", obj="yellow block"),
+        out("place", obj="yellow block", target="right"),
+        out("push", obj="yellow block", direction="left"),  # took it from there
+    ]
+    assert placed_goals(outcomes) == ["in(red block, blue bowl)", "on(green block, pink plate)"]
+    assert placed_goals(outcomes[:1]) == []
