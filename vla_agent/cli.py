@@ -298,7 +298,7 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
     the weakest (place and push), ``--workers`` collectors in parallel on disjoint seeds -> train
     -> demonstrations in crowded scenes like those of ``bench chains`` -> fine-tune on everything ->
     places from that model's own grasps (it picks, the expert places) -> fine-tune again; that last
-    stage three times (``--grasp-rounds``), each round collecting with the latest weights.
+    stage four times (``--grasp-rounds``), each round collecting with the latest weights.
     With ``--recovery-episodes``, then recovery demonstrations (that model drives, the expert takes
     over) -> fine-tune on both (experimental: it has not beaten the plain recipe yet, see the
     README)."""
@@ -1203,7 +1203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     vr.add_argument("--grasp-steps", type=int, default=3000, help="fine-tuning steps with those places")
     vr.add_argument(
-        "--grasp-rounds", type=int, default=3, help="rounds of that stage, each with the latest weights"
+        "--grasp-rounds", type=int, default=4, help="rounds of that stage, each with the latest weights"
     )
     vr.add_argument(
         "--recovery-episodes",

@@ -176,7 +176,7 @@ def test_collect_cycles_the_chosen_skills_and_place_targets(tmp_path):
 
 def test_reproduce_runs_every_stage_of_the_recipe(tmp_path):
     """The shipped recipe end to end at toy scale: expert demonstrations, the place/push focus
-    stage, training, crowded scenes, fine-tuning, three rounds of places from the model's own
+    stage, training, crowded scenes, fine-tuning, four rounds of places from the model's own
     grasps, each with its fine-tuning; a loadable checkpoint comes out of every training stage."""
     from vla_agent.cli import main
     from vla_agent.vla.checkpoint import load_checkpoint
@@ -195,8 +195,9 @@ def test_reproduce_runs_every_stage_of_the_recipe(tmp_path):
     assert config["train"]["init"].endswith("crowded-finetune/final") and config["step"] == 1
     _, _, config = load_checkpoint(tmp_path / "grasp-2-finetune" / "final", "cpu")  # the second round
     assert config["train"]["init"].endswith("grasp-finetune/final")
-    _, _, config = load_checkpoint(tmp_path / "grasp-3-finetune" / "final", "cpu")  # the third
-    assert config["train"]["init"].endswith("grasp-2-finetune/final")
+    for r in (3, 4):  # each round starts from the one before
+        _, _, config = load_checkpoint(tmp_path / f"grasp-{r}-finetune" / "final", "cpu")
+        assert config["train"]["init"].endswith(f"grasp-{r - 1}-finetune/final")
 
 
 def test_filter_cli(tiny_dataset, tmp_path, capsys):
