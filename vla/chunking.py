@@ -7,7 +7,8 @@ import numpy as np
 
 
 class GripperEnsemble:
-    """Temporal ensembling of the gripper over overlapping chunks (after ACT).
+    """Temporal ensembling of the gripper over overlapping chunks (after ACT), with two rules
+    for the moments a reactive policy gets wrong.
 
     The command for control step ``t`` flips the gripper when any chunk that covered ``t`` (the
     one predicted ``k`` steps earlier, at its position ``k``) gave the flip a probability of at
@@ -16,10 +17,30 @@ class GripperEnsemble:
     forecast breaks that fixed point while a consistent forecast still opens on time. After a
     flip the gripper keeps its new command for ``dwell`` steps (it takes that long to move), so an
     ambiguous state cannot make it chatter.
+
+    - Release at rest: a release (closed -> open) waits while the arm still descends faster than
+      ``release_descent`` metres per step (commanded at that step, or measured over the last
+      chunk), for at most ``max_defer`` steps. The early forecasts otherwise open the fingers
+      mid-descent, and a block dropped from a few centimetres bounces off the one below. The
+      expert opens at rest.
+    - Grasp when stalled: while the arm is ``stalled`` (it has not moved for a while) with the
+      fingers open, they close at P(open) below ``stall_open`` instead of 0.5. A policy sitting
+      at the grasp pose with P(open) at 0.55-0.67 for the whole budget was the one way held-out
+      picks failed; closing on nothing is undone by the next open, whereas no such rule applies
+      to releases (dropping a held block from the air is not).
     """
 
-    def __init__(self, dwell: int = 4) -> None:
+    def __init__(
+        self,
+        dwell: int = 4,
+        release_descent: float = 0.01,
+        max_defer: int = 4,
+        stall_open: float = 0.75,
+    ) -> None:
         self.dwell = dwell
+        self.release_descent = release_descent
+        self.max_defer = max_defer
+        self.stall_open = stall_open
         self.reset()
 
     def reset(self) -> None:
@@ -27,9 +48,20 @@ class GripperEnsemble:
         self._p: dict[int, list[float]] = {}
         self._open: bool | None = None
         self._hold_until = 0
+        self._deferred = 0
 
-    def decide(self, gripper_prob: np.ndarray, n: int) -> np.ndarray:
-        """Add a chunk predicted now and return the gripper commands (+1/-1) for its first ``n`` steps."""
+    def decide(
+        self,
+        gripper_prob: np.ndarray,
+        n: int,
+        dz: np.ndarray | None = None,
+        descent: float = 0.0,
+        stalled: bool = False,
+    ) -> np.ndarray:
+        """Add a chunk predicted now and return the gripper commands (+1/-1) for its first ``n``
+        steps. ``dz`` (metres per step): the arm's commanded vertical motion at those steps;
+        ``descent`` (metres per step, down positive): how fast it was measured to descend;
+        ``stalled``: the arm has not moved for a while."""
         for k, p in enumerate(np.asarray(gripper_prob, np.float64).ravel()):
             self._p.setdefault(self._t + k, []).append(float(p))
         out = np.empty(n)
@@ -40,7 +72,14 @@ class GripperEnsemble:
             if was is None:
                 self._open = ps[-1] >= 0.5
             elif t >= self._hold_until:
-                self._open = min(ps) > 0.5 if was else max(ps) >= 0.5
+                keep_open = self.stall_open if stalled else 0.5
+                want = min(ps) > keep_open if was else max(ps) >= 0.5
+                commanded = -float(dz[i]) if dz is not None else 0.0
+                descending = max(commanded, descent) > self.release_descent
+                if want and not was and descending and self._deferred < self.max_defer:
+                    self._deferred += 1  # still on the way down: release at rest
+                else:
+                    self._open, self._deferred = want, 0
             if was is not None and self._open != was:
                 self._hold_until = t + 1 + self.dwell
             out[i] = 1.0 if self._open else -1.0
@@ -99,8 +138,15 @@ class ChunkRunner:
     keep the first ``execute`` actions, decide the gripper by ``GripperEnsemble``, debounce the
     done signal (``DoneFilter``; once done the arm holds still) and feed the ``StartMemory``."""
 
-    def __init__(self, execute: int, done_threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        execute: int,
+        done_threshold: float = 0.5,
+        stall_steps: int = 6,
+        stall_motion: float = 0.005,
+    ) -> None:
         self.execute = execute
+        self.stall_steps, self.stall_motion = stall_steps, stall_motion
         self.gripper = GripperEnsemble()
         self.done_filter = DoneFilter(done_threshold)
         self.memory = StartMemory()
@@ -111,6 +157,7 @@ class ChunkRunner:
         self.done_filter.reset()
         self.memory.reset()
         self.done, self.done_prob = False, 0.0
+        self._tool: list[np.ndarray] = []  # measured tool positions, one per chunk
 
     def take(
         self,
@@ -118,10 +165,25 @@ class ChunkRunner:
         gripper_prob: np.ndarray,
         done_prob: float,
         object_position: np.ndarray | None = None,
+        tool_position: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The actions to execute from one predicted chunk (H, 7)."""
+        """The actions to execute from one predicted chunk (H, 7). ``tool_position`` (metres,
+        the proprioception's first three values when the chunk was predicted) tells how fast the
+        arm descends and whether it has stalled (moved less than ``stall_motion`` over the last
+        ``stall_steps`` steps)."""
         chunk = np.array(actions[: self.execute], np.float64)  # a writable copy
-        chunk[:, 6] = self.gripper.decide(gripper_prob, len(chunk))
+        descent, stalled = 0.0, False
+        if tool_position is not None:
+            pos = np.asarray(tool_position, np.float64).reshape(3)
+            if np.all(np.isfinite(pos)):
+                if self._tool:
+                    descent = (self._tool[-1][2] - pos[2]) / self.execute
+                self._tool.append(pos)
+                window = -(-self.stall_steps // self.execute) + 1  # chunks spanning stall_steps
+                del self._tool[:-window]
+                if len(self._tool) == window:
+                    stalled = max(np.linalg.norm(q - pos) for q in self._tool) < self.stall_motion
+        chunk[:, 6] = self.gripper.decide(gripper_prob, len(chunk), chunk[:, 2], descent, stalled)
         if object_position is not None:
             self.memory.update(object_position)
         self.done_prob = float(done_prob)

@@ -123,5 +123,6 @@ class RemotePolicy(ChunkedPolicy):
                 where = np.asarray(where, np.float64)
                 if where.shape != (3,):
                     raise PolicyServerError(f"policy server sent object_position of shape {where.shape}")
-            self.queue.extend(self.runner.take(actions, p_open, reply.get("done_prob", 0.0), where))
+            done_prob = reply.get("done_prob", 0.0)
+            self.queue.extend(self.runner.take(actions, p_open, done_prob, where, obs[STATE][:3]))
         return self.queue.popleft()[None]

@@ -109,4 +109,6 @@ class VLAPolicy(ChunkedPolicy):
             raise ConfigError(f"the VLA needs the wrist camera ({WRIST_IMAGE}); enable it on the backend")
         pred = self.infer(obs[IMAGE], obs[STATE], obs[WRIST_IMAGE], self.memory.start)
         self.latencies_ms.append((time.perf_counter() - t0) * 1000)
-        return self.runner.take(pred.actions, pred.gripper_prob, pred.done_prob, pred.object_position)
+        return self.runner.take(
+            pred.actions, pred.gripper_prob, pred.done_prob, pred.object_position, obs[STATE][:3]
+        )
