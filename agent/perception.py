@@ -141,6 +141,7 @@ class Perception:
         cls = classify_colors(hsv_image(rgb), self.colors)
         cls[~fg] = -1
         out: list[Detection] = []
+        points: list[np.ndarray] = []
         for ci, color in enumerate(self.colors):
             labels, n = ndimage.label(cls == ci, structure=np.ones((3, 3)))
             for k in range(1, n + 1):
@@ -148,9 +149,21 @@ class Perception:
                 if m.sum() < MIN_PIXELS:
                     continue
                 out.append(self._describe(color, pts[m], int(m.sum())))
+                points.append(pts[m])
+        # A block under another one shows the camera only its sides: the highest of those points
+        # are the top edge of its near faces, not its top face, and their centre lies towards
+        # the camera (1-2 cm: enough to miss a good stack). Describe it from its sides instead.
+        for i, d in enumerate(out):
+            if d.kind == "block" and any(
+                u.kind == "block"
+                and u.position[2] > d.position[2] + BLOCK_SIZE / 2
+                and np.linalg.norm(u.position[:2] - d.position[:2]) < BLOCK_SIZE
+                for u in out
+            ):
+                out[i] = self._describe(d.color, points[i], d.pixels, covered=True)
         return out
 
-    def _describe(self, color: str, p: np.ndarray, n: int) -> Detection:
+    def _describe(self, color: str, p: np.ndarray, n: int, covered: bool = False) -> Detection:
         lo, hi = np.percentile(p[:, :2], [5, 95], axis=0)
         extent = float(np.max(hi - lo))
         if extent > CONTAINER_EXTENT:
@@ -158,7 +171,7 @@ class Perception:
             return Detection(color, "container", np.array([centre[0], centre[1], 0.0]), n)
         top = float(np.percentile(p[:, 2], 90))
         face = p[p[:, 2] > top - 0.008]
-        if len(face) >= 3:
+        if len(face) >= 3 and not covered:
             xy = np.median(face[:, :2], axis=0)
         else:  # only side faces seen: shift half a block away from the camera
             away = p[:, :2].mean(0) - self.camera.T[:2, 3]

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -39,6 +40,10 @@ class TrainConfig(BaseModel):
     seed: int = 0
     device: str = "cpu"
     threads: int = 2
+    # "bf16": forward pass under bfloat16 autocast (losses, weights and optimizer stay float32);
+    # "auto" picks it where the hardware has native bf16 (AMX / AVX512-BF16 CPUs: ~1.4x faster
+    # steps on 2 cores; CUDA GPUs with bf16) and float32 elsewhere.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     save_every: int = 1000
     val_fraction: float = 0.05
     shift_px: int = 4
@@ -184,14 +189,26 @@ class Batcher:
         }
 
 
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether ``precision`` ("auto", "fp32", "bf16") means bfloat16 autocast on ``device``."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def compute_loss(
     model: VLANet,
     b: dict[str, torch.Tensor],
     done_weight: float,
     aux_weight: float = 1.0,
     heat_weight: float = 0.5,
+    bf16: bool = False,
 ) -> tuple[torch.Tensor, dict]:
-    out = model(b["image"], b["state"], b["tokens"], b["mask"], b["wrist"], b.get("start"))
+    with torch.autocast(b["image"].device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(b["image"], b["state"], b["tokens"], b["mask"], b["wrist"], b.get("start"))
+    out = {k: v.float() if v is not None else None for k, v in out.items()}  # losses in float32
     if model.cfg.action_head == "bins":
         arm_loss = F.cross_entropy(
             out["arm"].reshape(-1, model.cfg.n_bins), model.bin_targets(b["arm"]).reshape(-1)
@@ -287,6 +304,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         model = VLANet(cfg.model.model_copy(update=size)).to(device)
         model.set_state_stats(norm.stats["observation.state"]["mean"], norm.stats["observation.state"]["std"])
     data = Batcher(demos, norm, model.cfg.horizon, device, cfg.open_lead, cfg.open_radius)
+    bf16 = use_bf16(cfg.precision, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     last = cfg.out / "last"
@@ -313,6 +331,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
             cfg.done_weight,
             cfg.aux_weight,
             cfg.heat_weight,
+            bf16,
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -321,7 +340,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         if progress:
             progress(step + 1, cfg.steps, info)
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
-            val = evaluate_loss(model, data, val_idx, cfg)
+            val = evaluate_loss(model, data, val_idx, cfg, bf16)
             history.append({"step": step + 1, **info, **{f"val_{k}": v for k, v in val.items()}})
             _save_resume(last, model, opt, step + 1, demos.stats, cfg)
             model.train()
@@ -342,18 +361,21 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         "steps": cfg.steps,
         "resumed_from": start,
         "wall_s": time.perf_counter() - t0,
+        "precision": "bf16" if bf16 else "fp32",
         "history": history,
     }
 
 
 @torch.no_grad()
-def evaluate_loss(model: VLANet, data: Batcher, idx: torch.Tensor, cfg: TrainConfig) -> dict:
+def evaluate_loss(
+    model: VLANet, data: Batcher, idx: torch.Tensor, cfg: TrainConfig, bf16: bool = False
+) -> dict:
     model.eval()
     totals: dict[str, float] = {}
     chunks = idx.split(256)
     for c in chunks:
         _, info = compute_loss(
-            model, data.batch(c, None, 0), cfg.done_weight, cfg.aux_weight, cfg.heat_weight
+            model, data.batch(c, None, 0), cfg.done_weight, cfg.aux_weight, cfg.heat_weight, bf16
         )
         for k, v in info.items():
             totals[k] = totals.get(k, 0.0) + v / len(chunks)

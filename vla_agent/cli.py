@@ -247,6 +247,8 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
         lr=a.lr,
         seed=a.seed,
         device=a.device,
+        precision=a.precision,
+        save_every=a.save_every,
         init=Path(a.init) if a.init else None,
         model=VLAConfig(action_head=a.action_head),
     )
@@ -1156,6 +1158,13 @@ def build_parser() -> argparse.ArgumentParser:
     vt.add_argument("--lr", type=float, default=1e-3)
     vt.add_argument("--seed", type=int, default=0)
     vt.add_argument("--device", default="cpu", help="cpu | cuda")
+    vt.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="bf16: forward pass under bfloat16 autocast; auto: bf16 where the CPU/GPU has it natively",
+    )
+    vt.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints and validation")
     vt.add_argument("--action-head", default="continuous", choices=["continuous", "bins"])
     vt.add_argument("--init", metavar="CHECKPOINT", help="fine-tune from this checkpoint (keeps its stats)")
     vt.add_argument("--json", action="store_true")

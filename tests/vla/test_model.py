@@ -13,7 +13,7 @@ from vla_agent.vla.dataset import load_dataset
 from vla_agent.vla.model import VLAConfig, VLANet
 from vla_agent.vla.normalize import Normalizer
 from vla_agent.vla.policy import VLAPolicy
-from vla_agent.vla.train import Batcher, TrainConfig, compute_loss, train
+from vla_agent.vla.train import Batcher, TrainConfig, compute_loss, train, use_bf16
 
 SMALL = VLAConfig(channels=(8, 16, 16, 16), hidden=64, horizon=4)
 
@@ -58,6 +58,25 @@ def test_overfits_one_batch(tiny_dataset, head):
     # The action terms fit; the heatmap term keeps the entropy of its Gaussian targets.
     assert info["arm"] < 0.3 * first["arm"] and info["gripper"] < 0.2 * first["gripper"], (first, info)
     assert info["loss"] < first["loss"]
+
+
+def test_bf16_autocast_matches_float32_and_keeps_float32_weights(tiny_dataset):
+    torch.manual_seed(0)
+    d = load_dataset(tiny_dataset[0])
+    model = VLANet(SMALL)
+    batch = Batcher(d, Normalizer(d.stats), model.cfg.horizon, torch.device("cpu")).batch(
+        torch.arange(16), None, 0
+    )
+    loss32, _ = compute_loss(model, batch, 0.5)
+    loss16, info = compute_loss(model, batch, 0.5, bf16=True)
+    assert loss16.dtype == torch.float32 and abs(loss16.item() - loss32.item()) < 0.02 * loss32.item(), info
+    loss16.backward()
+    assert all(
+        p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+        for p in model.parameters()
+        if p.grad is not None
+    )
+    assert use_bf16("bf16", torch.device("cpu")) and not use_bf16("fp32", torch.device("cpu"))
 
 
 def test_train_checkpoint_resume_and_policy(tiny_dataset, tmp_path):
