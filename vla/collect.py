@@ -14,6 +14,10 @@ With ``policy_setup`` the VLA instead runs the setup pick to its end on its own,
 chain, and the expert places the block from the VLA's own grasp (an off-centre or tilted block,
 the height the VLA stopped at): demonstrations of placing from the states a chain really starts
 from. A task whose setup the VLA fails is skipped and counted (``setup_failed``).
+
+``sloppy_setup`` gets such states without a VLA: the setup pick is the expert's, made imperfect on
+purpose (``GraspSlop``: a block turned and off-centre in the fingers, grasped higher or lower, as
+the VLA's picks measure), not recorded; the place from it is.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from vla_agent.errors import ConfigError
 from vla_agent.sim.camera import intrinsics, project
 from vla_agent.sim.env import EnvConfig, TabletopEnv
-from vla_agent.skills.experts import ExpertPolicy
+from vla_agent.skills.experts import ExpertPolicy, GraspSlop
 from vla_agent.skills.library import SKILLS, get_skill
 from vla_agent.skills.rollout import run_subgoal
 from vla_agent.skills.tasks import PLACE_VARIANTS, bind_push, episode_rng, sample_task, skill_cycle
@@ -55,6 +59,10 @@ class CollectConfig(BaseModel):
         False,
         description="with policy: the VLA runs each setup subgoal (the pick before a place) to its end on "
         "its own; a task whose setup it fails is skipped",
+    )
+    sloppy_setup: bool = Field(
+        False,
+        description="the expert runs each setup subgoal with a deliberately imperfect grasp (not recorded)",
     )
     skills: tuple[str, ...] | None = Field(None, description="skills of the tasks, cycled (default: all)")
     place_variants: tuple[str, ...] = Field(PLACE_VARIANTS, description="drawn uniformly; repeat to weight")
@@ -146,6 +154,10 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         driver = VLAPolicy(cfg.policy)
     if cfg.policy_setup and driver is None:
         raise ConfigError("policy_setup needs a policy (the VLA checkpoint that runs the setup)")
+    if cfg.policy_setup and cfg.sloppy_setup:
+        raise ConfigError(
+            "choose one of policy_setup (the VLA picks) and sloppy_setup (a sloppy expert picks)"
+        )
     kept, dropped, unplaced, setup_failed, t0 = 0, 0, 0, 0, time.perf_counter()
     for i in range(cfg.episodes):
         seed = TRAIN_SEED_OFFSET + cfg.seed + i
@@ -166,13 +178,16 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
                 progress(i + 1, cfg.episodes)
             continue
         perturb = _noise(noise_rng, cfg.noise_std) if noise_rng.random() < cfg.noise_prob else None
+        setup_policy = driver if cfg.policy_setup else None
+        if cfg.sloppy_setup:
+            setup_policy = ExpertPolicy(env, GraspSlop(), episode_rng(seed, 2))
 
         subgoals = list(task.setup) + [task.subgoal]
         for k, sg in enumerate(subgoals):
             if sg is None:
                 sg = bind_push(env, task.scene.names[0], rng, split="train")
-            if driver is not None and cfg.policy_setup and k < len(subgoals) - 1:  # not recorded
-                result, obs = run_subgoal(env, driver, sg, obs, settle_steps=0)
+            if setup_policy is not None and k < len(subgoals) - 1:  # not recorded
+                result, obs = run_subgoal(env, setup_policy, sg, obs, settle_steps=0)
                 if not result.success:
                     setup_failed += 1
                     break

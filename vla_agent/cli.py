@@ -209,6 +209,7 @@ def cmd_vla_collect(a: argparse.Namespace) -> int:
         policy=a.policy,
         takeover_max=a.takeover_max,
         policy_setup=a.policy_setup,
+        sloppy_setup=a.sloppy_setup,
         skills=_csv(a.skills),
         place_variants=_csv(a.place_variants) or PLACE_VARIANTS,
         crowded=a.crowded,
@@ -282,28 +283,42 @@ def cmd_vla_filter(a: argparse.Namespace) -> int:
     return 0
 
 
-def _one_torch_thread() -> None:
-    """Parallel collectors each run the VLA at batch 1: one thread apiece, no oversubscription."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
-# The extra demonstrations of the shipped recipe: the skills and place targets the policy does
-# worst on get more data (stacking and regions twice as often as bowls and plates).
-FOCUS_SKILLS = ("place", "push")
+# The data of the shipped checkpoint, all from the scripted expert: per collector, the stage's
+# folder, what it is, tasks, and how they are drawn. Stacking and regions are weighted up where the
+# policy did worst; the last stage places from deliberately imperfect grasps, like the VLA's own.
 FOCUS_PLACE_VARIANTS = ("block", "region", "block", "region", "bowl", "plate")
+STACK_PLACE_VARIANTS = ("block", "block", "block", "region", "bowl", "plate")
+RECIPE: tuple[tuple[str, str, int, dict], ...] = (
+    ("demos", "picks and places", 500, dict(skills=("pick", "place"))),
+    (
+        "focus",
+        "places, stacking and regions weighted up",
+        400,
+        dict(skills=("place",), place_variants=FOCUS_PLACE_VARIANTS),
+    ),
+    (
+        "crowded",
+        "picks and places in crowded scenes",
+        667,
+        dict(skills=("pick", "place"), crowded=True, place_variants=FOCUS_PLACE_VARIANTS),
+    ),
+    ("push", "pushes", 1100, dict(skills=("push",))),
+    ("push-crowded", "pushes in crowded scenes", 1100, dict(skills=("push",), crowded=True)),
+    (
+        "places",
+        "places from sloppy grasps",
+        700,
+        dict(skills=("place",), crowded=True, sloppy_setup=True, place_variants=STACK_PLACE_VARIANTS),
+    ),
+)
 
 
 def cmd_vla_reproduce(a: argparse.Namespace) -> int:
-    """The recipe of the shipped checkpoint: expert demonstrations of every skill, then more of
-    the weakest (place and push), ``--workers`` collectors in parallel on disjoint seeds -> train
-    -> demonstrations in crowded scenes like those of ``bench chains`` -> fine-tune on everything ->
-    places from that model's own grasps (it picks, the expert places) -> fine-tune again; that last
-    stage four times (``--grasp-rounds``), each round collecting with the latest weights.
-    With ``--recovery-episodes``, then recovery demonstrations (that model drives, the expert takes
-    over) -> fine-tune on both (experimental: it has not beaten the plain recipe yet, see the
-    README)."""
+    """The shipped checkpoint from nothing: the expert's demonstrations (``RECIPE``, ``--workers``
+    collectors on disjoint seeds), one training run from scratch on all of them, a short
+    fine-tune at a lower learning rate. Resumable: a finished dataset part is kept, and training
+    resumes from its last checkpoint."""
+    import json
     import shutil
     import time
     from concurrent.futures import ProcessPoolExecutor
@@ -316,86 +331,60 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
     root = Path(a.out)
     times: dict[str, float] = {}
 
-    next_seed = 0  # every stage on fresh seeds, all below the benchmark's 10^6
+    parts, seed = [], 0  # every part on fresh seeds, all below the benchmarks' 10^6
+    for name, _, tasks, kw in RECIPE:
+        n = max(1, round(tasks * a.scale))
+        for k in range(a.workers):
+            parts.append(CollectConfig(out=root / name / f"part-{k}", episodes=n, seed=seed, **kw))
+            seed += n
+    todo = []
+    for cfg in parts:
+        if (cfg.out / "meta" / "info.json").exists():
+            continue  # collected by an earlier run
+        shutil.rmtree(cfg.out, ignore_errors=True)  # an interrupted part starts over
+        todo.append(cfg)
+    t = time.perf_counter()
+    with _progress() as prog:
+        task = prog.add_task(f"expert demonstrations ({a.workers} collectors)", total=len(todo))
+        with ProcessPoolExecutor(a.workers) as pool:
+            for i, r in enumerate(pool.map(collect, todo)):
+                prog.update(task, completed=i + 1)
+                out.print(
+                    f"  {r['dataset']}: {r['episodes_kept']} episodes kept, {r['episodes_dropped']} dropped, "
+                    f"{r['frames']} frames, {r['wall_s']:.0f} s"
+                )
+    times["collect"] = time.perf_counter() - t
+    datasets = [cfg.out for cfg in parts if (cfg.out / "meta" / "info.json").exists()]
 
-    def gather(name: str, what: str, episodes: int, **kw) -> list[Path]:
-        nonlocal next_seed
+    def fit(name: str, steps: int, **kw) -> Path:
         t = time.perf_counter()
-        parts = [
-            CollectConfig(
-                out=root / name / f"part-{k}", episodes=episodes, seed=next_seed + k * episodes, **kw
-            )
-            for k in range(a.workers)
-        ]
-        next_seed += a.workers * episodes
-        with _progress() as prog:
-            task = prog.add_task(f"{what} ({a.workers} collectors)", total=len(parts))
-            with ProcessPoolExecutor(a.workers, initializer=_one_torch_thread) as pool:
-                results = []
-                for i, r in enumerate(pool.map(collect, parts)):
-                    prog.update(task, completed=i + 1)
-                    out.print(f"  {r['dataset']}: {r['episodes_kept']} episodes, {r['frames']} frames")
-                    results.append(r)
-        times[name] = time.perf_counter() - t
-        return [Path(r["dataset"]) for r in results if r["dataset"] is not None]
-
-    def fit(name: str, datasets: list[Path], steps: int, **kw) -> Path:
-        t = time.perf_counter()
-        cfg = TrainConfig(dataset=datasets, out=root / name, steps=steps, device=a.device, **kw)
+        cfg = TrainConfig(
+            dataset=datasets,
+            out=root / name,
+            steps=steps,
+            device=a.device,
+            precision=a.precision,
+            save_every=max(1, steps // 4),
+            **kw,
+        )
         with _progress() as prog:
             task = prog.add_task(name, total=cfg.steps)
             result = train(cfg, progress=lambda s, n, info: prog.update(task, completed=s))
         times[name] = time.perf_counter() - t
         return Path(result["checkpoint"])
 
-    expert = gather("demos", "expert demonstrations", a.episodes)
-    demos = list(expert)
-    if a.focus_episodes:
-        demos += gather(
-            "focus",
-            "place and push demonstrations",
-            a.focus_episodes,
-            skills=FOCUS_SKILLS,
-            place_variants=FOCUS_PLACE_VARIANTS,
-        )
-    final = fit("train", demos, a.steps)
-    if a.crowded_episodes and a.crowded_steps:
-        demos += gather(
-            "crowded",
-            "demonstrations in crowded scenes",
-            a.crowded_episodes,
-            crowded=True,
-            place_variants=FOCUS_PLACE_VARIANTS,
-        )
-        final = fit("crowded-finetune", demos, a.crowded_steps, init=final, lr=a.finetune_lr)
-    # The first stage's second collector is left out of the grasp rounds' fine-tuning: everything
-    # at once would need ~21 GB of RAM. Each round collects with the latest weights and fine-tunes
-    # on the base data plus its own places.
-    base = [d for d in demos if d not in expert[1:2]]
-    for r in range(a.grasp_rounds if a.grasp_episodes and a.grasp_steps else 0):
-        name = "grasp" if r == 0 else f"grasp-{r + 1}"
-        grasp = gather(
-            name,
-            f"places from the VLA's own grasps (round {r + 1})",
-            a.grasp_episodes,
-            policy=str(final),
-            policy_setup=True,
-            takeover_max=0,
-            skills=("place",),
-            crowded=True,
-            place_variants=FOCUS_PLACE_VARIANTS,
-        )
-        final = fit(f"{name}-finetune", base + grasp, a.grasp_steps, init=final, lr=a.finetune_lr)
-    if a.recovery_episodes and a.finetune_steps:
-        recovery = gather("recovery", "recovery demonstrations", a.recovery_episodes, policy=str(final))
-        final = fit("finetune", demos + recovery, a.finetune_steps, init=final, lr=a.finetune_lr)
+    final = fit("train", a.steps)
+    if a.finetune_steps:
+        final = fit("finetune", a.finetune_steps, init=final, lr=a.finetune_lr)
     if a.install:
         DEFAULT_CHECKPOINT.mkdir(parents=True, exist_ok=True)
         for f in ("model.safetensors", "config.json", "stats.json"):
             shutil.copy2(final / f, DEFAULT_CHECKPOINT / f)
         out.print(f"installed as the default checkpoint: {DEFAULT_CHECKPOINT}")
-    stages = ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
-    out.print(f"reproduced in {time.perf_counter() - t0:.0f} s ({stages}): {final}")
+    times["total"] = time.perf_counter() - t0
+    (root / "reproduce.json").write_text(json.dumps({"checkpoint": str(final), "wall_s": times}, indent=2))
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in times.items() if k != "total")
+    out.print(f"reproduced in {times['total']:.0f} s ({stages}): {final}")
     return 0
 
 
@@ -1135,6 +1124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "places from the VLA's grasp; tasks whose pick the VLA fails are skipped",
     )
     vc.add_argument(
+        "--sloppy-setup",
+        action="store_true",
+        help="the expert makes the pick before a place imperfect on purpose (block turned and off-centre "
+        "in the fingers, like the VLA's picks; not recorded) and places from that grasp; no VLA needed",
+    )
+    vc.add_argument(
         "--skills", metavar="LIST", help="skills of the tasks, cycled, e.g. place,push (default: all)"
     )
     vc.add_argument(
@@ -1182,50 +1177,24 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--json", action="store_true")
     vf.set_defaults(func=cmd_vla_filter)
 
-    vr = vsub.add_parser("reproduce", help="collect + train with the defaults of the shipped checkpoint")
+    vr = vsub.add_parser(
+        "reproduce",
+        help="the shipped checkpoint from nothing: collect the expert data, train, fine-tune",
+        description="Collect the shipped checkpoint's data with the scripted expert (picks, places, "
+        "pushes, plain and crowded scenes, places from deliberately sloppy grasps; ~268 k frames with the "
+        "defaults), train one model from scratch on all of it, fine-tune it briefly at a lower rate. "
+        "Re-running with the same --out resumes. Needs ~20 GB of RAM at full scale.",
+    )
     vr.add_argument("--out", default="runs/reproduce")
-    vr.add_argument("--episodes", type=int, default=1500, help="tasks per collector")
-    vr.add_argument("--workers", type=int, default=2, help="parallel collectors (seeds 0, N, 2N, ...)")
+    vr.add_argument("--workers", type=int, default=2, help="parallel collectors (disjoint seeds)")
     vr.add_argument(
-        "--focus-episodes",
-        type=int,
-        default=800,
-        help="then, per collector, place and push tasks (stacking and regions weighted up); 0: none",
+        "--scale", type=float, default=1.0, help="multiply every stage's tasks (e.g. 0.1 for a quick look)"
     )
-    vr.add_argument("--steps", type=int, default=10000, help="training steps on the expert demonstrations")
-    vr.add_argument(
-        "--crowded-episodes",
-        type=int,
-        default=1000,
-        help="then, per collector, tasks in scenes like bench chains' (4-5 blocks, a bowl and a plate) and "
-        "fine-tuning on everything; 0: none",
-    )
-    vr.add_argument(
-        "--crowded-steps", type=int, default=3000, help="fine-tuning steps with the crowded scenes"
-    )
-    vr.add_argument(
-        "--grasp-episodes",
-        type=int,
-        default=700,
-        help="then, per collector, place tasks in crowded scenes whose pick that model does itself "
-        "(the expert places from its grasp) and fine-tuning; 0: none",
-    )
-    vr.add_argument("--grasp-steps", type=int, default=3000, help="fine-tuning steps with those places")
-    vr.add_argument(
-        "--grasp-rounds", type=int, default=4, help="rounds of that stage, each with the latest weights"
-    )
-    vr.add_argument(
-        "--recovery-episodes",
-        type=int,
-        default=0,
-        help="tasks per collector for recovery data, then fine-tuning (experimental; 0: none, the shipped "
-        "recipe)",
-    )
-    vr.add_argument("--finetune-steps", type=int, default=4000, help="fine-tuning steps with recovery data")
-    vr.add_argument(
-        "--finetune-lr", type=float, default=3e-4, help="learning rate of every fine-tuning stage"
-    )
+    vr.add_argument("--steps", type=int, default=16000, help="training steps from scratch (batch 64)")
+    vr.add_argument("--finetune-steps", type=int, default=2000, help="then fine-tuning steps; 0: none")
+    vr.add_argument("--finetune-lr", type=float, default=3e-4)
     vr.add_argument("--device", default="cpu", help="cpu | cuda")
+    vr.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     vr.add_argument(
         "--install", action="store_true", help="copy the result over the shipped default checkpoint"
     )

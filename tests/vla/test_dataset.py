@@ -174,30 +174,33 @@ def test_collect_cycles_the_chosen_skills_and_place_targets(tmp_path):
         CollectConfig(place_variants=("shelf",))
 
 
-def test_reproduce_runs_every_stage_of_the_recipe(tmp_path):
-    """The shipped recipe end to end at toy scale: expert demonstrations, the place/push focus
-    stage, training, crowded scenes, fine-tuning, four rounds of places from the model's own
-    grasps, each with its fine-tuning; a loadable checkpoint comes out of every training stage."""
-    from vla_agent.cli import main
+def test_reproduce_runs_every_stage_of_the_recipe_and_resumes(tmp_path):
+    """The shipped recipe end to end at toy scale: every collection stage (the last one placing
+    from sloppy grasps, recording only the places), training from scratch on all of it, the
+    fine-tune from that; a second run with the same --out collects nothing again."""
+    from vla_agent.cli import RECIPE, main
+    from vla_agent.skills.library import skill_of_instruction
     from vla_agent.vla.checkpoint import load_checkpoint
+    from vla_agent.vla.dataset import load_dataset
 
-    args = ["vla", "reproduce", "--out", str(tmp_path), "--workers", "1", "--episodes", "2"]
-    args += ["--focus-episodes", "1", "--crowded-episodes", "1", "--steps", "2", "--crowded-steps", "1"]
-    args += ["--grasp-episodes", "1", "--grasp-steps", "1"]
+    args = ["vla", "reproduce", "--out", str(tmp_path), "--workers", "1", "--scale", "0.002"]
+    args += ["--steps", "2", "--finetune-steps", "1"]
     assert main(args) == 0
-    for stage in ("demos/part-0", "focus/part-0", "train/final", "crowded/part-0", "crowded-finetune/final"):
-        assert (tmp_path / stage).is_dir(), stage
-    _, _, config = load_checkpoint(tmp_path / "crowded-finetune" / "final", "cpu")
+    infos = {}
+    for name, *_ in RECIPE:
+        infos[name] = tmp_path / name / "part-0" / "meta" / "info.json"
+        assert infos[name].exists(), name
+    places = load_dataset(tmp_path / "places" / "part-0")
+    assert {skill_of_instruction(t) for t in places.tasks} == {"place"}
+    _, _, config = load_checkpoint(tmp_path / "finetune" / "final", "cpu")
     assert config["train"]["init"].endswith("train/final") and config["step"] == 1
-    # A 3-step model rarely picks anything, so the grasp stage may keep no places; it still
-    # fine-tunes (on the rest) from the crowded stage's weights.
-    _, _, config = load_checkpoint(tmp_path / "grasp-finetune" / "final", "cpu")
-    assert config["train"]["init"].endswith("crowded-finetune/final") and config["step"] == 1
-    _, _, config = load_checkpoint(tmp_path / "grasp-2-finetune" / "final", "cpu")  # the second round
-    assert config["train"]["init"].endswith("grasp-finetune/final")
-    for r in (3, 4):  # each round starts from the one before
-        _, _, config = load_checkpoint(tmp_path / f"grasp-{r}-finetune" / "final", "cpu")
-        assert config["train"]["init"].endswith(f"grasp-{r - 1}-finetune/final")
+    assert len(config["train"]["dataset"]) == len(RECIPE)
+    report = json.loads((tmp_path / "reproduce.json").read_text())
+    assert report["checkpoint"].endswith("finetune/final") and report["wall_s"]["collect"] > 0
+
+    stamps = {n: p.stat().st_mtime_ns for n, p in infos.items()}
+    assert main(args) == 0
+    assert stamps == {n: p.stat().st_mtime_ns for n, p in infos.items()}
 
 
 def test_filter_cli(tiny_dataset, tmp_path, capsys):
