@@ -49,7 +49,8 @@ def _align(target_yaw: float, current: float, period: float = math.pi / 2) -> fl
 class GraspSlop:
     """How far a deliberately imperfect pick strays from the expert's clean one.
 
-    Measured on the shipped VLA's own picks (60 crowded place setups, seeds 30000-30059): the
+    Measured on a VLA's own picks (the weights shipped before these; 60 crowded place setups,
+    seeds 30000-30059): the
     block ends up turned in the fingers (relative yaw p10/p90 -38/+38 degrees against the
     expert's 0), off-centre along the fingers (std 3 mm), grasped 4 mm (std) higher or lower. Places
     recorded from such grasps teach placing from the states a chain really starts from, without
