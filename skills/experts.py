@@ -50,11 +50,10 @@ class GraspSlop:
     """How far a deliberately imperfect pick strays from the expert's clean one.
 
     Measured on a VLA's own picks (the weights shipped before these; 60 crowded place setups,
-    seeds 30000-30059): the
-    block ends up turned in the fingers (relative yaw p10/p90 -38/+38 degrees against the
-    expert's 0), off-centre along the fingers (std 3 mm), grasped 4 mm (std) higher or lower. Places
-    recorded from such grasps teach placing from the states a chain really starts from, without
-    a VLA to make them.
+    seeds 30000-30059): the block ends up turned in the fingers (relative yaw p10/p90 -38/+38
+    degrees against the expert's 0), off-centre along the fingers (std 3 mm), grasped 4 mm (std)
+    higher or lower. Places recorded from such grasps teach placing from the states a chain
+    really starts from, without a VLA to make them.
     """
 
     yaw: float = 0.75  # radians, uniform +-: the wrist's error against the block's faces
