@@ -24,6 +24,7 @@ SPEED = 0.035  # metres per step, under the env's 0.04 limit
 PUSH_SPEED = 0.02  # metres per step while in contact: a faster push sends the block sliding on
 TURN = 0.2  # radians per step
 SAFE_Z = 0.16
+PICK_LIFT = 0.15  # metres the expert lifts a picked block above its grasp point
 FINGER_AXIS_YAW = 0.0  # tool yaw that opens the fingers across the tool-to-offset direction
 BOWL_SIDE_OFFSET = 0.032  # aim of a second block in a bowl, from the centre away from the first
 
@@ -90,16 +91,14 @@ class ExpertPolicy:
         self._plan: Callable[[], list[Waypoint]] = getattr(self, f"_plan_{subgoal.skill}")
         self._entered = False
         self.goal: np.ndarray | None = None  # where the object is headed (a training label)
-        self._stray = np.zeros(4)  # yaw, along, height, lift offset of a sloppy pick
+        self._stray = (0.0, 0.0, 0.0, PICK_LIFT)  # yaw, along, height offsets and lift of a pick
         if self.slop is not None:
             sl, r = self.slop, self.rng
-            self._stray = np.array(
-                [
-                    r.uniform(-sl.yaw, sl.yaw),
-                    r.normal(*sl.along),
-                    r.uniform(*sl.height),
-                    r.uniform(*sl.lift) - 0.15,
-                ]
+            self._stray = (
+                r.uniform(-sl.yaw, sl.yaw),
+                r.normal(*sl.along),
+                r.uniform(*sl.height),
+                r.uniform(*sl.lift),
             )
 
     # ------------------------------------------------------------------ acting
@@ -157,7 +156,7 @@ class ExpertPolicy:
 
     def _plan_pick(self) -> list[Waypoint]:
         o = self._obj(self.subgoal.args["obj"])
-        d_yaw, along, height, d_lift = self._stray
+        d_yaw, along, height, lift_z = self._stray
         yaw = self._once("yaw", lambda: [_align(o.yaw, float(self._tool()[5])) + d_yaw])[0]
         grasp = o.position + np.array([-along * math.cos(yaw), -along * math.sin(yaw), height - 0.004])
         if self._once("held", lambda: [float(self._holding(o))])[0]:  # taken over mid-pick: lift
@@ -165,7 +164,7 @@ class ExpertPolicy:
             lift = self._once("lift", lambda: [tool[0], tool[1], max(tool[2], BLOCK_SIZE / 2 + 0.146)])
             self.goal = lift
             return [Waypoint(lift, None, GRIPPER_CLOSE, tol=0.02)]
-        lift = self._once("lift", lambda: grasp + [0.0, 0.0, 0.15 + d_lift])
+        lift = self._once("lift", lambda: grasp + [0.0, 0.0, lift_z])
         self.goal = lift
         return [
             Waypoint(grasp + [0, 0, 0.09], yaw, GRIPPER_OPEN, tol=0.012),

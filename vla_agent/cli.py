@@ -284,29 +284,18 @@ def cmd_vla_filter(a: argparse.Namespace) -> int:
 
 
 # The data of the shipped checkpoint, all from the scripted expert: per collector, the stage's
-# folder, what it is, tasks, and how they are drawn. Stacking and regions are weighted up where the
-# policy did worst; the last stage places from deliberately imperfect grasps, like the VLA's own.
+# folder, its tasks and how they are drawn. Stacking and regions are weighted up where the policy
+# did worst; the last stage places from deliberately imperfect grasps, like the VLA's own.
 FOCUS_PLACE_VARIANTS = ("block", "region", "block", "region", "bowl", "plate")
 STACK_PLACE_VARIANTS = ("block", "block", "block", "region", "bowl", "plate")
-RECIPE: tuple[tuple[str, str, int, dict], ...] = (
-    ("demos", "picks and places", 500, dict(skills=("pick", "place"))),
-    (
-        "focus",
-        "places, stacking and regions weighted up",
-        400,
-        dict(skills=("place",), place_variants=FOCUS_PLACE_VARIANTS),
-    ),
-    (
-        "crowded",
-        "picks and places in crowded scenes",
-        667,
-        dict(skills=("pick", "place"), crowded=True, place_variants=FOCUS_PLACE_VARIANTS),
-    ),
-    ("push", "pushes", 1100, dict(skills=("push",))),
-    ("push-crowded", "pushes in crowded scenes", 1100, dict(skills=("push",), crowded=True)),
+RECIPE: tuple[tuple[str, int, dict], ...] = (
+    ("demos", 500, dict(skills=("pick", "place"))),
+    ("focus", 400, dict(skills=("place",), place_variants=FOCUS_PLACE_VARIANTS)),
+    ("crowded", 667, dict(skills=("pick", "place"), crowded=True, place_variants=FOCUS_PLACE_VARIANTS)),
+    ("push", 1100, dict(skills=("push",))),
+    ("push-crowded", 1100, dict(skills=("push",), crowded=True)),
     (
         "places",
-        "places from sloppy grasps",
         700,
         dict(skills=("place",), crowded=True, sloppy_setup=True, place_variants=STACK_PLACE_VARIANTS),
     ),
@@ -332,7 +321,7 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
     times: dict[str, float] = {}
 
     parts, seed = [], 0  # every part on fresh seeds, all below the benchmarks' 10^6
-    for name, _, tasks, kw in RECIPE:
+    for name, tasks, kw in RECIPE:
         n = max(1, round(tasks * a.scale))
         for k in range(a.workers):
             parts.append(CollectConfig(out=root / name / f"part-{k}", episodes=n, seed=seed, **kw))
