@@ -2,7 +2,9 @@
 
 ``SimBackend`` drives the PyBullet ``TabletopEnv``. Every backend audits what it receives against
 the shield's envelope (``unsafe_actions``) and refuses to move on malformed data, so a bug
-upstream of the shield is counted, not executed.
+upstream of the shield is counted, not executed; and it audits where the arm *is* after every
+move (``unsafe_states``: measured states outside the envelope by more than its tolerances, with
+the worst excursion in ``worst_excursion``), so drift that no command asked for is counted too.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ from typing import Protocol
 import numpy as np
 
 from vla_agent.agent.perception import CameraModel
-from vla_agent.agent.shield import TIMESTAMP, SafetyShield
+from vla_agent.agent.shield import TIMESTAMP, SafetyShield, state_excursion
 from vla_agent.errors import ActionError
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
-from vla_agent.types import STATE, Observation, SceneObject
+from vla_agent.types import JOINTS, STATE, Observation, SceneObject
 
 
 class RobotBackend(Protocol):
     name: str
     unsafe_actions: int
+    unsafe_states: int
 
     def observe(self) -> Observation: ...
     def apply(self, action: np.ndarray) -> None: ...
@@ -42,6 +45,27 @@ def audit_action(backend, action: np.ndarray) -> None:
         raise ActionError(f"backend refused an unsafe action ({', '.join(problems)})")
 
 
+class StateAudit:
+    """Counts measured states outside the envelope (beyond its tolerances) and keeps the worst
+    excursion seen: metres outside the box, radians past the tilt and joint limits."""
+
+    def __init__(self):
+        self.unsafe_states = 0
+        self.worst = {"position_mm": 0.0, "tilt_rad": 0.0, "joint_rad": 0.0}
+
+    def record(self, shield: SafetyShield, obs: Observation) -> None:
+        ex = state_excursion(shield.config, obs[STATE], obs.get(JOINTS))
+        if ex.unsafe(shield.config):
+            self.unsafe_states += 1
+        w = self.worst
+        w["position_mm"] = max(w["position_mm"], round(ex.position * 1000, 2))
+        w["tilt_rad"] = max(w["tilt_rad"], round(ex.tilt, 4))
+        w["joint_rad"] = max(w["joint_rad"], round(ex.joint, 4))
+
+    def reset(self) -> None:
+        self.__init__()
+
+
 class SimBackend:
     """The simulated robot. ``render()`` gives video frames; ``env`` stays reachable for the
     ground-truth judge of benchmarks (never for the detector or the policy)."""
@@ -52,6 +76,7 @@ class SimBackend:
         self.env = env or TabletopEnv(EnvConfig())
         self.audit = audit or SafetyShield()
         self.unsafe_actions = 0
+        self.states = StateAudit()
         self.applied = 0
         self.stopped = False
         self._obs: Observation | None = None
@@ -73,6 +98,11 @@ class SimBackend:
         obs, *_ = self.env.step(np.asarray(action, float))
         self.applied += 1
         self._obs = {**obs, TIMESTAMP: time.monotonic()}
+        self.states.record(self.audit, self._obs)
+
+    @property
+    def unsafe_states(self) -> int:
+        return self.states.unsafe_states
 
     def stop(self) -> None:
         """Hold: zero motion with the gripper as it is (one control tick)."""
@@ -80,6 +110,7 @@ class SimBackend:
         hold = np.array([0, 0, 0, 0, 0, 0, 1.0 if self.env.gripper_open else -1.0])
         obs, *_ = self.env.step(hold)
         self._obs = {**obs, TIMESTAMP: time.monotonic()}
+        self.states.record(self.audit, self._obs)
 
     @property
     def camera(self) -> CameraModel:

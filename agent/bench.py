@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from collections import defaultdict
@@ -142,7 +141,7 @@ def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> 
     if cfg.policy == "vla":
         kwargs = {"checkpoint": cfg.checkpoint, "device": cfg.device, "execute": cfg.execute}
     elif cfg.policy.startswith(("ws://", "wss://")):
-        kwargs = {"api_key": os.environ.get("VLA_AGENT_API_KEY"), "execute": cfg.execute}
+        kwargs = {"execute": cfg.execute}  # the API key: VLA_AGENT_API_KEY or its files (vla.auth)
     policy = make_policy(cfg.policy, env, **kwargs)
     expert = ExpertPolicy(env)
     by_skill: dict[str, list[bool]] = defaultdict(list)

@@ -170,6 +170,8 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
     judged = false_done = false_failed = 0
     shield_events = 0
     unsafe = 0
+    unsafe_states = 0
+    worst = {"position_mm": 0.0, "tilt_rad": 0.0, "joint_rad": 0.0}
     overhead: list[float] = []
     executed = 0
     wall_exec = 0.0
@@ -253,6 +255,9 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         shield_events += state["shield"]
         unsafe += session.backend.unsafe_actions
         session.backend.unsafe_actions = 0
+        unsafe_states += session.backend.unsafe_states
+        worst = {k: max(v, session.backend.states.worst[k]) for k, v in worst.items()}
+        session.backend.states.reset()
         overhead += result.overhead_ms
         executed += len(result.outcomes)
         episodes.append(
@@ -291,6 +296,8 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         "broken_at": dict(broken_at.most_common()),
         "shield_interventions": shield_events,
         "unsafe_actions_reached_backend": unsafe,
+        "unsafe_states_reached": unsafe_states,
+        "worst_state_excursion": worst,
         "seconds_per_subgoal": wall_exec / max(executed, 1),
         "overhead_ms_per_step": {"p50": float(np.percentile(oh, 50)), "p99": float(np.percentile(oh, 99))},
         "setup_redraws": setup_failures,

@@ -19,12 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.detectors import SuccessDetector
 from vla_agent.agent.events import EventBus
-from vla_agent.agent.guard import check_command
+from vla_agent.agent.guard import check_command, normalize
+from vla_agent.agent.intent import check_plan_intent
 from vla_agent.agent.perception import Perception
 from vla_agent.agent.plan import Plan, PlanError
 from vla_agent.agent.shield import SafetyShield
 from vla_agent.agent.trace import TraceWriter
-from vla_agent.errors import VlaAgentError
+from vla_agent.errors import PolicyUnavailable, VlaAgentError
 from vla_agent.sim.predicates import evaluate, holds
 from vla_agent.skills.library import get_skill
 from vla_agent.types import STATE, Scene, SceneObject, Status, StepOutcome, Subgoal
@@ -163,8 +164,9 @@ class Executor:
             res.status, res.reason = "refused", reason
             return self._finish(res, t0)
         scene = self.scene()
+        text = " ".join(normalize(command).split())  # planners read what the guard read
         try:
-            plan = self.planner.plan(command, scene)
+            plan = self.planner.plan(text, scene)
         except (PlanError, VlaAgentError) as e:
             ev.emit("refused", reason=str(e), stage="planner")
             res.status, res.reason = "refused", str(e)
@@ -173,6 +175,12 @@ class Executor:
         if plan.refused is not None:
             ev.emit("refused", reason=plan.refused, stage="planner")
             res.status, res.reason = "refused", plan.refused
+            return self._finish(res, t0)
+        mismatch = check_plan_intent(text, scene, plan.subgoals)
+        if mismatch is not None:
+            reason = f"{mismatch}; nothing moved (rephrase the command, or name the objects)"
+            ev.emit("refused", reason=reason, stage="intent")
+            res.status, res.reason = "refused", reason
             return self._finish(res, t0)
         ev.emit("plan", subgoals=plan.to_json()["subgoals"], planner=plan.planner, latency_ms=plan.latency_ms)
         verdict = approve(plan) if approve is not None else True
@@ -196,12 +204,16 @@ class Executor:
                     return self._finish(res, t0)
                 res.replans += 1
                 try:
-                    new = self.planner.replan(command, self.scene(), res.outcomes)
+                    new = self.planner.replan(text, self.scene(), res.outcomes)
                 except (PlanError, VlaAgentError) as e:
                     res.reason = f"replanning failed: {e}"
                     return self._finish(res, t0)
                 if new.refused is not None:
                     res.reason = f"replanning refused: {new.refused}"
+                    return self._finish(res, t0)
+                mismatch = check_plan_intent(text, self.scene(), new.subgoals, first=False)
+                if mismatch is not None:
+                    res.reason = f"replanning refused: {mismatch}"
                     return self._finish(res, t0)
                 ev.emit(
                     "replan", subgoals=new.to_json()["subgoals"], after=sg.instruction, reason=outcome.reason
@@ -209,6 +221,19 @@ class Executor:
                 queue = list(new.subgoals)
         except Stopped:
             res.status, res.reason = "stopped", "emergency stop"
+            return self._finish(res, t0)
+        except PolicyUnavailable as e:
+            self.events.emit(
+                "subgoal_end",
+                index=index,
+                instruction=sg.instruction,
+                status=Status.FAILED.value,
+                steps=0,
+                attempts=1,
+                reason=str(e),
+            )
+            res.outcomes.append(StepOutcome(sg, Status.FAILED, 1, 0, str(e)))
+            res.status, res.reason = "error", str(e)
             return self._finish(res, t0)
         res.status = "success"
         return self._finish(res, t0)
@@ -356,6 +381,8 @@ class Executor:
                     self.backend.stop()
                     msg = f"policy error: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
                     self.events.emit("error", index=index, reason=msg)
+                    if isinstance(e, PolicyUnavailable):  # no retry or replan can help: end the run
+                        raise PolicyUnavailable(msg) from None
                     return Status.FAILED, steps, msg
             issued = time.monotonic()
             policy_ms = (time.perf_counter() - t_pol) * 1000

@@ -27,15 +27,24 @@ def _expert(env: TabletopEnv, **_):
 POLICIES: dict[str, PolicyFactory] = {"vla": _vla, "expert": _expert}
 
 
-def _remote(env: TabletopEnv, uri: str, api_key: str | None = None, execute: int = 2, **_):
+def _remote(
+    env: TabletopEnv,
+    uri: str,
+    api_key: str | None = None,
+    api_key_file: Path | None = None,
+    execute: int = 2,
+    **_,
+):
+    from vla_agent.vla.auth import resolve_api_key
     from vla_agent.vla.client import RemotePolicy
 
-    return RemotePolicy(uri, api_key=api_key, execute=execute)
+    return RemotePolicy(uri, api_key=resolve_api_key(api_key, api_key_file), execute=execute)
 
 
 def make_policy(spec: str, env: TabletopEnv, **kwargs):
     """Build the policy named by ``spec`` (``vla``, ``expert`` or ``ws://host:port``); unknown
-    names raise with suggestions."""
+    names raise with suggestions. A remote policy's API key comes from ``api_key``, a key file,
+    ``VLA_AGENT_API_KEY`` or the config file (``vla_agent.vla.auth``)."""
     if spec.startswith(("ws://", "wss://")):
         return _remote(env, spec, **kwargs)
     factory = POLICIES.get(spec)

@@ -189,7 +189,8 @@ text-align: left; font-size: 14px }} th {{ background: #f3f3f3 }}
 <p class="muted">scene: {html.escape(str(s["scene"]))} · seed {s["seed"]}
 · policy {html.escape(str(s["policy"]))}
 · {total} control steps · {s["shield_interventions"]} shield interventions ({s["shield_holds"]} holds)
-· unsafe actions that reached the robot: {summary.get("unsafe_actions_reached_backend", "n/a")}</p>
+· unsafe actions that reached the robot: {summary.get("unsafe_actions_reached_backend", "n/a")}
+· unsafe measured states: {summary.get("unsafe_states_reached", "n/a")}</p>
 {video}
 <h2>Plan</h2>
 {_table(plan_rows, ["#", "skill", "arguments", "instruction sent to the policy"])}

@@ -19,7 +19,7 @@ from vla_agent.agent.detectors import (
 )
 from vla_agent.agent.events import Event
 from vla_agent.agent.executor import Executor, ExecutorConfig, RunResult
-from vla_agent.agent.guard import check_command
+from vla_agent.agent.guard import check_command, normalize
 from vla_agent.agent.plan import PlanError
 from vla_agent.agent.planner_offline import OfflinePlanner
 from vla_agent.agent.policies import make_policy
@@ -45,11 +45,12 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scene: str | None = DEFAULT_SCENE
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
     randomize: bool = False
     policy: str = "vla"
     checkpoint: Path | None = None
     device: str = "cpu"
+    api_key_file: Path | None = Field(None, description="file holding a policy server's API key")
     planner: str = "offline"
     llm_model: str = "openai:gpt-4o-mini"
     llm_base_url: str | None = None
@@ -101,7 +102,9 @@ class Session:
         self.cfg = cfg
         self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize))
         self.backend = SimBackend(self.env)
-        self.policy = make_policy(cfg.policy, self.env, checkpoint=cfg.checkpoint, device=cfg.device)
+        self.policy = make_policy(
+            cfg.policy, self.env, checkpoint=cfg.checkpoint, device=cfg.device, api_key_file=cfg.api_key_file
+        )
         self.planner = make_planner(cfg)
         self.frames: list = []
         self.executor = Executor(
@@ -195,6 +198,7 @@ class Session:
             "goals": (goals := placed_goals(r.outcomes)),
             "goals_unmet": [g for g in goals if not self.env.evaluate(g)],
             "unsafe_actions_reached_backend": self.backend.unsafe_actions,
+            "unsafe_states_reached": self.backend.unsafe_states,
             "steps": r.steps,
             "wall_s": round(r.wall_s, 3),
         }
@@ -205,7 +209,7 @@ class Session:
         if reason is not None:
             return {"refused": reason}
         try:
-            plan = self.planner.plan(command, self.executor.scene())
+            plan = self.planner.plan(" ".join(normalize(command).split()), self.executor.scene())
         except (PlanError, VlaAgentError) as e:
             return {"refused": str(e)}
         return {**plan.to_json(), "planner": plan.planner, "latency_ms": round(plan.latency_ms, 3)}

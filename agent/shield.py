@@ -1,34 +1,43 @@
 """The safety shield: every action passes here before it reaches a robot backend.
 
+The envelope is a promise about where the arm *is*, not only about what it is told: every step
+the shield checks the measured state and the predicted end pose as well as the command.
+
 Checks, in order (each intervention is named in ``ShieldResult.violations``):
 
-1. shape and finiteness (NaN/inf -> hold: zero motion, gripper unchanged);
+1. shape and finiteness (NaN/inf, huge integers -> hold: zero motion, gripper unchanged);
 2. watchdog: a stale observation or a stale policy output -> hold;
-3. gripper command clipped to [-1, 1];
-4. per-step translation and rotation limits (vector-scaled, direction kept);
-5. tool tilt limit (roll/pitch stay within ``max_tilt`` of pointing down);
-6. end-effector workspace box (the target is clipped into it);
-7. keep-out boxes: a move whose path enters one is cut to zero translation;
-8. a kinematic twin (PyBullet, its own physics client): inverse kinematics for the target pose,
-   joint limits and reach error, and collision lookahead of the whole arm against the table;
+3. tracking: the measured tool strayed more than ``max_tracking_error`` sideways from the last
+   commanded move (drift the command did not ask for) -> hold (a safety event);
+4. gripper command clipped to [-1, 1]; per-step translation and rotation limits (vector-scaled);
+5. measured state outside the envelope (workspace box, tool tilt, joint limits; never a box
+   that stretches to include the arm) -> a safety event: only the move straight back toward the
+   envelope is sent, no turn of the wrist, the gripper as it is;
+6. otherwise: tool tilt limit, then the target clipped into the workspace box with a braking
+   allowance (a step toward a face covers at most ``1 / (1 + overshoot)`` of the distance left,
+   as a robot slows near a soft axis limit), keep-out boxes;
+7. a kinematic twin (``vla_agent.sim.twin``): inverse kinematics for the target pose, seeded from
+   the measured joints when the robot reports them, so its answer is where the arm will go:
+   reach error, joint limits, the predicted pose inside the box, the arm clear of the table;
    an infeasible target -> hold.
 
-``envelope_violations`` is the independent audit a backend runs on what it receives.
+``envelope_violations`` (a command) and ``state_excursion`` (a measured state) are the
+independent audit a backend runs on what it receives and where it is.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
-import pybullet as p
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.sim import assets
-from vla_agent.types import ACTION_DIM, STATE, Observation, ShieldResult
+from vla_agent.sim.twin import KinematicTwin
+from vla_agent.types import ACTION_DIM, JOINTS, STATE, Observation, ShieldResult
 
-ORIENTATION_TOLERANCE = 0.15  # rad between the IK solution's tool orientation and the target
 TIMESTAMP = "timestamp"  # observation key: time.monotonic() at capture, set by backends
 
 
@@ -55,21 +64,116 @@ class ShieldConfig(BaseModel):
     max_action_age_s: float = Field(1.0, gt=0)
     ik_check: bool = True
     ik_tolerance: float = Field(0.01, gt=0, description="metres between the IK solution and the target")
+    predicted_miss: float = Field(
+        0.02,
+        gt=0,
+        description="metres the arm may end from the target when the twin predicts from its joints",
+    )
     table_margin: float = Field(0.002, description="min clearance of the arm (fingers excepted) to the table")
+    overshoot: float = Field(
+        0.6,
+        ge=0,
+        description="braking allowance: a step toward a face covers at most 1/(1+overshoot) of the gap",
+    )
+    max_tracking_error: float = Field(
+        0.03, gt=0, description="metres the measured tool may stray sideways from the commanded move"
+    )
+    state_tolerance: float = Field(
+        0.005, ge=0, description="metres outside the box a measured state may be before it counts as unsafe"
+    )
+    tilt_tolerance: float = Field(
+        0.1, ge=0, description="radians past max_tilt before a state is unsafe (contacts can tip the hand)"
+    )
+    joint_tolerance: float = Field(
+        0.05, ge=0, description="radians past a joint limit before a state is unsafe"
+    )
+    low_z: float = Field(
+        0.10,
+        description="below this height the tool may tilt only to max_tilt - tilt_tolerance (contacts tip it)",
+    )
+    joint_margin: float = Field(
+        0.1, ge=0, description="radians short of a joint limit that no move may go further into (braking)"
+    )
+
+
+@dataclass(frozen=True)
+class Excursion:
+    """How far a measured state lies outside the envelope (0 where it is inside)."""
+
+    position: float = 0.0  # metres outside the workspace box
+    tilt: float = 0.0  # radians past max_tilt (roll or pitch)
+    joint: float = 0.0  # radians past a joint limit
+    detail: str = ""
+
+    @property
+    def outside(self) -> bool:
+        return bool(self.position > 0 or self.tilt > 0 or self.joint > 0)
+
+    def unsafe(self, c: ShieldConfig) -> bool:
+        """Outside by more than the tolerances: what benchmarks count as an unsafe state."""
+        return bool(
+            self.position > c.state_tolerance
+            or self.tilt > c.tilt_tolerance
+            or self.joint > c.joint_tolerance
+        )
+
+
+def state_excursion(c: ShieldConfig, state, joints=None) -> Excursion:
+    """Where the measured ``state`` (and ``joints``, when known) lies outside the envelope."""
+    s = np.asarray(state, float).reshape(-1)
+    if s.shape != (7,) or not np.all(np.isfinite(s)):
+        return Excursion(math.inf, math.inf, 0.0, "no valid robot state")
+    lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
+    below, above = np.maximum(lo - s[:3], 0), np.maximum(s[:3] - hi, 0)
+    position = float(np.linalg.norm(below + above))
+    tilt = float(max(0.0, max(abs(_wrap(s[3])), abs(_wrap(s[4]))) - c.max_tilt))
+    joint = 0.0
+    q = _joints(joints)
+    if q is not None:
+        lower, upper = np.array(assets.ARM_LOWER), np.array(assets.ARM_UPPER)
+        joint = float(max(np.max(lower - q), np.max(q - upper), 0.0))
+    parts = []
+    for i, axis in enumerate("xyz"):
+        if below[i] > 0:
+            parts.append(f"{axis} {below[i] * 1000:.0f} mm below {lo[i]:.3f}")
+        if above[i] > 0:
+            parts.append(f"{axis} {above[i] * 1000:.0f} mm above {hi[i]:.3f}")
+    if tilt > 0:
+        parts.append(f"tilt {tilt:.2f} rad past {c.max_tilt:.2f}")
+    if joint > 0:
+        parts.append(f"a joint {joint:.2f} rad past its limit")
+    return Excursion(position, tilt, joint, ", ".join(parts))
+
+
+def _joints(joints) -> np.ndarray | None:
+    if joints is None:
+        return None
+    try:
+        q = np.asarray(joints, float).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return q if q.shape == (len(assets.ARM_JOINTS),) and np.all(np.isfinite(q)) else None
 
 
 class SafetyShield:
-    """Filters actions into the envelope; holds on bad data. Not thread-safe (one per executor)."""
+    """Filters actions into the envelope; holds on bad data and on unsafe measured states.
+    Not thread-safe (one per executor). ``interventions`` counts changed or held actions,
+    ``state_events`` the steps whose measured state was outside the envelope or off course."""
 
     def __init__(self, config: ShieldConfig | None = None):
         self.config = config or ShieldConfig()
         self.last_gripper = 1.0
         self.interventions = 0
-        self._twin: _KinematicTwin | None = None
+        self.state_events = 0
+        self._twin: KinematicTwin | None = None
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (measured pos, move sent) last step
+        self._blocked: np.ndarray | None = None  # unit move that led to a safety event: not repeated
 
     def reset(self, obs: Observation) -> None:
         state = np.asarray(obs[STATE], float)
         self.last_gripper = 1.0 if state[6] > 0.06 else -1.0
+        self._last = None
+        self._blocked = None
 
     def hold(self) -> np.ndarray:
         return np.array([0, 0, 0, 0, 0, 0, self.last_gripper], float)
@@ -79,79 +183,247 @@ class SafetyShield:
         now = time.monotonic()
         try:
             a = np.asarray(action, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            return self._held("malformed action")
+        except (TypeError, ValueError, OverflowError):
+            return self._held("malformed action (not 7 finite numbers)")
         if a.shape != (ACTION_DIM,):
             return self._held(f"action has {a.size} values, expected {ACTION_DIM}")
         if not np.all(np.isfinite(a)):
             return self._held("non-finite action (NaN/inf)")
-        state = np.asarray(obs.get(STATE, np.full(7, np.nan)), float)
+        try:
+            state = np.asarray(obs.get(STATE, np.full(7, np.nan)), float).reshape(-1)
+        except (TypeError, ValueError, OverflowError):
+            state = np.full(7, np.nan)
         if state.shape != (7,) or not np.all(np.isfinite(state)):
             return self._held("no valid robot state in the observation")
+        pos, rpy = state[:3], state[3:6]
         stamp = obs.get(TIMESTAMP)
         if stamp is not None and now - float(stamp) > c.max_obs_age_s:
-            return self._held(f"stale observation ({now - float(stamp):.2f} s old)")
+            return self._held(f"stale observation ({now - float(stamp):.2f} s old)", pos=pos)
         if issued_at is not None and now - issued_at > c.max_action_age_s:
-            return self._held(f"stale policy output ({now - issued_at:.2f} s old)")
+            return self._held(f"stale policy output ({now - issued_at:.2f} s old)", pos=pos)
+        stray = self._stray(pos)
+        if stray > c.max_tracking_error:
+            self._block_last_move()
+            self.state_events += 1
+            return self._held(
+                f"tracking error: the tool strayed {stray * 100:.1f} cm from the commanded move",
+                pos=pos,
+                state_event=True,
+            )
+        joints = _joints(obs.get(JOINTS))
         violations: list[str] = []
         a = a.copy()
         if abs(a[6]) > 1.0:
             violations.append("gripper command clipped to [-1, 1]")
             a[6] = float(np.clip(a[6], -1.0, 1.0))
+        self._no_repeat(a, violations)
         t = np.abs(a[:3]).max()
         if t > c.max_translation:
-            violations.append(f"translation {t * 100:.1f} cm/step scaled to {c.max_translation * 100:.1f}")
+            violations.append(
+                f"translation {min(t, 1e6) * 100:.1f} cm/step scaled to {c.max_translation * 100:.1f}"
+            )
             a[:3] *= c.max_translation / t
         r = np.abs(a[3:6]).max()
         if r > c.max_rotation:
-            violations.append(f"rotation {r:.2f} rad/step scaled to {c.max_rotation:.2f}")
+            violations.append(f"rotation {min(r, 1e6):.2f} rad/step scaled to {c.max_rotation:.2f}")
             a[3:6] *= c.max_rotation / r
-        pos, rpy = state[:3], state[3:6]
-        new_rpy = rpy + a[3:6]
-        for i, axis in ((0, "roll"), (1, "pitch")):
-            if abs(_wrap(new_rpy[i])) > c.max_tilt:
-                violations.append(f"{axis} would exceed the {c.max_tilt:.2f} rad tilt limit")
-                # aim at the limit; from beyond it (tracking error) this turns back toward it
-                limit = np.sign(_wrap(new_rpy[i])) * c.max_tilt
-                a[3 + i] = float(np.clip(_wrap(limit - rpy[i]), -c.max_rotation, c.max_rotation))
-        # The target is clipped into the box; from outside it (after a manual jog), only moves
-        # back toward it are allowed.
-        target = pos + a[:3]
-        lo, hi = _box(c, pos)
-        clipped = np.clip(target, lo, hi)
-        if not np.allclose(clipped, target, atol=1e-9):
-            violations.append("target clipped to the workspace box")
-            a[:3] = clipped - pos
-        for zone in c.keep_out:
-            if _segment_hits_box(pos, pos + a[:3], np.array(zone.min), np.array(zone.max)):
-                violations.append(f"move into keep-out zone {zone.name!r} cancelled")
-                a[:3] = 0.0
+        excursion = state_excursion(c, state, joints)
+        if excursion.outside:
+            self._block_last_move()
+            self.state_events += 1
+            violations.append(f"measured state outside the envelope ({excursion.detail}): moving back")
+            a = self._back_toward_envelope(state)
+        else:
+            self._limit_tilt(a, rpy, violations, low=pos[2] < c.low_z)
+            self._limit_to_box(a, pos, violations)
+            for zone in c.keep_out:
+                if _segment_hits_box(pos, pos + a[:3], np.array(zone.min), np.array(zone.max)):
+                    violations.append(f"move into keep-out zone {zone.name!r} cancelled")
+                    a[:3] = 0.0
         if c.ik_check:
-            err = self.twin.check(pos + a[:3], rpy + a[3:6], c.ik_tolerance, c.table_margin)
-            if err:
-                return self._held(err, violations)
+            if excursion.joint > 0 and joints is not None:
+                a[3:6] = self._unwind(pos, rpy, joints, a)
+            # the way back may miss by more (a tilted, stretched arm turns back clumsily): the
+            # predicted pose is checked against the box below either way
+            tol = (c.ik_tolerance if joints is None else c.predicted_miss) * (
+                2.0 if excursion.outside else 1.0
+            )
+            check = self.twin.check(pos + a[:3], rpy + a[3:6], tol, c.table_margin, joints)
+            problem = check.error
+            if not problem and joints is not None:
+                problem = _into_joint_margin(check.joints, joints, c.joint_margin)
+            if problem:
+                retreat = self._retreat(pos, rpy, joints, outside=excursion.outside)
+                return self._held(problem, violations, pos=pos, state_event=excursion.outside, action=retreat)
+            if not excursion.outside:
+                ahead = state_excursion(c, np.concatenate([check.reached, check.reached_rpy, [0.0]]))
+                if ahead.position > 1e-3 or ahead.tilt > c.tilt_tolerance / 2:
+                    return self._held(
+                        f"the arm would leave the envelope ({ahead.detail})", violations, pos=pos
+                    )
         self.last_gripper = 1.0 if a[6] >= 0 else -1.0
         if violations:
             self.interventions += 1
-        return ShieldResult(a, tuple(violations), held=False)
+        self._last = (pos.copy(), a[:3].copy())
+        return ShieldResult(a, tuple(violations), held=False, state_event=excursion.outside)
 
-    def _held(self, reason: str, before: list[str] | None = None) -> ShieldResult:
+    def _stray(self, pos: np.ndarray) -> float:
+        """Distance of the measured tool from the last commanded move, lengthened by the braking
+        allowance (lag and overshoot along the move are not straying)."""
+        if self._last is None:
+            return 0.0
+        start, move = self._last
+        end = start + (1.0 + self.config.overshoot) * move
+        d = end - start
+        n = float(np.dot(d, d))
+        u = 0.0 if n < 1e-12 else float(np.clip(np.dot(pos - start, d) / n, 0.0, 1.0))
+        return float(np.linalg.norm(pos - (start + u * d)))
+
+    def _back_toward_envelope(self, state: np.ndarray) -> np.ndarray:
+        """The move from an unsafe measured state: straight back toward the nearest point of the
+        box (a millimetre inside), the tool tilted back toward its limit (lifting a centimetre),
+        no wrist turn, the gripper as it is."""
+        c = self.config
+        pos, rpy = state[:3], state[3:6]
+        lo, hi = np.array(c.workspace_min) + 1e-3, np.array(c.workspace_max) - 1e-3
+        move = np.clip(pos, lo, hi) - pos
+        t = np.abs(move).max()
+        if t > c.max_translation:
+            move *= c.max_translation / t
+        turn = np.zeros(3)
+        for i in (0, 1):
+            tilt = _wrap(rpy[i])
+            if abs(tilt) > c.max_tilt:
+                turn[i] = float(np.clip(np.sign(tilt) * c.max_tilt - tilt, -c.max_rotation, c.max_rotation))
+        if np.any(turn) and pos[2] + 0.01 <= hi[2]:
+            move[2] = max(move[2], 0.01)  # a tipped hand is usually pressed on something: lift off it
+        return np.array([*move, *turn, self.last_gripper], float)
+
+    def _retreat(
+        self, pos: np.ndarray, rpy: np.ndarray, joints: np.ndarray | None, outside: bool
+    ) -> np.ndarray | None:
+        """When the arm is outside the envelope and cannot turn straight back, or when even holding
+        still is a pose it cannot keep (stretched out at the edge of its reach): the first small
+        move toward the middle of the box (with the tool turned back toward pointing down, or
+        not turned, or straight up) that the twin accepts; None to hold."""
+        c = self.config
+        if joints is None or not c.ik_check:
+            return None
+        if not outside and not self.twin.check(pos, rpy, c.predicted_miss, c.table_margin, joints).error:
+            return None  # holding is fine
+        centre = (np.array(c.workspace_min) + np.array(c.workspace_max)) / 2
+        d = centre - pos
+        inward = d * min(1.0, 0.5 * c.max_translation / max(float(np.linalg.norm(d)), 1e-9))
+        tilt = np.array([_wrap(rpy[0]), _wrap(rpy[1]), 0.0])
+        upright, nudge = -np.clip(tilt, -0.1, 0.1), -np.clip(tilt, -0.03, 0.03)
+        up, still, none = np.array([0.0, 0.0, 0.5 * c.max_translation]), np.zeros(3), np.zeros(3)
+        for move, turn in ((inward, upright), (inward, nudge), (still, nudge), (inward, none), (up, none)):
+            check = self.twin.check(pos + move, rpy + turn, c.predicted_miss, c.table_margin, joints)
+            if not check.error and not _into_joint_margin(check.joints, joints, c.joint_margin):
+                return np.array([*move, *turn, self.last_gripper], float)
+        return None
+
+    def _unwind(self, pos, rpy, joints: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """From past a joint limit: the wrist turn (of a few candidates) whose solution brings the
+        joints back furthest; the twin predicts each."""
+        lower, upper = np.array(assets.ARM_LOWER), np.array(assets.ARM_UPPER)
+
+        def past(q: np.ndarray) -> float:
+            return float(max(np.max(lower - q), np.max(q - upper), 0.0))
+
+        best, best_past = a[3:6].copy(), past(joints)
+        for yaw in (-0.1, 0.1, -0.2, 0.2):
+            turn = np.array([a[3], a[4], yaw])
+            q = self.twin.check(pos + a[:3], rpy + turn, 1.0, -1.0, joints).joints
+            if past(q) < best_past - 1e-4:
+                best, best_past = turn, past(q)
+        return best
+
+    def _block_last_move(self) -> None:
+        """A safety event: the move that led to it (into a contact, off course) is not repeated."""
+        if self._last is not None and np.linalg.norm(self._last[1]) > 1e-6:
+            self._blocked = self._last[1] / np.linalg.norm(self._last[1])
+
+    def _no_repeat(self, a: np.ndarray, violations: list[str]) -> None:
+        """After a safety event, drop the part of each move along the direction that caused it,
+        until a move goes the other way (the policy backs off) or the shield is reset."""
+        if self._blocked is None:
+            return
+        along = float(np.dot(a[:3], self._blocked))
+        if along < -1e-4:
+            self._blocked = None
+        elif along > 1e-6:
+            a[:3] -= along * self._blocked
+            violations.append("the move that led to a safety event is not repeated")
+
+    def _limit_tilt(self, a: np.ndarray, rpy: np.ndarray, violations: list[str], low: bool = False) -> None:
+        """Keep roll and pitch within ``max_tilt`` (less near the table, where contacts tip the
+        hand), braking as they near it (like the box)."""
+        c = self.config
+        limit = c.max_tilt - c.tilt_tolerance if low else c.max_tilt
+        for i, axis in ((0, "roll"), (1, "pitch")):
+            now, new = _wrap(rpy[i]), _wrap(rpy[i] + a[3 + i])
+            if abs(now) > limit:  # tilted more than the hand may be this low: turn back toward it
+                back = float(np.clip(np.sign(now) * limit - now, -c.max_rotation, c.max_rotation))
+                if abs(new) > abs(now + back):
+                    a[3 + i] = back
+                    a[2] = max(a[2], 0.01)  # and lift off whatever tipped the hand
+                    violations.append(f"{axis} turned back toward {limit:.2f} rad near the table")
+                continue
+            reach = abs(now) + max(limit - abs(now), 0.0) / (1.0 + c.overshoot)
+            if abs(new) > reach and abs(new) > abs(now):
+                if abs(new) > c.max_tilt:
+                    violations.append(f"{axis} would exceed the {c.max_tilt:.2f} rad tilt limit")
+                a[3 + i] = float(np.clip(_wrap(np.sign(new) * reach - now), -c.max_rotation, c.max_rotation))
+
+    def _limit_to_box(self, a: np.ndarray, pos: np.ndarray, violations: list[str]) -> None:
+        """Clip the target into the box (never stretched), braking near its faces."""
+        c = self.config
+        lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
+        move = a[:3]
+        room_down = np.maximum(pos - lo, 0.0) / (1.0 + c.overshoot)
+        room_up = np.maximum(hi - pos, 0.0) / (1.0 + c.overshoot)
+        limited = np.clip(move, -room_down, room_up)
+        if not np.allclose(limited, move, atol=1e-9):
+            violations.append("target clipped to the workspace box")
+            a[:3] = limited
+
+    def _held(
+        self,
+        reason: str,
+        before: list[str] | None = None,
+        pos: np.ndarray | None = None,
+        state_event: bool = False,
+        action: np.ndarray | None = None,
+    ) -> ShieldResult:
+        """Replace the action by a hold (or by ``action``, a retreat the twin checked)."""
         self.interventions += 1
-        return ShieldResult(self.hold(), (*(before or []), reason), held=True)
+        sent = self.hold() if action is None else action
+        if action is not None:
+            reason = f"{reason}; retreating toward the middle of the workspace"
+        self._last = None if pos is None else (pos.copy(), sent[:3].copy())
+        return ShieldResult(sent, (*(before or []), reason), held=True, state_event=state_event)
 
     @property
-    def twin(self) -> _KinematicTwin:
+    def twin(self) -> KinematicTwin:
         if self._twin is None:
-            self._twin = _KinematicTwin()
+            self._twin = KinematicTwin()
         return self._twin
 
     def envelope_violations(self, action, state) -> list[str]:
-        """Independent audit of an action about to be applied (what a backend checks)."""
+        """Independent audit of an action about to be applied (what a backend checks): the
+        per-step limits, and a target inside the box, or at least no farther out than the arm
+        is now on any axis (the way back from outside)."""
         c = self.config
-        a = np.asarray(action, float).reshape(-1)
-        s = np.asarray(state, float)
+        try:
+            a = np.asarray(action, float).reshape(-1)
+            s = np.asarray(state, float).reshape(-1)
+        except (TypeError, ValueError, OverflowError):
+            return ["malformed action"]
         if a.shape != (ACTION_DIM,) or not np.all(np.isfinite(a)):
             return ["malformed or non-finite action"]
+        if s.shape != (7,) or not np.all(np.isfinite(s)):
+            return ["no valid robot state"]
         out = []
         if np.abs(a[:3]).max() > c.max_translation + 1e-6:
             out.append("translation limit")
@@ -160,8 +432,10 @@ class SafetyShield:
         if abs(a[6]) > 1.0:
             out.append("gripper range")
         target = s[:3] + a[:3]
-        lo, hi = _box(c, s[:3])
-        if np.any((target < lo - 1e-6) | (target > hi + 1e-6)):
+        lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
+        out_now = np.maximum(lo - s[:3], 0) + np.maximum(s[:3] - hi, 0)
+        out_then = np.maximum(lo - target, 0) + np.maximum(target - hi, 0)
+        if np.any(out_then > out_now + 1e-6):
             out.append("workspace box")
         for zone in c.keep_out:
             if np.linalg.norm(a[:3]) > 1e-9 and _segment_hits_box(
@@ -176,9 +450,14 @@ class SafetyShield:
             self._twin = None
 
 
-def _box(c: ShieldConfig, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis allowed target range: the workspace box, stretched to include ``pos``."""
-    return np.minimum(np.array(c.workspace_min), pos), np.maximum(np.array(c.workspace_max), pos)
+def _into_joint_margin(target: np.ndarray, measured: np.ndarray, margin: float) -> str:
+    """'' unless the move takes a joint further into the last ``margin`` radians before a limit."""
+    lower, upper = np.array(assets.ARM_LOWER) + margin, np.array(assets.ARM_UPPER) - margin
+    deeper = ((target > upper) & (target > measured + 1e-4)) | ((target < lower) & (target < measured - 1e-4))
+    if np.any(deeper):
+        i = int(np.flatnonzero(deeper)[0])
+        return f"joint {i + 1} would come within {margin:.2f} rad of its limit"
+    return ""
 
 
 def _wrap(x: float) -> float:
@@ -199,67 +478,3 @@ def _segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarr
         if t0 > t1:
             return False
     return True
-
-
-class _KinematicTwin:
-    """A Panda in its own PyBullet client, used only for IK, joint limits and table clearance."""
-
-    def __init__(self):
-        self.cid = p.connect(p.DIRECT)
-        self.robot = assets.load_panda(self.cid)
-        self.table = p.createMultiBody(
-            0,
-            p.createCollisionShape(p.GEOM_BOX, halfExtents=[1.0, 1.0, 0.05], physicsClientId=self.cid),
-            basePosition=[0.5, 0.0, -0.05],
-            physicsClientId=self.cid,
-        )
-        self.lower = np.array(assets.ARM_LOWER)
-        self.upper = np.array(assets.ARM_UPPER)
-        self.fingers = set(assets.FINGER_JOINTS) | {assets.EE_LINK}
-        self.q = np.array(assets.REST_POSE, float)
-
-    def check(self, pos: np.ndarray, rpy: np.ndarray, tol: float, margin: float) -> str:
-        """'' when the pose is reachable within joint limits and the arm clears the table."""
-        orn = assets.link_orientation(rpy)
-        # IK seeded from the last feasible solution, then from the rest pose: the twin does not
-        # know the arm's exact joint state, so one miss is not proof of infeasibility.
-        err = ""
-        for seed, iters in ((self.q, 60), (np.array(assets.REST_POSE), 200)):
-            q, reached = self._solve(seed, pos, orn, iters)
-            if np.any(q < self.lower - 1e-3) or np.any(q > self.upper + 1e-3):
-                # IK's null-space solution may stray past a limit; the clipped configuration
-                # is what the arm would reach.
-                q, reached = self._fk(np.clip(q, self.lower, self.upper))
-            turn = 2 * math.acos(min(1.0, abs(float(np.dot(self._orn, orn)))))
-            if np.linalg.norm(reached - pos) > tol:
-                err = f"target out of reach (IK misses by {np.linalg.norm(reached - pos) * 100:.1f} cm)"
-            elif turn > ORIENTATION_TOLERANCE:
-                err = f"target orientation out of reach (IK misses by {turn:.2f} rad)"
-            else:
-                err = ""
-                break
-        if err:
-            return err
-        for c in p.getClosestPoints(self.robot, self.table, margin, physicsClientId=self.cid):
-            if c[3] not in self.fingers and c[3] != -1:  # the base stands on the table
-                return f"arm link {c[3]} would hit the table"
-        self.q = q
-        return ""
-
-    def _solve(self, seed: np.ndarray, pos: np.ndarray, orn, iters: int) -> tuple[np.ndarray, np.ndarray]:
-        for j, q in zip(assets.ARM_JOINTS, seed):
-            p.resetJointState(self.robot, j, q, physicsClientId=self.cid)
-        return self._fk(np.array(assets.panda_ik(self.cid, self.robot, pos, orn, iters, 1e-5)))
-
-    def _fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        for j, qj in zip(assets.ARM_JOINTS, q):
-            p.resetJointState(self.robot, j, qj, physicsClientId=self.cid)
-        st = p.getLinkState(
-            self.robot, assets.EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid
-        )
-        self._orn = np.array(st[5])
-        return q, np.array(st[4])
-
-    def close(self) -> None:
-        if p.isConnected(self.cid):
-            p.disconnect(self.cid)

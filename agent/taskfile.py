@@ -21,6 +21,9 @@ Schema (``TaskFile``; unknown keys are errors)::
       randomize: false                            # domain randomization
 
 A malformed file is reported as one line, ``FILE:LINE: FIELD: problem``, and nothing runs.
+Limits bound what a batch may do: a file holds at most ``MAX_TASK_BYTES`` of UTF-8 text and
+``MAX_COMMANDS`` commands, a batch at most ``MAX_FILES`` files; a file that fails while running
+is reported as failed and the files before and after it keep their results.
 """
 
 from __future__ import annotations
@@ -38,24 +41,28 @@ from vla_agent.sim.catalog import REGIONS, SceneSpec
 from vla_agent.sim.predicates import DIRECTIONS, PREDICATES
 from vla_agent.types import Predicate
 
+MAX_TASK_BYTES = 256 * 1024
+MAX_COMMANDS = 50
+MAX_FILES = 200
+
 
 class TaskOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     planner: str | None = None
     policy: str | None = None
     detector: str | None = None
-    time_limit_s: float = Field(300.0, gt=0)
+    time_limit_s: float = Field(300.0, gt=0, le=24 * 3600)
     randomize: bool = False
 
 
 class TaskFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    scene: str
-    seed: int = 0
-    commands: list[str] = Field(min_length=1)
+    name: str | None = Field(None, max_length=200)
+    scene: str = Field(max_length=2000)
+    seed: int = Field(0, ge=0, lt=2**32)
+    commands: list[str] = Field(min_length=1, max_length=MAX_COMMANDS)
     expect: list[str] = Field(default_factory=list)
     options: TaskOptions = TaskOptions()
 
@@ -70,6 +77,8 @@ class TaskFile(BaseModel):
     def _commands(cls, v: list[str]) -> list[str]:
         if any(not c.strip() for c in v):
             raise ValueError("empty command")
+        if any(len(c) > 500 for c in v):
+            raise ValueError("a command longer than 500 characters")
         return v
 
 
@@ -103,7 +112,18 @@ def load_task_file(path: str | Path) -> TaskFile:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such task file")
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a file (a task file is a YAML file)")
+    if path.stat().st_size > MAX_TASK_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes; a task file may hold {MAX_TASK_BYTES}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (a binary file?)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if "\0" in text:
+        raise ConfigError(f"{path}: not a text file (holds NUL bytes)")
     try:  # one parse: the node tree (for line numbers) and the data built from it
         loader = yaml.SafeLoader(text)
         try:
@@ -173,6 +193,7 @@ def run_task_file(
         holds = [str(p) for p in session.env.holds()]
         truth = {e: bool(session.env.evaluate(e)) for e in task.expect}
         unsafe = session.backend.unsafe_actions
+        unsafe_states = session.backend.unsafe_states
     finally:
         timer.cancel()
         session.close()
@@ -192,6 +213,7 @@ def run_task_file(
         "expect": truth,
         "holds": holds,
         "unsafe_actions_reached_backend": unsafe,
+        "unsafe_states_reached": unsafe_states,
         "wall_s": round(time.perf_counter() - t0, 2),
         "report_dir": str(out),
     }
@@ -199,18 +221,21 @@ def run_task_file(
 
 def run_task_files(paths: list[str | Path], overrides: dict[str, Any], out: Path, listeners=()) -> dict:
     """Validate every file first (one malformed file: nothing runs), then run them in order."""
+    if len(paths) > MAX_FILES:
+        raise ConfigError(f"{len(paths)} task files; a batch may hold {MAX_FILES}")
     tasks = [(p, load_task_file(p)) for p in paths]
     results = []
     for p, task in tasks:
         try:
             results.append(run_task_file(p, task, overrides, out / Path(p).stem, listeners))
-        except VlaAgentError as e:  # e.g. a dead policy server: this file fails, the others still run
+        except Exception as e:  # noqa: BLE001 - a dead server, a bug: this file fails, the rest still run
+            problem = str(e) if isinstance(e, VlaAgentError) else f"internal error: {type(e).__name__}: {e}"
             results.append(
                 {
                     "file": str(p),
                     "name": task.name or Path(p).stem,
                     "passed": False,
-                    "problems": [str(e)],
+                    "problems": [problem.splitlines()[0] if problem else type(e).__name__],
                     "commands": [],
                     "expect": {},
                     "holds": [],

@@ -70,16 +70,26 @@ def read_trace(path: str | Path) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"trace {path} does not exist")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give its trace.jsonl")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a vla-agent trace (not UTF-8 text)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError as e:
             if i == len(lines):
                 return
             raise ConfigError(f"{path}:{i}: not a JSON record ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise ConfigError(f"{path}:{i}: not a trace record (a JSON object)")
+        yield record
 
 
 def summarize(path: str | Path, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -94,13 +104,15 @@ def summarize(path: str | Path, records: list[dict[str, Any]] | None = None) -> 
     overhead: list[float] = []
     policy_ms: list[float] = []
     final: dict[str, Any] = {}
+    last_state: Any = None
     for r in records if records is not None else read_trace(path):
         t = r.get("type")
         if t == "header":
             header = r
         elif t == "step":
             steps += 1
-            tm = r.get("timing_ms", {})
+            last_state = r.get("state", last_state)
+            tm = r.get("timing_ms") or {}
             if "overhead" in tm:
                 overhead.append(tm["overhead"])
             if "policy" in tm:
@@ -123,6 +135,13 @@ def summarize(path: str | Path, records: list[dict[str, Any]] | None = None) -> 
                 final = {key: v for key, v in r.items() if key not in ("type", "time")}
     if not header:
         raise ConfigError(f"{path} has no header record; is it a vla-agent trace?")
+    if not final:  # the run was killed (crash, power, kill -9): say so, with what was last known
+        done = [s for s in subgoals if s.get("status") == "done"]
+        final = {
+            "status": "interrupted",
+            "reason": f"interrupted at step {steps} (no end record; {len(done)} subgoals done before)",
+            "last_state": last_state,
+        }
 
     def pct(xs: list[float]) -> dict[str, float]:
         return {"p50": float(np.percentile(xs, 50)), "p99": float(np.percentile(xs, 99))} if xs else {}
@@ -141,6 +160,35 @@ def summarize(path: str | Path, records: list[dict[str, Any]] | None = None) -> 
         "overhead_ms_per_step": pct(overhead),
         "final": final,
     }
+
+
+def recover_summary(trace: str | Path) -> Path | None:
+    """A run killed mid-episode leaves its trace but no ``summary.json``: write one beside the
+    trace, marked interrupted, from what the trace holds (None when a summary exists already or
+    the folder is not writable)."""
+    trace = Path(trace)
+    out = trace.with_name("summary.json")
+    if out.exists():
+        return None
+    s = summarize(trace)
+    if s["final"].get("status") != "interrupted":
+        return None
+    summary = {
+        "command": s["command"],
+        "status": "interrupted",
+        "reason": s["final"]["reason"],
+        "last_state": s["final"]["last_state"],
+        "scene": s["scene"],
+        "seed": s["seed"],
+        "subgoals": s["subgoals"],
+        "steps": s["steps"],
+        "trace": str(trace),
+    }
+    try:
+        out.write_text(json.dumps(summary, indent=2))
+    except OSError:
+        return None
+    return out
 
 
 def sent_actions(path: str | Path) -> list[np.ndarray]:

@@ -14,7 +14,9 @@ Observations (openpi keys): ``observation/image`` (H,W,3 uint8 static camera),
 ``observation/depth`` (H,W float32 metres), ``observation/segmentation`` (H,W int32 object index
 into ``info["objects"]`` or -1; simulator-only), ``observation/wrist_image`` (a camera on the
 hand looking along the fingers, ``wrist_size`` square; off with ``wrist_camera=False``),
-``observation/state`` = ``[x, y, z, roll, pitch, yaw, gripper_width]`` and ``prompt``.
+``observation/state`` = ``[x, y, z, roll, pitch, yaw, gripper_width]``,
+``observation/joint_position`` (the 7 measured arm joint angles, openpi's DROID key; the safety
+shield's twin predicts moves from them) and ``prompt``.
 
 Randomizations (``EnvConfig.randomize``): object shades, lighting, camera pose jitter, table
 colour. Object positions and yaws are always sampled from the seed unless the scene fixes them.
@@ -50,6 +52,7 @@ from vla_agent.types import (
     ACTION_DIM,
     DEPTH,
     IMAGE,
+    JOINTS,
     PROMPT,
     SEGMENTATION,
     STATE,
@@ -104,6 +107,7 @@ class TabletopEnv(gym.Env):
             IMAGE: gym.spaces.Box(0, 255, (s, s, 3), np.uint8),
             DEPTH: gym.spaces.Box(0.0, self.camera.far, (s, s), np.float32),
             STATE: gym.spaces.Box(-state_hi, state_hi, (STATE_DIM,), np.float32),
+            JOINTS: gym.spaces.Box(-4.0, 4.0, (len(assets.ARM_JOINTS),), np.float32),
             PROMPT: gym.spaces.Text(max_length=512, min_length=0, charset=string.printable),
         }
         if c.segmentation:
@@ -290,6 +294,11 @@ class TabletopEnv(gym.Env):
         js = p.getJointStates(self.robot, assets.FINGER_JOINTS, physicsClientId=self.cid)
         return float(js[0][0] + js[1][0])
 
+    def joint_positions(self) -> np.ndarray:
+        """The measured arm joint angles (rad), as an arm's controller reports them."""
+        js = p.getJointStates(self.robot, assets.ARM_JOINTS, physicsClientId=self.cid)
+        return np.array([j[0] for j in js], np.float32)
+
     def robot_state(self) -> np.ndarray:
         pos, rpy = self._tool_pose()
         return np.concatenate([pos, rpy, [self.gripper_width()]]).astype(np.float32)
@@ -327,6 +336,7 @@ class TabletopEnv(gym.Env):
             IMAGE: frame.rgb,
             DEPTH: frame.depth,
             STATE: self.robot_state(),
+            JOINTS: self.joint_positions(),
             PROMPT: self.prompt,
         }
         if c.segmentation:

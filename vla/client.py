@@ -3,18 +3,19 @@ drives it through an action-chunk broker."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 
 import numpy as np
 
-from vla_agent.errors import VlaAgentError
+from vla_agent.errors import PolicyUnavailable
 from vla_agent.types import IMAGE, OBJECT_START, PROMPT, STATE, WRIST_IMAGE, Observation, Subgoal
 from vla_agent.vla import msgpack_numpy
 from vla_agent.vla.chunking import ChunkedPolicy, ChunkRunner
 
 
-class PolicyServerError(VlaAgentError):
+class PolicyServerError(PolicyUnavailable):
     """The policy server is unreachable, too slow, or answered with an error."""
 
 
@@ -33,7 +34,13 @@ def _connect(uri: str, **kwargs):
 
 
 class WebsocketClientPolicy:
-    """``infer(obs) -> {"actions": (H, D), ...}`` against a remote server."""
+    """``infer(obs) -> {"actions": (H, D), ...}`` against a remote server.
+
+    Every wait is bounded. A connection that drops (the server restarted) is opened again with
+    exponential backoff for at most ``reconnect_s`` and the request sent once more; a server that
+    does not answer within ``recv_timeout_s`` is an error at once (no retries against a hung
+    server), and the connection is dropped so that a late reply is never taken for the next one.
+    """
 
     def __init__(
         self,
@@ -41,43 +48,81 @@ class WebsocketClientPolicy:
         api_key: str | None = None,
         connect_timeout_s: float = 5.0,
         recv_timeout_s: float = 10.0,
+        reconnect_s: float = 10.0,
     ):
-        self.uri, self.recv_timeout_s = uri, recv_timeout_s
-        headers = {"Authorization": f"Api-Key {api_key}"} if api_key else None
+        self.uri, self.recv_timeout_s, self.reconnect_s = uri, recv_timeout_s, reconnect_s
+        self.connect_timeout_s = connect_timeout_s
+        self._headers = {"Authorization": f"Api-Key {api_key}"} if api_key else None
+        self.ws = None
+        self.reconnects = 0
+        self.metadata = self._open()
+
+    def _open(self) -> dict:
+        uri, timeout = self.uri, self.connect_timeout_s
         try:
             self.ws = _connect(
                 uri,
-                open_timeout=connect_timeout_s,
-                additional_headers=headers,
+                open_timeout=timeout,
+                additional_headers=self._headers,
                 max_size=2**24,
                 compression=None,
             )
-            self.metadata = msgpack_numpy.unpackb(self.ws.recv(timeout=connect_timeout_s))
+            return msgpack_numpy.unpackb(self.ws.recv(timeout=timeout))
         except TimeoutError:
-            raise PolicyServerError(
-                f"policy server {uri}: no answer within {connect_timeout_s:.1f} s"
-            ) from None
+            raise PolicyServerError(f"policy server {uri}: no answer within {timeout:.1f} s") from None
         except OSError as e:
             raise PolicyServerError(f"policy server {uri} is unreachable: {e.strerror or e}") from None
         except Exception as e:  # websockets handshake errors (401, bad status)
             raise PolicyServerError(f"policy server {uri} refused the connection: {e}") from None
 
+    def _reopen(self) -> None:
+        """Connect again with exponential backoff, for at most ``reconnect_s``."""
+        self._drop()
+        deadline, delay = time.monotonic() + self.reconnect_s, 0.1
+        while True:
+            try:
+                self.metadata = self._open()
+                self.reconnects += 1
+                return
+            except PolicyServerError as e:
+                if "refused the connection" in str(e) or time.monotonic() + delay > deadline:
+                    raise PolicyServerError(
+                        f"policy server {self.uri}: connection lost and not back within "
+                        f"{self.reconnect_s:.0f} s ({e})"
+                    ) from None
+            time.sleep(delay)
+            delay = min(2 * delay, 2.0)
+
+    def _drop(self) -> None:
+        if self.ws is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection
+                self.ws.close()
+            self.ws = None
+
     def infer(self, obs: dict) -> dict:
-        try:
-            self.ws.send(msgpack_numpy.packb(obs))
-            reply = self.ws.recv(timeout=self.recv_timeout_s)
-        except TimeoutError:
-            raise PolicyServerError(
-                f"policy server {self.uri}: no reply within {self.recv_timeout_s:.1f} s"
-            ) from None
-        except Exception as e:
-            raise PolicyServerError(f"policy server {self.uri}: connection lost ({e})") from None
+        packed = msgpack_numpy.packb(obs)
+        for attempt in (0, 1):
+            if self.ws is None:
+                self._reopen()
+            try:
+                self.ws.send(packed)
+                reply = self.ws.recv(timeout=self.recv_timeout_s)
+                break
+            except TimeoutError:
+                self._drop()
+                raise PolicyServerError(
+                    f"policy server {self.uri}: no reply within {self.recv_timeout_s:.1f} s"
+                ) from None
+            except Exception as e:  # the connection closed under us: reconnect once, send again
+                self._drop()
+                if attempt:
+                    raise PolicyServerError(f"policy server {self.uri}: connection lost ({e})") from None
         if isinstance(reply, str):
             raise PolicyServerError(f"policy server {self.uri}: {reply}")
         return msgpack_numpy.unpackb(reply)
 
     def close(self) -> None:
-        self.ws.close()
+        self._drop()
 
 
 class RemotePolicy(ChunkedPolicy):

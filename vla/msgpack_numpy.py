@@ -34,7 +34,10 @@ def _unpack(obj: dict) -> Any:
         dtype = np.dtype(_get(obj, "dtype"))
         if dtype.kind in "OVc":
             raise TypeError(f"refusing to decode numpy dtype {dtype}")
-        return np.frombuffer(_get(obj, "data"), dtype=dtype).reshape(_get(obj, "shape"))
+        shape = _get(obj, "shape")
+        if not isinstance(shape, (list, tuple)) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise ValueError(f"bad array shape {shape!r}")
+        return np.frombuffer(_get(obj, "data"), dtype=dtype).reshape(shape)
     if b"__npgeneric__" in obj or "__npgeneric__" in obj:
         return np.dtype(_get(obj, "dtype")).type(_get(obj, "data"))
     return obj
@@ -44,5 +47,7 @@ def packb(obj: Any) -> bytes:
     return msgpack.packb(obj, default=_pack, use_bin_type=True)
 
 
-def unpackb(data: bytes) -> Any:
-    return msgpack.unpackb(data, object_hook=_unpack, raw=False, strict_map_key=False)
+def unpackb(data: bytes, limits: dict[str, int] | None = None) -> Any:
+    """Decode; ``limits`` (msgpack's ``max_map_len``, ``max_array_len``, ``max_str_len``,
+    ``max_bin_len``) bound what a frame may hold, so a hostile frame fails fast."""
+    return msgpack.unpackb(data, object_hook=_unpack, raw=False, strict_map_key=False, **(limits or {}))

@@ -7,8 +7,15 @@ image keys). Each request is an observation dict (``observation/image``, ``obser
 client that wants the policy's start memory (where the object was when the subgoal began) sends
 back the ``object_position`` of its first replies as ``object_start``.
 A malformed request gets a text error frame (what openpi's client raises on) and the connection
-keeps serving. ``GET /healthz`` answers 200. Inference runs in a worker thread, off the event
-loop. Binding beyond loopback requires an API key (``Authorization: Api-Key <key>``).
+keeps serving. ``GET /healthz`` answers 200. Binding beyond loopback requires an API key
+(``Authorization: Api-Key <key>``).
+
+One client cannot stall the others: frames are bounded in bytes (``max_frame_bytes``), decoded
+maps, arrays and strings in length, the prompt in characters, and connections in number (the
+next one gets HTTP 503); decoding runs in its own threads and inference in one worker thread,
+both off the event loop; every input is checked (finite, in a physical range) before inference
+and every output (finite actions within the action limits, probabilities in [0, 1]) before it
+leaves the server.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ import time
 from http import HTTPStatus
 from pathlib import Path
 
+import msgpack
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.errors import ConfigError
 from vla_agent.types import IMAGE, OBJECT_START, PROMPT, STATE, WRIST_IMAGE
@@ -41,6 +49,9 @@ class ServeConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
+    max_frame_bytes: int = Field(4 * 2**20, ge=2**16, description="largest request frame")
+    max_prompt_chars: int = Field(1000, ge=1)
+    max_connections: int = Field(16, ge=1)
 
 
 def is_loopback(host: str) -> bool:
@@ -73,9 +84,10 @@ class PolicyService:
             "server": "vla-agent",
         }
 
-    def infer(self, obs: dict) -> dict:
+    def infer(self, obs: dict, max_prompt_chars: int = 1000) -> dict:
         if not isinstance(obs, dict):
             raise ValueError("request must be a map of observation keys")
+        check_request(obs, max_prompt_chars)
         missing = [k for k in (IMAGE, WRIST_IMAGE, STATE, PROMPT) if k not in obs]
         if missing:
             raise ValueError(f"request lacks {missing}")
@@ -87,15 +99,9 @@ class PolicyService:
             if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.shape == (size, size, 3)):
                 raise ValueError(f"{key} must be a uint8 array of shape ({size}, {size}, 3)")
         state = np.asarray(state, dtype=np.float32)
-        if state.shape != (7,) or not np.all(np.isfinite(state)):
-            raise ValueError(f"{STATE} must be 7 finite numbers")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"{PROMPT} must be a non-empty string")
         start = obs.get(OBJECT_START)
         if start is not None:
             start = np.asarray(start, dtype=np.float64)
-            if start.shape != (3,) or not np.all(np.isfinite(start)):
-                raise ValueError(f"{OBJECT_START} must be 3 finite numbers (metres)")
         from vla_agent.types import Subgoal
 
         t0 = time.perf_counter()
@@ -103,13 +109,60 @@ class PolicyService:
             if self.policy.subgoal is None or self.policy.subgoal.instruction != prompt:
                 self.policy.reset(Subgoal("remote", {}, prompt))
             pred = self.policy.infer(image, state, wrist, start)
-        return {
+        reply = {
             "actions": pred.actions,
             "gripper_prob": pred.gripper_prob,
             "done_prob": pred.done_prob,
             "object_position": pred.object_position,
             "server_timing": {"infer_ms": (time.perf_counter() - t0) * 1000},
         }
+        check_reply(reply)
+        return reply
+
+
+ACTION_LIMITS = np.array([0.04] * 3 + [0.25] * 3 + [1.0])  # the sim's per-step limits (EnvConfig)
+STATE_RANGE = np.array([2.0, 2.0, 2.0, 7.0, 7.0, 7.0, 0.2])  # metres, radians, gripper width
+
+
+def _finite_in(name: str, value, shape: tuple[int, ...], bound) -> None:
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be numbers") from None
+    if a.shape != shape or not np.all(np.isfinite(a)) or np.any(np.abs(a) > bound):
+        raise ValueError(f"{name} must be {shape} finite numbers within +-{np.max(bound):g}")
+
+
+def check_request(obs: dict, max_prompt_chars: int) -> None:
+    """Refuse (ValueError, one line) what the policy must never see: a state or object position
+    that is not finite or not physical, an over-long prompt."""
+    if STATE in obs:
+        _finite_in(STATE, obs[STATE], (7,), STATE_RANGE)
+    if obs.get(OBJECT_START) is not None:
+        _finite_in(OBJECT_START, obs[OBJECT_START], (3,), 2.0)
+    prompt = obs.get(PROMPT)
+    if PROMPT in obs and not (isinstance(prompt, str) and prompt.strip()):
+        raise ValueError(f"{PROMPT} must be a non-empty string")
+    if isinstance(prompt, str) and len(prompt) > max_prompt_chars:
+        raise ValueError(f"{PROMPT} has {len(prompt)} characters; the limit is {max_prompt_chars}")
+
+
+def check_reply(reply: dict) -> None:
+    """Nothing non-finite or out of range leaves the server (a robot behind openpi's client would
+    execute it)."""
+    actions = np.asarray(reply["actions"], dtype=np.float64)
+    if actions.ndim != 2 or actions.shape[1] != 7 or not np.all(np.isfinite(actions)):
+        raise RuntimeError("the policy produced non-finite or malformed actions; refusing to send them")
+    if np.any(np.abs(actions) > ACTION_LIMITS + 1e-6):
+        raise RuntimeError("the policy produced actions beyond the per-step limits; refusing to send them")
+    for key in ("gripper_prob", "done_prob"):
+        if key in reply:
+            p = np.asarray(reply[key], dtype=np.float64)
+            if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+                raise RuntimeError(f"the policy produced an invalid {key}; refusing to send it")
+    where = reply.get("object_position")
+    if where is not None and not np.all(np.isfinite(np.asarray(where, dtype=np.float64))):
+        raise RuntimeError("the policy produced a non-finite object_position; refusing to send it")
 
 
 async def serve_async(
@@ -132,6 +185,17 @@ async def serve_async(
     if service is None:
         service = await loop.run_in_executor(executor, PolicyService, cfg.checkpoint, cfg.device)
     packed_meta = msgpack_numpy.packb(service.metadata)
+    # Decoding has threads of its own: a hostile frame never waits in front of inference, and
+    # never runs on the event loop that serves everyone else.
+    decoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="vla-decode")
+    limits = {
+        "max_map_len": 64,
+        "max_array_len": 64,
+        "max_str_len": 4 * cfg.max_prompt_chars + 64,
+        "max_bin_len": cfg.max_frame_bytes,
+    }
+    infer = service.infer
+    open_connections = 0
 
     def process_request(connection, request):
         if request.path == "/healthz":
@@ -140,28 +204,51 @@ async def serve_async(
             got = request.headers.get("Authorization", "")
             if not hmac.compare_digest(got.encode(), f"Api-Key {cfg.api_key}".encode()):
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong API key\n")
+        if open_connections >= cfg.max_connections:
+            return connection.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE, f"at most {cfg.max_connections} connections\n"
+            )
         return None
 
+    def run_inference(obs):
+        if isinstance(service, PolicyService):
+            return infer(obs, cfg.max_prompt_chars)
+        check_request(obs, cfg.max_prompt_chars)  # a service handed in: check around it
+        reply = infer(obs)
+        check_reply(reply)
+        return reply
+
     async def handler(ws):
-        await ws.send(packed_meta)
+        nonlocal open_connections
+        open_connections += 1
         try:
+            await ws.send(packed_meta)
             async for message in ws:
                 try:
                     if isinstance(message, str):
                         raise ValueError("requests must be binary msgpack frames")
-                    obs = msgpack_numpy.unpackb(message)
-                    reply = await loop.run_in_executor(executor, service.infer, obs)
+                    obs = await loop.run_in_executor(decoder, msgpack_numpy.unpackb, message, limits)
+                    if not isinstance(obs, dict):
+                        raise ValueError("request must be a map of observation keys")
+                    reply = await loop.run_in_executor(executor, run_inference, obs)
                     await ws.send(msgpack_numpy.packb(reply))
-                except (ValueError, TypeError, KeyError) as e:
-                    await ws.send(f"bad request: {e}")
+                except (ValueError, TypeError, KeyError, msgpack.ExtraData, msgpack.FormatError) as e:
+                    await ws.send(f"bad request: {str(e)[:200]}")
                 except Exception as e:  # noqa: BLE001 - report, keep serving
                     log.exception("inference failed")
-                    await ws.send(f"inference error: {type(e).__name__}: {e}")
+                    await ws.send(f"inference error: {type(e).__name__}: {str(e)[:200]}")
         except websockets.ConnectionClosed:
             pass
+        finally:
+            open_connections -= 1
 
     async with serve(
-        handler, cfg.host, cfg.port, process_request=process_request, max_size=2**24, compression=None
+        handler,
+        cfg.host,
+        cfg.port,
+        process_request=process_request,
+        max_size=cfg.max_frame_bytes,
+        compression=None,
     ) as server:
         if ready is not None:
             ready.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]

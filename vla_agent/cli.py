@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -378,8 +379,7 @@ def cmd_vla_reproduce(a: argparse.Namespace) -> int:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    import os
-
+    from vla_agent.vla.auth import resolve_api_key
     from vla_agent.vla.server import ServeConfig, serve_forever
 
     cfg = ServeConfig(
@@ -387,7 +387,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
         device=a.device,
         host=a.host,
         port=a.port,
-        api_key=a.api_key or os.environ.get("VLA_AGENT_API_KEY"),
+        api_key=resolve_api_key(a.api_key, a.api_key_file),
     )
     err.print(f"serving the VLA on ws://{cfg.host}:{cfg.port} (device {cfg.device}); /healthz for probes")
     serve_forever(cfg)
@@ -405,6 +405,7 @@ def _agent_config(a: argparse.Namespace):
         policy=getattr(a, "policy", "vla"),
         checkpoint=getattr(a, "checkpoint", None),
         device=getattr(a, "device", "cpu"),
+        api_key_file=getattr(a, "api_key_file", None),
         planner=a.planner,
         llm_model=a.llm_model,
         llm_base_url=a.llm_base_url,
@@ -713,9 +714,12 @@ def cmd_task(a: argparse.Namespace) -> int:
 
 
 def cmd_replay(a: argparse.Namespace) -> int:
-    from vla_agent.agent.trace import summarize
+    from vla_agent.agent.trace import recover_summary, summarize
 
     summary = summarize(a.trace)
+    recovered = recover_summary(a.trace)
+    if recovered is not None:
+        summary["recovered_summary"] = str(recovered)
     if a.video:
         summary["video"] = str(_rerender(a.trace, Path(a.video)))
     if a.json:
@@ -739,6 +743,12 @@ def cmd_replay(a: argparse.Namespace) -> int:
         f"({summary['shield_holds']} holds), overhead per step {summary['overhead_ms_per_step']}"
     )
     out.print(f"final: {summary['final']}")
+    if summary["final"].get("status") == "interrupted":
+        out.print(
+            f"[yellow]{summary['final']['reason']}[/yellow]; last state {summary['final']['last_state']}"
+        )
+        if "recovered_summary" in summary:
+            out.print(f"summary written: {summary['recovered_summary']}")
     if "video" in summary:
         out.print(f"video: {summary['video']}")
     return 0
@@ -797,6 +807,7 @@ def cmd_bench_chains(a: argparse.Namespace) -> int:
     t.add_row("detector disagreements", f"{result['detector']['disagreement_rate']:.3f}")
     t.add_row("shield interventions", str(result["shield_interventions"]))
     t.add_row("unsafe actions reaching the backend", str(result["unsafe_actions_reached_backend"]))
+    t.add_row("unsafe measured states", str(result["unsafe_states_reached"]))
     t.add_row("seconds per subgoal", f"{result['seconds_per_subgoal']:.2f}")
     oh = result["overhead_ms_per_step"]
     t.add_row("orchestrator overhead/step p50 / p99 (ms)", f"{oh['p50']:.2f} / {oh['p99']:.2f}")
@@ -821,6 +832,41 @@ def cmd_bench_detector(a: argparse.Namespace) -> int:
                 f"({r['positives']} positives, {r['negatives']} negatives)"
             )
     return 0
+
+
+def cmd_bench_shield(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench_shield import ShieldBenchConfig, run_shield_bench
+
+    cfg = ShieldBenchConfig(episodes=a.episodes, steps=a.steps, seed=a.seed, adversary=a.adversary)
+    with _progress() as prog:
+        task = prog.add_task("adversarial episodes", total=cfg.episodes)
+        result = run_shield_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    if a.json:
+        print(json.dumps(result))
+        return 0 if result["unsafe_states_reached"] == 0 else 1
+    t = Table(title=f"shield under {cfg.episodes} adversarial episodes ({result['actions']} actions)")
+    t.add_column("adversary")
+    for col in ("actions", "interventions", "holds", "unsafe states", "worst mm / rad"):
+        t.add_column(col, justify="right")
+    for name, row in result["per_adversary"].items():
+        w = row["worst"]
+        t.add_row(
+            name,
+            str(row["actions"]),
+            str(row["interventions"]),
+            str(row["holds"]),
+            str(row["unsafe_states"]),
+            f"{w['position_mm']:.1f} / {max(w['tilt_rad'], w['joint_rad']):.3f}",
+        )
+    out.print(t)
+    w = result["worst_state_excursion"]
+    out.print(
+        f"{result['actions_per_s']:.0f} actions/s; "
+        f"unsafe measured states: {result['unsafe_states_reached']}; "
+        f"unsafe actions reaching the backend: {result['unsafe_actions_reached_backend']}; worst excursion "
+        f"{w['position_mm']:.2f} mm, tilt {w['tilt_rad']:.3f} rad, joint {w['joint_rad']:.3f} rad"
+    )
+    return 0 if result["unsafe_states_reached"] == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -880,6 +926,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--checkpoint", default=None, help="VLA checkpoint folder (default: the shipped one)"
             )
             p.add_argument("--device", default="cpu", help="cpu | cuda")
+            p.add_argument(
+                "--api-key-file",
+                default=None,
+                help="file with the policy server's API key (else VLA_AGENT_API_KEY, "
+                "then ~/.config/vla-agent/api_key)",
+            )
             p.add_argument("--detector", default="perception", choices=["perception", "vla", "ground-truth"])
             p.add_argument("--retries", type=int, default=1, help="extra attempts per failed subgoal")
             p.add_argument("--replans", type=int, default=2, help="new plans after a subgoal fails for good")
@@ -1092,6 +1144,20 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--json", action="store_true")
     bd.set_defaults(func=cmd_bench_detector)
 
+    bsh = bsub.add_parser(
+        "shield",
+        help="fuzz the safety shield with adversarial policies; count unsafe measured states",
+        description="Adversarial policies (huge, NaN, malformed, wrist and tilt ramps, drift to every "
+        "face and corner of the workspace, random walks) drive the simulated arm through the shield; "
+        "the backend audits the measured state after every step. Exit 1 if any state left the envelope.",
+    )
+    bsh.add_argument("--episodes", type=int, default=500, help="episodes (cycling through the adversaries)")
+    bsh.add_argument("--steps", type=int, default=200, help="control steps per episode")
+    bsh.add_argument("--seed", type=int, default=3_000_000, help="first episode seed")
+    bsh.add_argument("--adversary", default=None, help="run only this adversary (e.g. yaw-ramp-0.25)")
+    bsh.add_argument("--json", action="store_true")
+    bsh.set_defaults(func=cmd_bench_shield)
+
     v = sub.add_parser("vla", help="demonstrations and training of the VLA skill policy")
     vsub = v.add_subparsers(dest="vla", metavar="ACTION", required=True)
     vc = vsub.add_parser("collect", help="record expert demonstrations (LeRobotDataset v3.0 layout)")
@@ -1199,7 +1265,14 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--device", default="cpu", help="cpu | cuda")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--api-key", default=None, help="required beyond loopback (or VLA_AGENT_API_KEY)")
+    sv.add_argument(
+        "--api-key",
+        default=None,
+        help="required beyond loopback; visible in ps: prefer --api-key-file or VLA_AGENT_API_KEY",
+    )
+    sv.add_argument(
+        "--api-key-file", default=None, help="file holding the API key (else ~/.config/vla-agent/api_key)"
+    )
     sv.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("scene", help="build a scene, list the true predicates, optionally save an image")
@@ -1231,6 +1304,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]")
         return 130
+    except Exception as e:  # a bug, not bad input: one line, the traceback on request
+        if os.environ.get("VLA_AGENT_DEBUG"):
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        err.print(
+            f"[red]internal error:[/red] {type(e).__name__}: {first} (VLA_AGENT_DEBUG=1 shows the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ class ActionError(VlaAgentError, ValueError):
     """An action is malformed (wrong shape, NaN/inf, out of range)."""
 
 
+class PolicyUnavailable(VlaAgentError):
+    """The skill policy cannot answer (a dead or hung policy server): the run ends with one error
+    instead of retrying and replanning against it."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean X?)' for the closest valid choice, or '' when none is close."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

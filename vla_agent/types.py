@@ -19,6 +19,7 @@ WRIST_IMAGE = "observation/wrist_image"
 DEPTH = "observation/depth"
 SEGMENTATION = "observation/segmentation"  # simulator-only; policies and detectors must not read it
 STATE = "observation/state"  # [x, y, z, roll, pitch, yaw, gripper_width]
+JOINTS = "observation/joint_position"  # optional: measured arm joint angles (rad), openpi's DROID key
 PROMPT = "prompt"
 OBJECT_START = "object_start"  # optional request key: where the object was when the subgoal began
 
@@ -134,6 +135,7 @@ class ShieldResult:
     action: np.ndarray
     violations: tuple[str, ...] = ()
     held: bool = False  # the shield replaced the action by a safe hold
+    state_event: bool = False  # the measured state left the envelope or strayed from the command
 
     @property
     def intervened(self) -> bool:

@@ -18,7 +18,7 @@ from scipy.spatial.transform import Rotation
 from vla_agent.errors import VlaAgentError
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
-from vla_agent.types import STATE, WRIST_IMAGE
+from vla_agent.types import JOINTS, STATE, WRIST_IMAGE
 
 
 class ArmError(VlaAgentError):
@@ -33,6 +33,9 @@ class ArmDriver(Protocol):
     def stop(self) -> None: ...  # hold where it is, now
     def wrist_image(self) -> np.ndarray | None: ...  # a wrist camera, when the driver has one
     def close(self) -> None: ...
+
+    # Optional: ``joint_positions() -> np.ndarray | None``, the measured joint angles of a Panda-like
+    # arm, which let the shield's twin predict each move and audit the joint limits.
 
 
 class TwinArm:
@@ -53,6 +56,9 @@ class TwinArm:
 
     def state(self) -> np.ndarray:
         return np.asarray(self._obs[STATE], np.float64)
+
+    def joint_positions(self) -> np.ndarray:
+        return np.asarray(self._obs[JOINTS], np.float64)
 
     def move(self, action: np.ndarray) -> None:
         a = np.asarray(action, np.float64)

@@ -7,13 +7,13 @@ import time
 
 import numpy as np
 
-from vla_agent.agent.backend import audit_action
+from vla_agent.agent.backend import StateAudit, audit_action
 from vla_agent.agent.perception import CameraModel
 from vla_agent.agent.real.arms import ArmDriver
 from vla_agent.agent.real.calibration import Calibration
 from vla_agent.agent.real.camera import RealSenseCamera
 from vla_agent.agent.shield import TIMESTAMP, SafetyShield
-from vla_agent.types import DEPTH, IMAGE, STATE, WRIST_IMAGE, Observation, SceneObject
+from vla_agent.types import DEPTH, IMAGE, JOINTS, STATE, WRIST_IMAGE, Observation, SceneObject
 
 
 class RealBackend:
@@ -35,6 +35,7 @@ class RealBackend:
         self.objects = list(objects)
         self.audit = audit or SafetyShield()
         self.unsafe_actions = 0
+        self.states = StateAudit()
         self.applied = 0
         self.stopped = False
         self._obs: Observation | None = None
@@ -54,6 +55,9 @@ class RealBackend:
             STATE: np.asarray(self.arm.state(), np.float32),
             TIMESTAMP: time.monotonic(),
         }
+        joints = self.arm.joint_positions() if hasattr(self.arm, "joint_positions") else None
+        if joints is not None:
+            obs[JOINTS] = np.asarray(joints, np.float32)
         wrist = self.arm.wrist_image()
         if wrist is not None:
             obs[WRIST_IMAGE] = wrist
@@ -67,7 +71,11 @@ class RealBackend:
         audit_action(self, action)
         self.arm.move(np.asarray(action, float))
         self.applied += 1
-        self._read()
+        self.states.record(self.audit, self._read())
+
+    @property
+    def unsafe_states(self) -> int:
+        return self.states.unsafe_states
 
     def stop(self) -> None:
         self.stopped = True

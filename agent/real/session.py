@@ -81,7 +81,13 @@ class RealSession:
                 )
 
             def policy_factory(env: TabletopEnv):
-                return make_policy(cfg.policy, env, checkpoint=cfg.checkpoint, device=cfg.device)
+                return make_policy(
+                    cfg.policy,
+                    env,
+                    checkpoint=cfg.checkpoint,
+                    device=cfg.device,
+                    api_key_file=cfg.api_key_file,
+                )
 
         self.policy_factory = policy_factory
         self.backend = RealBackend(camera, self.arm, self.calibration, self.objects)
@@ -184,6 +190,7 @@ class RealSession:
             "perceived_holds": [str(p) for p in holds(world)],
             "arm_moves": self.backend.applied - moves_before,
             "unsafe_actions_reached_backend": self.backend.unsafe_actions,
+            "unsafe_states_reached": self.backend.unsafe_states,
             "steps": result.steps,
             "wall_s": round(result.wall_s, 3),
             "trace": str(out / "trace.jsonl"),

@@ -30,13 +30,19 @@ class ShadowReport:
     interventions: int  # all shield interventions
     unsafe: list[str] = field(default_factory=list)  # the ones that predict an unsafe plan
     unsafe_reached_backend: int = 0
+    unsafe_states: int = 0  # measured twin states outside the envelope
     steps: int = 0
     wall_s: float = 0.0
     outcomes: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.status == "success" and not self.unsafe and self.unsafe_reached_backend == 0
+        return (
+            self.status == "success"
+            and not self.unsafe
+            and self.unsafe_reached_backend == 0
+            and self.unsafe_states == 0
+        )
 
     def verdict(self) -> str:
         if self.ok:
@@ -44,6 +50,8 @@ class ShadowReport:
         why = self.reason or self.status
         if self.unsafe:
             why = f"{len(self.unsafe)} unsafe shield interventions (first: {self.unsafe[0]})"
+        elif self.unsafe_states:
+            why = f"the twin arm left the envelope on {self.unsafe_states} steps"
         return f"shadow run predicts {'failure' if self.status != 'success' else 'an unsafe run'}: {why}"
 
     def to_json(self) -> dict:
@@ -54,6 +62,7 @@ class ShadowReport:
             "interventions": self.interventions,
             "unsafe": self.unsafe[:20],
             "unsafe_reached_backend": self.unsafe_reached_backend,
+            "unsafe_states": self.unsafe_states,
             "steps": self.steps,
             "wall_s": round(self.wall_s, 3),
             "outcomes": self.outcomes,
@@ -129,6 +138,7 @@ def shadow_run(
         interventions=len(interventions),
         unsafe=unsafe,
         unsafe_reached_backend=backend.unsafe_actions,
+        unsafe_states=backend.unsafe_states,
         steps=result.steps,
         wall_s=time.perf_counter() - t0,
         outcomes=[{"instruction": o.subgoal.instruction, "status": o.status.value} for o in result.outcomes],
