@@ -202,6 +202,33 @@ class ServerBenchConfig(BaseModel):
     checkpoint: Path | None = None
     device: str = "cpu"
     requests: int = Field(200, ge=10)
+    flooders: int = Field(2, ge=0, description="hostile clients beside the measured one in the last pass")
+
+
+def _flood(uri: str, stop, prompt_chars: int = 100_000) -> None:
+    """A hostile client: map bombs, an over-long prompt, garbage and absurd numbers, as fast as
+    the server answers them."""
+    import msgpack
+
+    from vla_agent.types import OBJECT_START, PROMPT, STATE
+    from vla_agent.vla import msgpack_numpy
+    from vla_agent.vla.client import _connect
+
+    state = np.array([0.5, 0, 0.3, 0, 0, 0, 0.08], np.float32)
+    frames = [
+        msgpack.packb([{}] * 200_000),
+        msgpack_numpy.packb({STATE: state, PROMPT: "x" * prompt_chars}),
+        b"\xc1 garbage",
+        msgpack_numpy.packb({STATE: state, PROMPT: "pick", OBJECT_START: np.array([1e38, 0.0, 0.0])}),
+    ]
+    ws = _connect(uri, open_timeout=5, max_size=2**24, compression=None)
+    ws.recv(timeout=5)
+    k = 0
+    while not stop.is_set():
+        ws.send(frames[k % len(frames)])
+        ws.recv(timeout=10)
+        k += 1
+    ws.close()
 
 
 def run_server_bench(cfg: ServerBenchConfig) -> dict:
@@ -263,6 +290,25 @@ def run_server_bench(cfg: ServerBenchConfig) -> dict:
             reply = client.infer(r)
             remote.append((time.perf_counter() - t0) * 1000)
             server_side.append(float(reply["server_timing"]["infer_ms"]))
+        flooded = []
+        if cfg.flooders:
+            import threading
+
+            stop = threading.Event()
+            threads = [
+                threading.Thread(target=_flood, args=(f"ws://127.0.0.1:{port}", stop), daemon=True)
+                for _ in range(cfg.flooders)
+            ]
+            for t in threads:
+                t.start()
+            time.sleep(0.5)
+            for r in requests:
+                t0 = time.perf_counter()
+                client.infer(r)
+                flooded.append((time.perf_counter() - t0) * 1000)
+            stop.set()
+            for t in threads:
+                t.join(10)
         client.close()
     finally:
         proc.terminate()
@@ -275,5 +321,8 @@ def run_server_bench(cfg: ServerBenchConfig) -> dict:
         "loopback_ms": rp,
         "server_infer_ms": pct(server_side),
         "overhead_ms": {"p50": rp["p50"] - lp["p50"], "p99": rp["p99"] - lp["p99"]},
+        "flooders": cfg.flooders,
+        "loopback_flooded_ms": pct(flooded) if flooded else None,
+        "flooded_p99_over_idle": pct(flooded)["p99"] / rp["p99"] if flooded else None,
         "device": cfg.device,
     }

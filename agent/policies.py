@@ -47,6 +47,7 @@ def make_policy(spec: str, env: TabletopEnv, **kwargs):
     ``VLA_AGENT_API_KEY`` or the config file (``vla_agent.vla.auth``)."""
     if spec.startswith(("ws://", "wss://")):
         return _remote(env, spec, **kwargs)
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("api_key", "api_key_file")}  # remote only
     factory = POLICIES.get(spec)
     if factory is None:
         raise unknown("policy", spec, list(POLICIES) + ["ws://HOST:PORT"])

@@ -20,6 +20,7 @@ from vla_agent.agent.detectors import (
 from vla_agent.agent.events import Event
 from vla_agent.agent.executor import Executor, ExecutorConfig, RunResult
 from vla_agent.agent.guard import check_command, normalize
+from vla_agent.agent.intent import check_plan_intent
 from vla_agent.agent.plan import PlanError
 from vla_agent.agent.planner_offline import OfflinePlanner
 from vla_agent.agent.policies import make_policy
@@ -208,10 +209,14 @@ class Session:
         reason = check_command(command)
         if reason is not None:
             return {"refused": reason}
+        text, scene = " ".join(normalize(command).split()), self.executor.scene()
         try:
-            plan = self.planner.plan(" ".join(normalize(command).split()), self.executor.scene())
+            plan = self.planner.plan(text, scene)
         except (PlanError, VlaAgentError) as e:
             return {"refused": str(e)}
+        mismatch = None if plan.refused is not None else check_plan_intent(text, scene, plan.subgoals)
+        if mismatch is not None:
+            return {"refused": mismatch, "planner": plan.planner}
         return {**plan.to_json(), "planner": plan.planner, "latency_ms": round(plan.latency_ms, 3)}
 
     def close(self) -> None:

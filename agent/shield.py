@@ -39,6 +39,11 @@ from vla_agent.sim.twin import KinematicTwin
 from vla_agent.types import ACTION_DIM, JOINTS, STATE, Observation, ShieldResult
 
 TIMESTAMP = "timestamp"  # observation key: time.monotonic() at capture, set by backends
+# How far the tool point swings off its path per radian of turn while the joints move (measured
+# in the simulator: up to ~3 cm for a 0.25 rad tilt step); the shield leaves room for it.
+SWING_TILT = 0.12
+SWING_YAW = 0.05
+SLOW_TURN = 0.1  # rad per step: the fastest turn of a tool tilted past half its limit
 
 
 class KeepOut(BaseModel):
@@ -235,6 +240,7 @@ class SafetyShield:
             a = self._back_toward_envelope(state)
         else:
             self._limit_tilt(a, rpy, violations, low=pos[2] < c.low_z)
+            self._limit_swing(a, pos, violations)
             self._limit_to_box(a, pos, violations)
             for zone in c.keep_out:
                 if _segment_hits_box(pos, pos + a[:3], np.array(zone.min), np.array(zone.max)):
@@ -361,6 +367,11 @@ class SafetyShield:
         hand), braking as they near it (like the box)."""
         c = self.config
         limit = c.max_tilt - c.tilt_tolerance if low else c.max_tilt
+        tilt = max(abs(_wrap(rpy[0])), abs(_wrap(rpy[1])))
+        turn = float(np.abs(a[3:6]).max())
+        if tilt > limit / 2 and turn > SLOW_TURN:  # turning fast while tilted overshoots the tilt
+            a[3:6] *= SLOW_TURN / turn
+            violations.append(f"turn slowed to {SLOW_TURN:.2f} rad/step while tilted")
         for i, axis in ((0, "roll"), (1, "pitch")):
             now, new = _wrap(rpy[i]), _wrap(rpy[i] + a[3 + i])
             if abs(now) > limit:  # tilted more than the hand may be this low: turn back toward it
@@ -376,13 +387,27 @@ class SafetyShield:
                     violations.append(f"{axis} would exceed the {c.max_tilt:.2f} rad tilt limit")
                 a[3 + i] = float(np.clip(_wrap(np.sign(new) * reach - now), -c.max_rotation, c.max_rotation))
 
+    def _limit_swing(self, a: np.ndarray, pos: np.ndarray, violations: list[str]) -> None:
+        """Near a face of the box, turn the tool slowly: while the joints turn it, the tool point
+        swings off its path (about ``SWING_TILT`` metres per radian of roll or pitch,
+        ``SWING_YAW`` of yaw), and that swing must fit in half the gap left."""
+        c = self.config
+        gap = _gap(c, pos)
+        swing = SWING_TILT * np.abs(a[3:5]).max() + SWING_YAW * abs(a[5])
+        room = gap / 2 + c.state_tolerance / 2
+        if swing > room:
+            a[3:6] *= room / swing
+            violations.append(f"turn slowed {gap * 100:.1f} cm from the workspace boundary")
+
     def _limit_to_box(self, a: np.ndarray, pos: np.ndarray, violations: list[str]) -> None:
-        """Clip the target into the box (never stretched), braking near its faces."""
+        """Clip the target into the box (never stretched), braking near its faces, with room
+        left for the swing of the turn that goes with the move."""
         c = self.config
         lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
         move = a[:3]
-        room_down = np.maximum(pos - lo, 0.0) / (1.0 + c.overshoot)
-        room_up = np.maximum(hi - pos, 0.0) / (1.0 + c.overshoot)
+        swing = SWING_TILT * np.abs(a[3:5]).max() + SWING_YAW * abs(a[5])
+        room_down = np.maximum(pos - lo - swing, 0.0) / (1.0 + c.overshoot)
+        room_up = np.maximum(hi - pos - swing, 0.0) / (1.0 + c.overshoot)
         limited = np.clip(move, -room_down, room_up)
         if not np.allclose(limited, move, atol=1e-9):
             violations.append("target clipped to the workspace box")
@@ -448,6 +473,12 @@ class SafetyShield:
         if self._twin is not None:
             self._twin.close()
             self._twin = None
+
+
+def _gap(c: ShieldConfig, pos: np.ndarray) -> float:
+    """Distance from ``pos`` to the nearest face of the workspace box (0 outside it)."""
+    lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
+    return float(max(0.0, min(np.min(pos - lo), np.min(hi - pos))))
 
 
 def _into_joint_margin(target: np.ndarray, measured: np.ndarray, margin: float) -> str:

@@ -180,7 +180,7 @@ def cmd_bench_server(a: argparse.Namespace) -> int:
     from vla_agent.agent.bench import ServerBenchConfig, run_server_bench
 
     result = run_server_bench(
-        ServerBenchConfig(checkpoint=a.checkpoint, device=a.device, requests=a.requests)
+        ServerBenchConfig(checkpoint=a.checkpoint, device=a.device, requests=a.requests, flooders=a.flooders)
     )
     if a.json:
         print(json.dumps(result))
@@ -189,6 +189,12 @@ def cmd_bench_server(a: argparse.Namespace) -> int:
             f"in-process p50 {result['in_process_ms']['p50']:.2f} ms, loopback p50 "
             f"{result['loopback_ms']['p50']:.2f} ms, overhead p50 {result['overhead_ms']['p50']:.2f} ms"
         )
+        if result["loopback_flooded_ms"]:
+            out.print(
+                f"beside {result['flooders']} flooding clients: "
+                f"p99 {result['loopback_flooded_ms']['p99']:.2f} ms "
+                f"({result['flooded_p99_over_idle']:.2f}x the idle p99)"
+            )
     return 0
 
 
@@ -1111,6 +1117,9 @@ def build_parser() -> argparse.ArgumentParser:
     bsv.add_argument("--checkpoint", default=None)
     bsv.add_argument("--device", default="cpu")
     bsv.add_argument("--requests", type=int, default=200)
+    bsv.add_argument(
+        "--flooders", type=int, default=2, help="hostile clients beside the measured one in a last pass"
+    )
     bsv.add_argument("--json", action="store_true")
     bsv.set_defaults(func=cmd_bench_server)
 
