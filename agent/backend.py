@@ -9,7 +9,6 @@ the worst excursion in ``worst_excursion``), so drift that no command asked for 
 
 from __future__ import annotations
 
-import time
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +25,8 @@ class RobotBackend(Protocol):
     name: str
     unsafe_actions: int
     unsafe_states: int
+
+    def clock(self) -> float: ...  # the time observations are stamped with (seconds)
 
     def observe(self) -> Observation: ...
     def apply(self, action: np.ndarray) -> None: ...
@@ -81,10 +82,15 @@ class SimBackend:
         self.stopped = False
         self._obs: Observation | None = None
 
+    def clock(self) -> float:
+        """Simulated time: control steps since the reset times the control period. A dry run is
+        reproducible under load and the shield's watchdog never sees a busy CPU as a stale frame."""
+        return self.env.steps / self.env.config.control_hz
+
     def reset(self, seed: int | None = None, scene: SceneSpec | str | None = None) -> Observation:
         options = {"scene": scene} if scene is not None else None
         obs, _ = self.env.reset(seed=seed, options=options)
-        self._obs = {**obs, TIMESTAMP: time.monotonic()}
+        self._obs = {**obs, TIMESTAMP: self.clock()}
         self.stopped = False
         return self._obs
 
@@ -97,7 +103,7 @@ class SimBackend:
         audit_action(self, action)
         obs, *_ = self.env.step(np.asarray(action, float))
         self.applied += 1
-        self._obs = {**obs, TIMESTAMP: time.monotonic()}
+        self._obs = {**obs, TIMESTAMP: self.clock()}
         self.states.record(self.audit, self._obs)
 
     @property
@@ -109,7 +115,7 @@ class SimBackend:
         self.stopped = True
         hold = np.array([0, 0, 0, 0, 0, 0, 1.0 if self.env.gripper_open else -1.0])
         obs, *_ = self.env.step(hold)
-        self._obs = {**obs, TIMESTAMP: time.monotonic()}
+        self._obs = {**obs, TIMESTAMP: self.clock()}
         self.states.record(self.audit, self._obs)
 
     @property

@@ -330,7 +330,8 @@ class Executor:
             turn = np.clip(d_rpy, -0.8 * c.max_rotation, 0.8 * c.max_rotation)
             action = np.concatenate([move, turn, [1.0]])
             t0 = time.perf_counter()
-            result = self.shield.filter(action, obs, issued_at=time.monotonic())
+            now = self._clock()
+            result = self.shield.filter(action, obs, issued_at=now, now=now)
             if result.violations:
                 self.events.emit(
                     "shield", index=index, violations=list(result.violations), held=result.held, step=steps
@@ -384,12 +385,12 @@ class Executor:
                     if isinstance(e, PolicyUnavailable):  # no retry or replan can help: end the run
                         raise PolicyUnavailable(msg) from None
                     return Status.FAILED, steps, msg
-            issued = time.monotonic()
+            issued = self._clock()
             policy_ms = (time.perf_counter() - t_pol) * 1000
             for action in chunk:
                 self._check_stop()
                 t0 = time.perf_counter()
-                result = self.shield.filter(action, obs, issued_at=issued)
+                result = self.shield.filter(action, obs, issued_at=issued, now=self._clock())
                 if result.violations:
                     self.events.emit(
                         "shield",
@@ -465,6 +466,10 @@ class Executor:
                     return Status.FAILED, steps, f"no progress in {n} steps"
                 if getattr(self.policy, "done", False) and not verifying:
                     break
+
+    def _clock(self) -> float:
+        """The backend's clock (simulated time in a dry run), the one its observations carry."""
+        return self.backend.clock()
 
     def _check_stop(self) -> None:
         if self._stop.is_set():

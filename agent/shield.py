@@ -38,7 +38,7 @@ from vla_agent.sim import assets
 from vla_agent.sim.twin import KinematicTwin
 from vla_agent.types import ACTION_DIM, JOINTS, STATE, Observation, ShieldResult
 
-TIMESTAMP = "timestamp"  # observation key: time.monotonic() at capture, set by backends
+TIMESTAMP = "timestamp"  # observation key: the backend's clock at capture (``backend.clock()``)
 # How far the tool point swings off its path per radian of turn while the joints move (measured
 # in the simulator: up to ~3 cm for a 0.25 rad tilt step); the shield leaves room for it.
 SWING_TILT = 0.12
@@ -183,9 +183,15 @@ class SafetyShield:
     def hold(self) -> np.ndarray:
         return np.array([0, 0, 0, 0, 0, 0, self.last_gripper], float)
 
-    def filter(self, action, obs: Observation, issued_at: float | None = None) -> ShieldResult:
+    def filter(
+        self, action, obs: Observation, issued_at: float | None = None, now: float | None = None
+    ) -> ShieldResult:
+        """The action to send for ``action`` given ``obs``. ``issued_at`` (when the policy produced
+        it) and ``now`` are read on the backend's clock, as ``obs[TIMESTAMP]`` is: simulated time in
+        a dry run (a loaded machine never looks stale), wall-clock time on a real robot;
+        ``now=None`` means ``time.monotonic()``."""
         c = self.config
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
         try:
             a = np.asarray(action, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError, OverflowError):

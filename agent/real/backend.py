@@ -41,6 +41,10 @@ class RealBackend:
         self._obs: Observation | None = None
         self._K: np.ndarray | None = None
 
+    def clock(self) -> float:
+        """Wall-clock time: on a real robot a late frame is a stale frame (the watchdog's job)."""
+        return time.monotonic()
+
     def reset(self, seed: int | None = None, scene=None) -> Observation:
         """(Re)read the world; the real scene is whatever is on the table (``seed``/``scene`` are
         the simulator's and are ignored)."""
@@ -53,7 +57,7 @@ class RealBackend:
             IMAGE: f.rgb,
             DEPTH: f.depth,
             STATE: np.asarray(self.arm.state(), np.float32),
-            TIMESTAMP: time.monotonic(),
+            TIMESTAMP: self.clock(),
         }
         joints = self.arm.joint_positions() if hasattr(self.arm, "joint_positions") else None
         if joints is not None:
