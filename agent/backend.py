@@ -9,31 +9,15 @@ the worst excursion in ``worst_excursion``), so drift that no command asked for 
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 
 from vla_agent.agent.perception import CameraModel
 from vla_agent.agent.shield import TIMESTAMP, SafetyShield, state_excursion
 from vla_agent.errors import ActionError
+from vla_agent.interfaces import RobotBackend  # noqa: F401 - the interface, re-exported
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.types import JOINTS, STATE, Observation, SceneObject
-
-
-class RobotBackend(Protocol):
-    name: str
-    unsafe_actions: int
-    unsafe_states: int
-
-    def clock(self) -> float: ...  # the time observations are stamped with (seconds)
-
-    def observe(self) -> Observation: ...
-    def apply(self, action: np.ndarray) -> None: ...
-    def stop(self) -> None: ...
-    @property
-    def camera(self) -> CameraModel: ...
-    def scene_objects(self) -> list[SceneObject]: ...
 
 
 def audit_action(backend, action: np.ndarray) -> None:

@@ -13,11 +13,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 
 from vla_agent.agent.perception import HAND_RADIUS, HELD_WIDTH, Perception
+from vla_agent.errors import VlaAgentError
+from vla_agent.interfaces import SuccessDetector  # noqa: F401 - the interface, re-exported
+from vla_agent.registry import registry
 from vla_agent.sim.catalog import BLOCK_SIZE, REGION_ALIASES, REGIONS
 from vla_agent.sim.predicates import DIRECTIONS, WorldState, evaluate
 from vla_agent.skills.library import get_skill
@@ -25,11 +27,6 @@ from vla_agent.types import STATE, Observation, Predicate, Status, Subgoal, Verd
 
 PICK_LIFT = 0.05  # metres the held block's bottom must clear the table before "pick" is done
 RETREAT = 0.04  # metres the open hand must be above a placed block before "place" is done
-
-
-class SuccessDetector(Protocol):
-    def reset(self, subgoal: Subgoal, obs: Observation) -> None: ...
-    def check(self, subgoal: Subgoal, obs: Observation) -> Verdict: ...
 
 
 class PerceptionDetector:
@@ -179,3 +176,33 @@ class GroundTruthDetector:
         if self.streak >= self.confirm:
             return Verdict(Status.DONE, 1.0, "ground truth")
         return Verdict(Status.RUNNING, 0.0)
+
+
+# Detectors by name (``--detector``). A factory is ``factory(arg, env=None)`` and returns
+# ``make(perception, policy) -> SuccessDetector``: the executor builds the detector again after
+# every scene reset, from the perception of that scene. Other packages register theirs under the
+# ``vla_agent.detectors`` entry-point group.
+DETECTORS = registry("detector", "vla_agent.detectors")
+
+
+def _policy_done(policy) -> Callable[[], bool]:
+    return lambda: bool(getattr(policy, "done", False))  # policies without a done signal: never
+
+
+@DETECTORS.register(
+    "perception", help="effects seen in RGB-D pixels, ended early by the policy's done (default)"
+)
+def _perception(arg: str, env=None):
+    return lambda perception, policy: CombinedDetector(PerceptionDetector(perception), _policy_done(policy))
+
+
+@DETECTORS.register("vla", help="the VLA's own done output only")
+def _learned(arg: str, env=None):
+    return lambda perception, policy: LearnedDoneDetector(_policy_done(policy))
+
+
+@DETECTORS.register("ground-truth", help="the simulator's predicates (benchmarks, an upper bound)")
+def _ground_truth(arg: str, env=None):
+    if env is None:
+        raise VlaAgentError("the ground-truth detector exists only in the simulator")
+    return lambda perception, policy: GroundTruthDetector(env)

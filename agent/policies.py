@@ -1,35 +1,41 @@
-"""``--policy`` resolution: ``vla`` (in-process), ``expert`` (scripted oracle), and later
-``ws://host:port`` (a remote policy server). A registry, not an if/elif chain."""
+"""Skill policies by name (``--policy``): ``vla`` (in-process), ``expert`` (the scripted oracle),
+``ws://HOST:PORT`` (a policy server speaking the openpi protocol), and whatever other packages
+register under the ``vla_agent.policies`` entry-point group.
+
+A policy factory is ``factory(arg, env, **options) -> SkillPolicy``: ``arg`` is the text after
+``name:`` in the spec (the whole URL for ``ws://``), ``env`` the simulator (None on a real robot
+without a twin), ``options`` what the session knows (``checkpoint``, ``device``, ``api_key_file``,
+``execute``); a factory takes what it needs and ignores the rest.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from vla_agent.errors import unknown
+from vla_agent.registry import registry
 from vla_agent.sim.env import TabletopEnv
 
-PolicyFactory = Callable[..., object]
+POLICIES = registry("policy", "vla_agent.policies")
 
 
-def _vla(env: TabletopEnv, checkpoint: Path | None = None, device: str = "cpu", **kw):
+@POLICIES.register("vla", help="the shipped VLA, in-process (--checkpoint DIR for other weights)")
+def _vla(arg: str, env: TabletopEnv | None, checkpoint: Path | None = None, device: str = "cpu", **kw):
     from vla_agent.vla.policy import VLAPolicy
 
-    return VLAPolicy(checkpoint, device=device, **kw)
+    options = {k: v for k, v in kw.items() if k == "execute"}
+    return VLAPolicy(checkpoint, device=device, **options)
 
 
-def _expert(env: TabletopEnv, **_):
+@POLICIES.register("expert", help="the scripted expert (reads the simulator's object poses)")
+def _expert(arg: str, env: TabletopEnv | None, **_):
     from vla_agent.skills.experts import ExpertPolicy
 
     return ExpertPolicy(env)
 
 
-POLICIES: dict[str, PolicyFactory] = {"vla": _vla, "expert": _expert}
-
-
 def _remote(
-    env: TabletopEnv,
     uri: str,
+    env: TabletopEnv | None,
     api_key: str | None = None,
     api_key_file: Path | None = None,
     execute: int = 2,
@@ -41,14 +47,12 @@ def _remote(
     return RemotePolicy(uri, api_key=resolve_api_key(api_key, api_key_file), execute=execute)
 
 
-def make_policy(spec: str, env: TabletopEnv, **kwargs):
-    """Build the policy named by ``spec`` (``vla``, ``expert`` or ``ws://host:port``); unknown
-    names raise with suggestions. A remote policy's API key comes from ``api_key``, a key file,
-    ``VLA_AGENT_API_KEY`` or the config file (``vla_agent.vla.auth``)."""
-    if spec.startswith(("ws://", "wss://")):
-        return _remote(env, spec, **kwargs)
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("api_key", "api_key_file")}  # remote only
-    factory = POLICIES.get(spec)
-    if factory is None:
-        raise unknown("policy", spec, list(POLICIES) + ["ws://HOST:PORT"])
-    return factory(env, **kwargs)
+POLICIES.register("ws", _remote, form="ws://HOST:PORT", help="a policy server (openpi websocket protocol)")
+POLICIES.register("wss", _remote, form="wss://HOST:PORT", help="a policy server over TLS")
+
+
+def make_policy(spec: str, env: TabletopEnv | None, **options):
+    """Build the policy named by ``spec``; an unknown name raises with suggestions. A remote
+    policy's API key comes from ``api_key``, a key file, ``VLA_AGENT_API_KEY`` or the config file
+    (``vla_agent.vla.auth``)."""
+    return POLICIES.create(spec, env, **options)

@@ -11,23 +11,18 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.backend import SimBackend
-from vla_agent.agent.detectors import (
-    CombinedDetector,
-    GroundTruthDetector,
-    LearnedDoneDetector,
-    PerceptionDetector,
-)
+from vla_agent.agent.detectors import DETECTORS
 from vla_agent.agent.events import Event
 from vla_agent.agent.executor import Executor, ExecutorConfig, RunResult
 from vla_agent.agent.guard import check_command, normalize
 from vla_agent.agent.intent import check_plan_intent
 from vla_agent.agent.plan import PlanError
-from vla_agent.agent.planner_offline import OfflinePlanner
+from vla_agent.agent.planners import make_planner
 from vla_agent.agent.policies import make_policy
 from vla_agent.agent.report import write_report
 from vla_agent.agent.shield import SafetyShield
 from vla_agent.agent.trace import TraceWriter
-from vla_agent.errors import VlaAgentError, unknown
+from vla_agent.errors import VlaAgentError
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.sim.video import write_video
@@ -36,8 +31,6 @@ from vla_agent.types import Status, StepOutcome
 
 DEFAULT_COMMAND = "put the red block in the bowl, then stack the blue block on the green one"
 DEFAULT_SCENE = "red block, blue block, green block, yellow block, purple bowl"
-DETECTORS = ("perception", "vla", "ground-truth")
-PLANNERS = ("offline", "llm")
 
 
 class AgentConfig(BaseModel):
@@ -65,41 +58,16 @@ class AgentConfig(BaseModel):
     video: bool = True
 
 
-def make_planner(cfg: AgentConfig):
-    if cfg.planner == "offline":
-        return OfflinePlanner()
-    if cfg.planner == "llm":
-        from vla_agent.agent.planner_llm import LLMPlanner
-
-        return LLMPlanner(
-            cfg.llm_model,
-            base_url=cfg.llm_base_url,
-            timeout=cfg.llm_timeout,
-            fallback=OfflinePlanner() if cfg.llm_fallback else None,
-        )
-    raise unknown("planner", cfg.planner, PLANNERS)
-
-
 def detector_factory(name: str, env: TabletopEnv | None = None) -> Callable:
-    if name == "perception":
-        return lambda perception, policy: CombinedDetector(
-            PerceptionDetector(perception), lambda: bool(getattr(policy, "done", False))
-        )
-    if name == "vla":
-        return lambda perception, policy: LearnedDoneDetector(lambda: bool(getattr(policy, "done", False)))
-    if name == "ground-truth":
-        if env is None:
-            raise VlaAgentError("the ground-truth detector exists only in the simulator")
-        return lambda perception, policy: GroundTruthDetector(env)
-    raise unknown("detector", name, DETECTORS)
+    """``make(perception, policy) -> SuccessDetector`` for the detector ``name``."""
+    return DETECTORS.create(name, env)
 
 
 class Session:
     """A simulated robot with the agent around it: reset scenes, run commands, keep a video."""
 
     def __init__(self, cfg: AgentConfig, listeners: list[Callable[[Event], None]] | None = None):
-        if cfg.detector not in DETECTORS:
-            raise unknown("detector", cfg.detector, DETECTORS)
+        DETECTORS.get(cfg.detector)  # an unknown name fails before anything is built
         self.cfg = cfg
         self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize))
         self.backend = SimBackend(self.env)

@@ -875,6 +875,42 @@ def cmd_bench_shield(a: argparse.Namespace) -> int:
     return 0 if result["unsafe_states_reached"] == 0 else 1
 
 
+def _registries() -> dict:
+    """Every registry of parts, filled (built-ins register on import; plugins by entry point)."""
+    import vla_agent.agent.detectors  # noqa: F401 - registration on import
+    import vla_agent.agent.planners  # noqa: F401
+    import vla_agent.agent.policies  # noqa: F401
+    import vla_agent.agent.real.arms  # noqa: F401
+    from vla_agent.registry import REGISTRIES
+
+    return REGISTRIES
+
+
+def _names(kind: str) -> str:
+    return _registries()[kind].help()
+
+
+def cmd_plugins(a: argparse.Namespace) -> int:
+    rows = [
+        {"kind": kind, "name": e.name, "usage": e.usage, "origin": e.origin, "help": e.help}
+        for kind, reg in sorted(_registries().items())
+        for e in reg.entries()
+    ]
+    errors = [msg for reg in _registries().values() for msg in reg.errors]
+    if a.json:
+        print(json.dumps({"parts": rows, "errors": errors}))
+        return 0
+    t = Table(title="registered parts (built-ins and plugins)")
+    for col in ("kind", "usage", "from", "what"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["kind"], r["usage"], r["origin"], r["help"])
+    out.print(t)
+    for msg in errors:
+        err.print(f"[yellow]plugin failed to load:[/yellow] {msg}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="vla-agent",
@@ -914,9 +950,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--randomize", action="store_true", help="domain randomization (lighting, colours, camera)"
         )
-        p.add_argument(
-            "--planner", default="offline", choices=["offline", "llm"], help="offline (default) or llm"
-        )
+        p.add_argument("--planner", default="offline", help=f"{_names('planner')} (default offline)")
         p.add_argument("--llm-model", default="openai:gpt-4o-mini", help="LangChain provider:model")
         p.add_argument(
             "--llm-base-url", default=None, help="OpenAI-compatible server, e.g. http://localhost:11434/v1"
@@ -927,7 +961,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--json", action="store_true", help="print the result as one JSON object")
         if policy:
-            p.add_argument("--policy", default="vla", help="vla (in-process) | expert | ws://HOST:PORT")
+            p.add_argument("--policy", default="vla", help=f"{_names('policy')} (default vla)")
             p.add_argument(
                 "--checkpoint", default=None, help="VLA checkpoint folder (default: the shipped one)"
             )
@@ -938,7 +972,9 @@ def build_parser() -> argparse.ArgumentParser:
                 help="file with the policy server's API key (else VLA_AGENT_API_KEY, "
                 "then ~/.config/vla-agent/api_key)",
             )
-            p.add_argument("--detector", default="perception", choices=["perception", "vla", "ground-truth"])
+            p.add_argument(
+                "--detector", default="perception", help=f"{_names('detector')} (default perception)"
+            )
             p.add_argument("--retries", type=int, default=1, help="extra attempts per failed subgoal")
             p.add_argument("--replans", type=int, default=2, help="new plans after a subgoal fails for good")
             p.add_argument(
@@ -977,7 +1013,7 @@ def build_parser() -> argparse.ArgumentParser:
     real.add_argument(
         "--camera", default="", help="serial:NUMBER | file:REC.db3|.bag (default: first RealSense)"
     )
-    real.add_argument("--arm", default="twin", help="twin (PyBullet stand-in) | xarm:IP")
+    real.add_argument("--arm", default="twin", help=f"{_names('arm')} (default twin: a PyBullet stand-in)")
     real.add_argument("--calibration", default=None, help="camera-to-base YAML (default: REC.calib.yaml)")
     real.add_argument("--no-shadow", action="store_true", help="skip the shadow dry run (not recommended)")
     real.add_argument("--yes", action="store_true", help="approve a successful shadow run without asking")
@@ -1066,9 +1102,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the files' own options.",
     )
     tk.add_argument("files", nargs="+", help="task files, e.g. examples/tasks/*.yaml")
-    tk.add_argument("--policy", default=None, help="override: vla | expert | ws://HOST:PORT")
-    tk.add_argument("--planner", default=None, choices=["offline", "llm"], help="override the planner")
-    tk.add_argument("--detector", default=None, choices=["perception", "vla", "ground-truth"])
+    tk.add_argument("--policy", default=None, help=f"override: {_names('policy')}")
+    tk.add_argument("--planner", default=None, help=f"override: {_names('planner')}")
+    tk.add_argument("--detector", default=None, help=f"override: {_names('detector')}")
     tk.add_argument("--out", default="runs/tasks", help="report folders go here, one per file and command")
     tk.add_argument("--no-video", action="store_true")
     tk.add_argument("--dry-run", action="store_true", default=True, help="simulated run (the default)")
@@ -1102,7 +1138,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Roll a skill policy out on seeds disjoint from training and "
         "held-out instruction paraphrases; judged by ground truth.",
     )
-    bs.add_argument("--policy", default="vla", help="vla | expert | ws://HOST:PORT (policy server)")
+    bs.add_argument("--policy", default="vla", help=_names("policy"))
     bs.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
     bs.add_argument("--device", default="cpu", help="cpu | cuda")
     bs.add_argument("--episodes-per-skill", type=int, default=50)
@@ -1131,15 +1167,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bc.add_argument("--episodes", type=int, default=100)
     bc.add_argument("--seed", type=int, default=2_000_000, help="first chain seed")
-    bc.add_argument("--policy", default="vla", help="vla | expert | ws://HOST:PORT")
+    bc.add_argument("--policy", default="vla", help=_names("policy"))
     bc.add_argument("--checkpoint", default=None, help="VLA checkpoint folder (default: the shipped one)")
     bc.add_argument(
         "--no-home",
         action="store_true",
         help="skills start where the previous one ended (no move home before a pick or push)",
     )
-    bc.add_argument("--planner", default="offline", choices=["offline", "llm"])
-    bc.add_argument("--detector", default="perception", choices=["perception", "vla", "ground-truth"])
+    bc.add_argument("--planner", default="offline", help=_names("planner"))
+    bc.add_argument("--detector", default="perception", help=_names("detector"))
     bc.add_argument("--llm-model", default="openai:gpt-4o-mini")
     bc.add_argument("--llm-base-url", default=None)
     bc.add_argument("--json", action="store_true")
@@ -1291,6 +1327,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image", default=None, help="write the static camera view to this PNG")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_scene)
+
+    pg = sub.add_parser(
+        "plugins",
+        help="list the registered policies, planners, detectors and arms, and where each came from",
+        description="Built-in parts and those other packages add through entry points "
+        "(groups vla_agent.policies, vla_agent.planners, vla_agent.detectors, vla_agent.arms).",
+    )
+    pg.add_argument("--json", action="store_true")
+    pg.set_defaults(func=cmd_plugins)
 
     k = sub.add_parser("skills", help="list the skill library")
     k.add_argument("--json", action="store_true")

@@ -10,12 +10,12 @@ conservative speed limits on top.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from vla_agent.errors import VlaAgentError
+from vla_agent.interfaces import ArmDriver
+from vla_agent.registry import registry
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.types import JOINTS, STATE, WRIST_IMAGE
@@ -25,17 +25,9 @@ class ArmError(VlaAgentError):
     """The arm refused a command or reported an error; it has been told to stop."""
 
 
-class ArmDriver(Protocol):
-    name: str
-
-    def state(self) -> np.ndarray: ...  # [x, y, z, roll, pitch, yaw, gripper_width], base frame, m / rad
-    def move(self, action: np.ndarray) -> None: ...  # one control step: EE delta + gripper (+1 open)
-    def stop(self) -> None: ...  # hold where it is, now
-    def wrist_image(self) -> np.ndarray | None: ...  # a wrist camera, when the driver has one
-    def close(self) -> None: ...
-
-    # Optional: ``joint_positions() -> np.ndarray | None``, the measured joint angles of a Panda-like
-    # arm, which let the shield's twin predict each move and audit the joint limits.
+# The interface is ``vla_agent.interfaces.ArmDriver``. Optional: ``joint_positions() -> np.ndarray``,
+# the measured joint angles of a Panda-like arm, which let the shield's twin predict each move and
+# audit the joint limits.
 
 
 class TwinArm:
@@ -188,11 +180,23 @@ class XArmDriver:
         self.api.disconnect()
 
 
+# Arm drivers by name (``--arm``): a factory is ``factory(arg, scene=None, seed=0) -> ArmDriver``;
+# other packages register theirs under the ``vla_agent.arms`` entry-point group.
+ARMS = registry("arm", "vla_agent.arms")
+
+
+@ARMS.register("twin", help="the simulator's Panda standing in for the arm (tests, shadow runs)")
+def _twin(arg: str, scene: SceneSpec | str | None = None, seed: int = 0) -> ArmDriver:
+    return TwinArm(scene, seed)
+
+
+@ARMS.register("xarm", form="xarm:IP", help="UFactory xArm 5/6/7 or Lite 6 through xarm-python-sdk")
+def _xarm(arg: str, scene: SceneSpec | str | None = None, seed: int = 0) -> ArmDriver:
+    if not arg:
+        raise ArmError("arm xarm needs the controller's address: xarm:IP")
+    return XArmDriver(arg)
+
+
 def make_arm(spec: str, scene: SceneSpec | str | None = None, seed: int = 0) -> ArmDriver:
-    """``twin`` or ``xarm:IP``."""
-    kind, _, value = spec.partition(":")
-    if kind == "twin":
-        return TwinArm(scene, seed)
-    if kind == "xarm" and value:
-        return XArmDriver(value)
-    raise ArmError(f"arm {spec!r}: use twin or xarm:IP")
+    """The arm driver ``spec`` names (``twin``, ``xarm:IP``, or a plugin's)."""
+    return ARMS.create(spec, scene=scene, seed=seed)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from vla_agent.agent.executor import Executor, ExecutorConfig
 from vla_agent.agent.perception import Perception
 from vla_agent.agent.plan import Plan
+from vla_agent.agent.planners import make_planner
 from vla_agent.agent.policies import make_policy
 from vla_agent.agent.real.arms import ArmDriver, TwinArm, make_arm
 from vla_agent.agent.real.backend import RealBackend
@@ -20,7 +21,7 @@ from vla_agent.agent.real.calibration import load_calibration
 from vla_agent.agent.real.camera import RealSenseCamera
 from vla_agent.agent.real.shadow import ShadowReport, shadow_run, twin_scene
 from vla_agent.agent.report import write_report
-from vla_agent.agent.runner import AgentConfig, detector_factory, make_planner
+from vla_agent.agent.runner import AgentConfig, detector_factory
 from vla_agent.agent.shield import SafetyShield
 from vla_agent.agent.trace import TraceWriter
 from vla_agent.errors import ConfigError
