@@ -164,7 +164,7 @@ def run_shield_bench(cfg: ShieldBenchConfig, progress: Callable[[int, int], None
         for k in range(cfg.steps):
             action = policy(rng, np.asarray(obs[STATE], float), k)
             t = time.perf_counter()
-            result = shield.filter(action, obs)
+            result = shield.filter(action, obs, now=backend.clock())
             shield_s += time.perf_counter() - t
             try:
                 backend.apply(result.action)

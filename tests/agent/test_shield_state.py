@@ -34,19 +34,23 @@ def small_env():
     env.close()
 
 
-def _drive(backend: SimBackend, policy, shield: SafetyShield | None, steps: int) -> list[np.ndarray]:
+def _drive(backend: SimBackend, policy, shield: SafetyShield | None, steps: int):
     obs = backend.reset(seed=0, scene="red block, blue bowl")
     policy.reset(get_skill("pick").subgoal({"obj": "red block"}))
     if shield is not None:
         shield.reset(obs)
-    positions = []
+    positions, reasons = [], set()
     for _ in range(steps):
         action = policy.act(obs)[0]
-        sent = shield.filter(action, obs).action if shield is not None else action
+        sent = action
+        if shield is not None:
+            result = shield.filter(action, obs, issued_at=backend.clock(), now=backend.clock())
+            sent = result.action
+            reasons |= {v.split(" (")[0] for v in result.violations}
         backend.apply(sent)  # the backend's own audit of the command runs here
         obs = backend.observe()
         positions.append(np.asarray(obs[STATE][:3], float))
-    return positions
+    return positions, reasons
 
 
 def test_wrist_yaw_policy_over_the_websocket_is_held_at_the_envelope(small_env):
@@ -57,20 +61,21 @@ def test_wrist_yaw_policy_over_the_websocket_is_held_at_the_envelope(small_env):
         # Without the state checks (every command still within the per-step limits and passed by
         # the backend's command audit) the tool leaves the box: the audit counts those states.
         unshielded = SimBackend(small_env, audit=SafetyShield(cfg))
-        path = _drive(unshielded, policy, None, 40)
+        path, _ = _drive(unshielded, policy, None, 40)
         assert unshielded.unsafe_actions == 0
         assert unshielded.unsafe_states > 0
         assert min(p[0] for p in path) < lo[0] - 0.05  # behind the box, toward the base
         # With the shield the wrist turn is held: no unsafe state, the tool stays in the box.
         shield = SafetyShield(cfg)
         shielded = SimBackend(small_env, audit=SafetyShield(cfg))
-        path = _drive(shielded, policy, shield, 40)
+        path, reasons = _drive(shielded, policy, shield, 40)
         shield.close()
         policy.client.close()
     assert shielded.unsafe_states == 0 and shielded.unsafe_actions == 0
     tol = cfg.state_tolerance
     assert all(np.all(p >= lo - tol) and np.all(p <= hi + tol) for p in path)
     assert np.ptp(np.array(path), axis=0).max() < 0.01  # held where it was
+    assert reasons == {"target out of reach"}, reasons  # the twin saw the drift coming (not a stale frame)
 
 
 def test_a_measured_state_outside_only_moves_back():
@@ -138,4 +143,6 @@ def test_every_adversary_of_the_fuzz_benchmark_leaves_no_unsafe_state():
     assert r["actions"] == n * 15
     assert r["unsafe_states_reached"] == 0 and r["unsafe_actions_reached_backend"] == 0
     assert r["interventions"] > 0 and set(r["per_adversary"]) == set(adversaries())
+    assert r["holds"] < 0.8 * r["actions"]  # the shield filters; it does not just hold everything
+    assert r["per_adversary"]["drift-x+-1mm"]["holds"] == 0
     assert r["worst_state_excursion"]["position_mm"] <= 5.0
