@@ -20,7 +20,7 @@ from vla_agent.agent.plan import PlanError
 from vla_agent.agent.planners import make_planner
 from vla_agent.agent.policies import make_policy
 from vla_agent.agent.report import write_report
-from vla_agent.agent.shield import SafetyShield
+from vla_agent.agent.shield import SafetyShield, ShieldConfig
 from vla_agent.agent.trace import TraceWriter
 from vla_agent.errors import VlaAgentError
 from vla_agent.sim.catalog import SceneSpec
@@ -45,6 +45,7 @@ class AgentConfig(BaseModel):
     checkpoint: Path | None = None
     device: str = "cpu"
     api_key_file: Path | None = Field(None, description="file holding a policy server's API key")
+    shield: ShieldConfig = Field(default_factory=ShieldConfig, description="the safety envelope of the cell")
     planner: str = "offline"
     llm_model: str = "openai:gpt-4o-mini"
     llm_base_url: str | None = None
@@ -70,7 +71,7 @@ class Session:
         DETECTORS.get(cfg.detector)  # an unknown name fails before anything is built
         self.cfg = cfg
         self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize))
-        self.backend = SimBackend(self.env)
+        self.backend = SimBackend(self.env, audit=SafetyShield(cfg.shield))  # its own, independent audit
         self.policy = make_policy(
             cfg.policy, self.env, checkpoint=cfg.checkpoint, device=cfg.device, api_key_file=cfg.api_key_file
         )
@@ -81,7 +82,7 @@ class Session:
             self.policy,
             self.planner,
             detector_factory(cfg.detector, self.env),
-            shield=SafetyShield(),
+            shield=SafetyShield(cfg.shield),
             config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans, home=cfg.home),
             on_frame=self._frame if cfg.video else None,
         )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -99,6 +100,37 @@ class ShieldConfig(BaseModel):
     joint_margin: float = Field(
         0.1, ge=0, description="radians short of a joint limit that no move may go further into (braking)"
     )
+
+
+def load_shield_config(path: str | Path) -> ShieldConfig:
+    """A ``ShieldConfig`` from a YAML file (the envelope of your cell: workspace box, keep-out
+    zones, speeds, tilt); a malformed file is one line naming the field."""
+    import yaml
+    from pydantic import ValidationError
+
+    from vla_agent.errors import ConfigError
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(
+            f"{path}: cannot read the shield config ({getattr(e, 'strerror', None) or e})"
+        ) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a shield config is a mapping of ShieldConfig fields")
+    try:
+        cfg = ShieldConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(map(str, err["loc"])) or "(file)"
+        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+    lo, hi = np.array(cfg.workspace_min), np.array(cfg.workspace_max)
+    if np.any(lo >= hi):
+        raise ConfigError(f"{path}: workspace_min must be below workspace_max on every axis")
+    return cfg
 
 
 @dataclass(frozen=True)

@@ -403,6 +403,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- agent commands
 def _agent_config(a: argparse.Namespace):
     from vla_agent.agent.runner import AgentConfig
+    from vla_agent.agent.shield import ShieldConfig, load_shield_config
 
     return AgentConfig(
         scene=a.scene,
@@ -412,6 +413,7 @@ def _agent_config(a: argparse.Namespace):
         checkpoint=getattr(a, "checkpoint", None),
         device=getattr(a, "device", "cpu"),
         api_key_file=getattr(a, "api_key_file", None),
+        shield=load_shield_config(a.shield) if getattr(a, "shield", None) else ShieldConfig(),
         planner=a.planner,
         llm_model=a.llm_model,
         llm_base_url=a.llm_base_url,
@@ -974,6 +976,13 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument(
                 "--detector", default="perception", help=f"{_names('detector')} (default perception)"
+            )
+            p.add_argument(
+                "--shield",
+                default=None,
+                metavar="FILE",
+                help="YAML of the safety envelope (workspace_min/max, keep_out, max_translation, "
+                "max_tilt, ...; see agent/shield.py ShieldConfig)",
             )
             p.add_argument("--retries", type=int, default=1, help="extra attempts per failed subgoal")
             p.add_argument("--replans", type=int, default=2, help="new plans after a subgoal fails for good")

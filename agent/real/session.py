@@ -91,7 +91,9 @@ class RealSession:
                 )
 
         self.policy_factory = policy_factory
-        self.backend = RealBackend(camera, self.arm, self.calibration, self.objects)
+        self.backend = RealBackend(
+            camera, self.arm, self.calibration, self.objects, audit=SafetyShield(cfg.shield)
+        )
         self.frames: list = []
         self.shadow: ShadowReport | None = None
         self.backend.reset()
@@ -104,7 +106,7 @@ class RealSession:
             policy_factory(policy_env),
             make_planner(cfg),
             detector_factory(cfg.detector),
-            shield=SafetyShield(),
+            shield=SafetyShield(cfg.shield),
             config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans, home=cfg.home),
             on_frame=(lambda: self.frames.append(self.backend.render())) if cfg.video else None,
         )
@@ -130,6 +132,7 @@ class RealSession:
                 seed=self.cfg.seed,
                 max_retries=self.cfg.max_retries,
                 home=self.cfg.home,
+                shield=self.cfg.shield,
             )
             ev.emit("shadow", **self.shadow.to_json(), verdict=self.shadow.verdict())
             if not self.shadow.ok:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from vla_agent.agent.backend import SimBackend
 from vla_agent.agent.executor import Executor, ExecutorConfig
 from vla_agent.agent.plan import Plan
-from vla_agent.agent.shield import SafetyShield
+from vla_agent.agent.shield import SafetyShield, ShieldConfig
 from vla_agent.sim.catalog import ObjectSpec, SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.sim.predicates import WorldState
@@ -105,19 +105,20 @@ def shadow_run(
     seed: int = 0,
     max_retries: int = 1,
     home: bool = True,
+    shield: ShieldConfig | None = None,
 ) -> ShadowReport:
     """Execute ``plan`` in a twin of the perceived scene and report what the real run would do."""
     t0 = time.perf_counter()
     env = TabletopEnv(EnvConfig())
     try:
-        backend = SimBackend(env)
+        backend = SimBackend(env, audit=SafetyShield(shield))  # the real run's envelope
         backend.reset(seed=seed, scene=twin_scene(objects, world))
         executor = Executor(
             backend,
             make_policy(env),
             FixedPlanner(plan),
             make_detector(env),
-            shield=SafetyShield(),
+            shield=SafetyShield(shield),
             config=ExecutorConfig(max_retries=max_retries, max_replans=0, home=home),
         )
         interventions: list[dict] = []

@@ -294,3 +294,21 @@ def test_an_llm_plan_that_moves_the_wrong_block_is_refused_and_nothing_moves(tmp
     summary = json.loads(capsys.readouterr().out)
     assert summary["status"] == "refused" and "does not name" in summary["reason"]
     assert summary["steps"] == 0 and not summary["outcomes"]  # nothing moved
+
+
+def test_the_shield_of_a_session_is_the_cell_s_from_a_yaml_file(tmp_path, capsys):
+    from vla_agent.agent.shield import load_shield_config
+
+    cell = Path(__file__).resolve().parents[2] / "examples" / "shield" / "cell.yaml"
+    cfg = load_shield_config(cell)
+    assert cfg.max_translation == 0.03 and cfg.keep_out[0].name == "camera mast"
+    s = Session(AgentConfig(policy="expert", video=False, shield=cfg))
+    try:
+        assert s.executor.shield.config == cfg and s.backend.audit.config == cfg
+        assert s.executor.shield is not s.backend.audit  # the backend's audit stays independent
+    finally:
+        s.close()
+    bad = tmp_path / "shield.yaml"
+    bad.write_text("workspace_min: [0.5, 0, 0]\nworkspace_max: [0.4, 1, 1]\n")
+    assert main(["run", "put the red block in the bowl", "--policy", "expert", "--shield", str(bad)]) == 2
+    assert "workspace_min must be below workspace_max" in one_line_error(capsys)
