@@ -45,6 +45,7 @@ TIMESTAMP = "timestamp"  # observation key: the backend's clock at capture (``ba
 SWING_TILT = 0.12
 SWING_YAW = 0.05
 SLOW_TURN = 0.1  # rad per step: the fastest turn of a tool tilted past half its limit
+NEAR_FLOOR_SPEED = 0.01  # m per step sideways at the floor of the box, plus the height above it
 
 
 class KeepOut(BaseModel):
@@ -295,7 +296,17 @@ class SafetyShield:
             check = self.twin.check(pos + a[:3], rpy + a[3:6], tol, c.table_margin, joints)
             problem = check.error
             if not problem and joints is not None:
-                problem = _into_joint_margin(check.joints, joints, c.joint_margin)
+                problem = _into_joint_margin(check.joints, joints, c.joint_margin, c.overshoot)
+                for scale in (0.5, 0.25):  # a joint near its limit: the same move, slower
+                    if not problem:
+                        break
+                    slower = np.concatenate([a[:6] * scale, a[6:]])
+                    check = self.twin.check(pos + slower[:3], rpy + slower[3:6], tol, c.table_margin, joints)
+                    if not check.error and not _into_joint_margin(
+                        check.joints, joints, c.joint_margin, c.overshoot
+                    ):
+                        a, problem = slower, ""
+                        violations.append(f"slowed to {scale:.2f}x near a joint limit")
             if problem:
                 retreat = self._retreat(pos, rpy, joints, outside=excursion.outside)
                 return self._held(problem, violations, pos=pos, state_event=excursion.outside, action=retreat)
@@ -438,14 +449,18 @@ class SafetyShield:
             violations.append(f"turn slowed {gap * 100:.1f} cm from the workspace boundary")
 
     def _limit_to_box(self, a: np.ndarray, pos: np.ndarray, violations: list[str]) -> None:
-        """Clip the target into the box (never stretched), braking near its faces, with room
-        left for the swing of the turn that goes with the move."""
+        """Clip the target into the box (never stretched), braking near its faces."""
         c = self.config
         lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
         move = a[:3]
-        swing = SWING_TILT * np.abs(a[3:5]).max() + SWING_YAW * abs(a[5])
-        room_down = np.maximum(pos - lo - swing, 0.0) / (1.0 + c.overshoot)
-        room_up = np.maximum(hi - pos - swing, 0.0) / (1.0 + c.overshoot)
+        # dragging along the table tips the hand down into it: slow sideways moves near the floor
+        side = float(np.abs(move[:2]).max())
+        side_limit = NEAR_FLOOR_SPEED + max(pos[2] - lo[2], 0.0)
+        if side > side_limit:
+            move[:2] *= side_limit / side
+            violations.append(f"sideways move slowed to {side_limit * 100:.1f} cm/step near the table")
+        room_down = np.maximum(pos - lo, 0.0) / (1.0 + c.overshoot)
+        room_up = np.maximum(hi - pos, 0.0) / (1.0 + c.overshoot)
         limited = np.clip(move, -room_down, room_up)
         if not np.allclose(limited, move, atol=1e-9):
             violations.append("target clipped to the workspace box")
@@ -519,10 +534,20 @@ def _gap(c: ShieldConfig, pos: np.ndarray) -> float:
     return float(max(0.0, min(np.min(pos - lo), np.min(hi - pos))))
 
 
-def _into_joint_margin(target: np.ndarray, measured: np.ndarray, margin: float) -> str:
-    """'' unless the move takes a joint further into the last ``margin`` radians before a limit."""
-    lower, upper = np.array(assets.ARM_LOWER) + margin, np.array(assets.ARM_UPPER) - margin
-    deeper = ((target > upper) & (target > measured + 1e-4)) | ((target < lower) & (target < measured - 1e-4))
+def _into_joint_margin(
+    target: np.ndarray, measured: np.ndarray, margin: float, overshoot: float = 0.6
+) -> str:
+    """'' unless the move takes a joint into the last ``margin`` radians before a limit faster than
+    braking allows (each step covers at most ``1 / (1 + overshoot)`` of the gap left): a joint
+    may reach close to its limit (a stretched elbow for a far push), slowly, never at speed."""
+    lo, hi = np.array(assets.ARM_LOWER), np.array(assets.ARM_UPPER)
+    up_room = np.maximum(hi - measured, 0.0) / (1.0 + overshoot)
+    down_room = np.maximum(measured - lo, 0.0) / (1.0 + overshoot)
+    creep = 0.02  # rad per step: a joint may always creep (no momentum to speak of), not past its limit
+    deeper = ((target > hi - margin) & (target > measured + np.maximum(up_room, creep))) | (
+        (target < lo + margin) & (target < measured - np.maximum(down_room, creep))
+    )
+    deeper |= ((target > hi) & (target > measured + 1e-4)) | ((target < lo) & (target < measured - 1e-4))
     if np.any(deeper):
         i = int(np.flatnonzero(deeper)[0])
         return f"joint {i + 1} would come within {margin:.2f} rad of its limit"

@@ -70,9 +70,10 @@ class KinematicTwin:
         err, q, reached = "", self.q, np.asarray(pos, float)
         for seed, iters, threshold in seeds:
             q, reached = self._solve(seed, pos, orn, iters, threshold)
-            if np.any(q < self.lower - 1e-3) or np.any(q > self.upper + 1e-3):
-                # IK's null-space solution may stray past a limit; the clipped configuration
-                # is what the arm would reach.
+            # From the measured joints this is the controller's own answer, limits and all (the
+            # caller judges its joints); from a guessed seed, IK's null-space solution may stray
+            # past a limit and the clipped configuration is what the arm would reach.
+            if joints is None and (np.any(q < self.lower - 1e-3) or np.any(q > self.upper + 1e-3)):
                 q, reached = self._fk(np.clip(q, self.lower, self.upper))
             turn = 2 * math.acos(min(1.0, abs(float(np.dot(self._orn, orn)))))
             miss = float(np.linalg.norm(reached - pos))
