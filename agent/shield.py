@@ -46,6 +46,7 @@ SWING_TILT = 0.12
 SWING_YAW = 0.05
 SLOW_TURN = 0.1  # rad per step: the fastest turn of a tool tilted past half its limit
 NEAR_FLOOR_SPEED = 0.01  # m per step sideways at the floor of the box, plus the height above it
+TILTED = 0.1  # rad of roll or pitch above which a hand near the table moves sideways slowly
 
 
 class KeepOut(BaseModel):
@@ -280,7 +281,7 @@ class SafetyShield:
         else:
             self._limit_tilt(a, rpy, violations, low=pos[2] < c.low_z)
             self._limit_swing(a, pos, violations)
-            self._limit_to_box(a, pos, violations)
+            self._limit_to_box(a, pos, violations, tilt=max(abs(_wrap(rpy[0])), abs(_wrap(rpy[1]))))
             for zone in c.keep_out:
                 if _segment_hits_box(pos, pos + a[:3], np.array(zone.min), np.array(zone.max)):
                     violations.append(f"move into keep-out zone {zone.name!r} cancelled")
@@ -448,15 +449,16 @@ class SafetyShield:
             a[3:6] *= room / swing
             violations.append(f"turn slowed {gap * 100:.1f} cm from the workspace boundary")
 
-    def _limit_to_box(self, a: np.ndarray, pos: np.ndarray, violations: list[str]) -> None:
+    def _limit_to_box(self, a: np.ndarray, pos: np.ndarray, violations: list[str], tilt: float = 0.0) -> None:
         """Clip the target into the box (never stretched), braking near its faces."""
         c = self.config
         lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
         move = a[:3]
-        # dragging along the table tips the hand down into it: slow sideways moves near the floor
+        # a tilted hand dragged along the table digs its low edge in and tips down into it: slow
+        # its sideways moves near the floor (an upright hand, as in a push, is not slowed)
         side = float(np.abs(move[:2]).max())
         side_limit = NEAR_FLOOR_SPEED + max(pos[2] - lo[2], 0.0)
-        if side > side_limit:
+        if tilt > TILTED and side > side_limit:
             move[:2] *= side_limit / side
             violations.append(f"sideways move slowed to {side_limit * 100:.1f} cm/step near the table")
         room_down = np.maximum(pos - lo, 0.0) / (1.0 + c.overshoot)
