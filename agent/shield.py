@@ -45,6 +45,7 @@ TIMESTAMP = "timestamp"  # observation key: the backend's clock at capture (``ba
 SWING_TILT = 0.12
 SWING_YAW = 0.05
 SLOW_TURN = 0.1  # rad per step: the fastest turn of a tool tilted past half its limit
+SLOW_MOVE = 0.02  # m per step: the fastest move of a tool tilted past half its limit
 NEAR_FLOOR_SPEED = 0.01  # m per step sideways at the floor of the box, plus the height above it
 TILTED = 0.1  # rad of roll or pitch above which a hand near the table moves sideways slowly
 
@@ -422,6 +423,10 @@ class SafetyShield:
         if tilt > limit / 2 and turn > SLOW_TURN:  # turning fast while tilted overshoots the tilt
             a[3:6] *= SLOW_TURN / turn
             violations.append(f"turn slowed to {SLOW_TURN:.2f} rad/step while tilted")
+        move = float(np.abs(a[:3]).max())
+        if tilt > limit / 2 and move > SLOW_MOVE:  # so does a fast move swinging the tilted hand
+            a[:3] *= SLOW_MOVE / move
+            violations.append(f"move slowed to {SLOW_MOVE * 100:.0f} cm/step while tilted")
         for i, axis in ((0, "roll"), (1, "pitch")):
             now, new = _wrap(rpy[i]), _wrap(rpy[i] + a[3 + i])
             if abs(now) > limit:  # tilted more than the hand may be this low: turn back toward it
