@@ -275,7 +275,9 @@ class SafetyShield:
             a[3:6] *= c.max_rotation / r
         excursion = state_excursion(c, state, joints)
         if excursion.outside:
-            self._block_last_move()
+            lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
+            out_axes = (pos < lo) | (pos > hi)  # past a face: block only the move through it
+            self._block_last_move(out_axes if out_axes.any() else None)
             self.state_events += 1
             violations.append(f"measured state outside the envelope ({excursion.detail}): moving back")
             a = self._back_toward_envelope(state)
@@ -396,10 +398,14 @@ class SafetyShield:
                 best, best_past = turn, past(q)
         return best
 
-    def _block_last_move(self) -> None:
-        """A safety event: the move that led to it (into a contact, off course) is not repeated."""
-        if self._last is not None and np.linalg.norm(self._last[1]) > 1e-6:
-            self._blocked = self._last[1] / np.linalg.norm(self._last[1])
+    def _block_last_move(self, axes: np.ndarray | None = None) -> None:
+        """A safety event: the move that led to it (into a contact, off course; through a face of
+        the box: only its part across that face) is not repeated."""
+        if self._last is None:
+            return
+        move = self._last[1] * (axes if axes is not None else 1.0)
+        if np.linalg.norm(move) > 1e-6:
+            self._blocked = move / np.linalg.norm(move)
 
     def _no_repeat(self, a: np.ndarray, violations: list[str]) -> None:
         """After a safety event, drop the part of each move along the direction that caused it,
