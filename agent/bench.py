@@ -221,14 +221,18 @@ def _flood(uri: str, stop, prompt_chars: int = 100_000) -> None:
         b"\xc1 garbage",
         msgpack_numpy.packb({STATE: state, PROMPT: "pick", OBJECT_START: np.array([1e38, 0.0, 0.0])}),
     ]
-    ws = _connect(uri, open_timeout=5, max_size=2**24, compression=None)
-    ws.recv(timeout=5)
     k = 0
-    while not stop.is_set():
-        ws.send(frames[k % len(frames)])
-        ws.recv(timeout=10)
-        k += 1
-    ws.close()
+    while not stop.is_set():  # reconnect whenever the server cuts the connection off
+        try:
+            ws = _connect(uri, open_timeout=5, max_size=2**24, compression=None)
+            ws.recv(timeout=5)
+            while not stop.is_set():
+                ws.send(frames[k % len(frames)])
+                ws.recv(timeout=10)
+                k += 1
+            ws.close()
+        except Exception:  # noqa: BLE001 - closed on us: come back, as an attacker would
+            time.sleep(0.01)
 
 
 def run_server_bench(cfg: ServerBenchConfig) -> dict:

@@ -12,10 +12,11 @@ keeps serving. ``GET /healthz`` answers 200. Binding beyond loopback requires an
 
 One client cannot stall the others: frames are bounded in bytes (``max_frame_bytes``), decoded
 maps, arrays and strings in length, the prompt in characters, and connections in number (the
-next one gets HTTP 503); decoding runs in its own threads and inference in one worker thread,
-both off the event loop; every input is checked (finite, in a physical range) before inference
-and every output (finite actions within the action limits, probabilities in [0, 1]) before it
-leaves the server.
+next one gets HTTP 503); a bad request is answered later the more of them come in a row, and a
+client past ``max_bad_requests`` of them is disconnected; decoding runs in its own threads and
+inference in one worker thread, both off the event loop; every input is checked (finite, in a
+physical range) before inference and every output (finite actions within the action limits,
+probabilities in [0, 1]) before it leaves the server.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class ServeConfig(BaseModel):
     max_frame_bytes: int = Field(4 * 2**20, ge=2**16, description="largest request frame")
     max_prompt_chars: int = Field(1000, ge=1)
     max_connections: int = Field(16, ge=1)
+    max_bad_requests: int = Field(
+        16, ge=1, description="bad requests in a row before the connection is closed (each answered later)"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -221,6 +225,7 @@ async def serve_async(
     async def handler(ws):
         nonlocal open_connections
         open_connections += 1
+        strikes = 0  # bad requests in a row: each answered later, too many and the client is cut off
         try:
             await ws.send(packed_meta)
             async for message in ws:
@@ -232,7 +237,13 @@ async def serve_async(
                         raise ValueError("request must be a map of observation keys")
                     reply = await loop.run_in_executor(executor, run_inference, obs)
                     await ws.send(msgpack_numpy.packb(reply))
+                    strikes = 0
                 except (ValueError, TypeError, KeyError, msgpack.ExtraData, msgpack.FormatError) as e:
+                    strikes += 1
+                    if strikes > cfg.max_bad_requests:
+                        await ws.close(1008, "too many bad requests")
+                        break
+                    await asyncio.sleep(min(0.005 * 2**strikes, 1.0))  # a flooding client slows itself
                     await ws.send(f"bad request: {str(e)[:200]}")
                 except Exception as e:  # noqa: BLE001 - report, keep serving
                     log.exception("inference failed")

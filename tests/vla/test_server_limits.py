@@ -118,14 +118,19 @@ def test_a_flooding_client_does_not_stall_a_well_behaved_one(server):
         msgpack_numpy.packb({**good_obs(), OBJECT_START: np.array([1e38, 0, 0])}),
     ]
 
-    def flood():
-        ws = _raw(server.port)
-        k = 0
+    sent = [0]
+
+    def flood():  # as fast as the server answers; cut off after 16 bad requests, come back
         while not stop.is_set():
-            ws.send(frames[k % len(frames)])
-            ws.recv(timeout=5)
-            k += 1
-        ws.close()
+            try:
+                ws = _raw(server.port)
+                while not stop.is_set():
+                    ws.send(frames[sent[0] % len(frames)])
+                    ws.recv(timeout=5)
+                    sent[0] += 1
+                ws.close()
+            except Exception:  # noqa: BLE001 - disconnected by the server
+                time.sleep(0.01)
 
     threads = [threading.Thread(target=flood) for _ in range(2)]
     for t in threads:
@@ -137,6 +142,7 @@ def test_a_flooding_client_does_not_stall_a_well_behaved_one(server):
         t.join(10)
     client.close()
     print(f"well-behaved p99: idle {idle * 1000:.2f} ms, beside 2 flooding clients {flooded * 1000:.2f} ms")
+    assert sent[0] > 0  # the flood ran (throttled: each bad request is answered later than the last)
     assert flooded < 2 * idle
 
 
@@ -189,4 +195,20 @@ def test_a_hung_server_is_one_error_not_retries():
             client.infer(good_obs())
         assert time.perf_counter() - t0 < 1.5  # one timeout, no retry
         assert client.ws is None  # dropped: a late reply is never taken for the next request
+        client.close()
+
+
+def test_a_client_that_keeps_sending_bad_requests_is_cut_off():
+    with BackgroundServer(ServeConfig(port=0, max_bad_requests=3), StandIn()) as srv:
+        ws = _raw(srv.port)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            ws.send(b"\xc1 garbage")
+            assert ws.recv(timeout=5).startswith("bad request")
+        assert time.perf_counter() - t0 > 0.05  # answered later and later (10, 20, 40 ms)
+        ws.send(b"\xc1 garbage")
+        with pytest.raises(Exception):  # noqa: B017 - websockets' ConnectionClosed (1008)
+            ws.recv(timeout=5)
+        client = WebsocketClientPolicy(f"ws://127.0.0.1:{srv.port}")  # others are still served
+        assert client.infer(good_obs())["actions"].shape == (4, 7)
         client.close()
