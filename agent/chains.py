@@ -16,7 +16,6 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +53,6 @@ _SYNONYM = {
     "bowl": ("bowl", "container", "bowl"),
     "plate": ("plate", "dish", "plate"),
 }
-
-
-@dataclass
-class Chain:
-    scene: SceneSpec
-    command: str
-    goals: list[Goal]  # bound push directions are filled in after the scene is built
 
 
 def _say(name: str, rng: np.random.Generator) -> str:

@@ -86,7 +86,6 @@ class Executor:
         events: EventBus | None = None,
         trace: TraceWriter | None = None,
         on_frame: Callable[[], None] | None = None,
-        judge: Callable[[Subgoal], bool] | None = None,
     ):
         self.backend = backend
         self.policy = policy
@@ -99,7 +98,6 @@ class Executor:
         if trace is not None:
             self.events.subscribe(trace.event)
         self.on_frame = on_frame  # called after every applied action (video capture)
-        self.judge = judge  # optional ground-truth check after each subgoal (benchmarks only)
         self._stop = threading.Event()
         self.home_pose: np.ndarray | None = None  # end-effector xyz + rpy at begin()
         self.perception: Perception | None = None
@@ -275,8 +273,6 @@ class Executor:
             else:
                 status, steps, reason = self._execute(index, sg, res)
             total += steps
-            if self.judge is not None:
-                reason = f"{reason}; ground truth: {'done' if self.judge(sg) else 'not done'}"
             if status is Status.DONE or attempts > self.config.max_retries or not self._can_retry(sg):
                 out = StepOutcome(sg, status, attempts, total, reason)
                 self.events.emit(

@@ -125,7 +125,7 @@ class LLMPlanner:
         return msgs
 
     # ------------------------------------------------------------------ protocol
-    def plan(self, command: str, scene: Scene, skills: Sequence | None = None) -> Plan:
+    def plan(self, command: str, scene: Scene) -> Plan:
         user = render("user.md", skills=skills_text(), command=command, **scene_values(scene))
         return self._ask(user, scene, lambda: self.fallback.plan(command, scene))
 

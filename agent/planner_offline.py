@@ -214,7 +214,7 @@ class OfflinePlanner:
         self.use_embeddings = use_embeddings
 
     # ------------------------------------------------------------------ protocol
-    def plan(self, command: str, scene: Scene, skills: Sequence | None = None) -> Plan:
+    def plan(self, command: str, scene: Scene) -> Plan:
         t0 = time.perf_counter()
         goals = self.goals(command, scene)
         plan = compile_goals(goals, scene, planner=self.name)

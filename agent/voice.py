@@ -184,17 +184,6 @@ def is_stop(text: str) -> bool:
     return normalize(text) in STOP_WORDS
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Levenshtein distance over words / reference length."""
-    r, h = normalize(reference).split(), normalize(hypothesis).split()
-    d = np.arange(len(h) + 1)
-    for i, rw in enumerate(r, 1):
-        prev, d[0] = d.copy(), i
-        for j, hw in enumerate(h, 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (rw != hw))
-    return float(d[len(h)]) / max(len(r), 1)
-
-
 def record_mic(seconds: float) -> np.ndarray:
     """Record from the default microphone (needs the sounddevice package and an input device)."""
     try:

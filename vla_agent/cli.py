@@ -993,13 +993,6 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--out", default=None, help="report folder (default runs/run-DATE-TIME)")
             p.add_argument("--no-video", action="store_true", help="skip the video")
-            p.add_argument(
-                "--dry-run",
-                action="store_true",
-                default=True,
-                help="run in the simulator and write a report folder: video, trace.jsonl, summary.json, "
-                "report.html (the default; --backend real runs on a camera and an arm)",
-            )
 
     from vla_agent.agent.runner import DEFAULT_COMMAND
 
@@ -1116,7 +1109,6 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--detector", default=None, help=f"override: {_names('detector')}")
     tk.add_argument("--out", default="runs/tasks", help="report folders go here, one per file and command")
     tk.add_argument("--no-video", action="store_true")
-    tk.add_argument("--dry-run", action="store_true", default=True, help="simulated run (the default)")
     tk.add_argument("--json", action="store_true", help="print the results as one JSON object")
     tk.set_defaults(func=cmd_task)
 

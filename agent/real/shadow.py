@@ -75,7 +75,7 @@ class FixedPlanner:
     def __init__(self, plan: Plan):
         self._plan = plan
 
-    def plan(self, command: str, scene: Scene, skills=None) -> Plan:
+    def plan(self, command: str, scene: Scene) -> Plan:
         return self._plan
 
     def replan(self, command: str, scene: Scene, history) -> Plan:

@@ -111,7 +111,7 @@ def test_a_killed_run_is_shown_as_interrupted_with_its_last_state(tmp_path, caps
 class _PlanYellow:
     """An LLM-like planner that moves the yellow block whatever it is asked."""
 
-    def plan(self, command, scene, skills=None):
+    def plan(self, command, scene):
         from vla_agent.agent.plan import validate_plan
 
         return validate_plan(
