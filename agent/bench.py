@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.policies import make_policy
+from vla_agent.agent.stats import p50_p99
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
 from vla_agent.skills.library import SKILLS
@@ -183,11 +184,7 @@ def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> 
         "per_skill": rates,
         "per_variant": {k: sum(v) / len(v) for k, v in sorted(by_variant.items())},
         "steps_per_episode": float(np.mean(steps)) if steps else 0.0,
-        "latency_ms": {
-            "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)),
-            "n": int(len(getattr(policy, "latencies_ms", []))),
-        },
+        "latency_ms": {**p50_p99(lat), "n": int(len(getattr(policy, "latencies_ms", [])))},
         "failures": failures[:20],
         "wall_s": time.perf_counter() - t0,
         "config": json.loads(cfg.model_dump_json()),
@@ -257,9 +254,6 @@ def run_server_bench(cfg: ServerBenchConfig) -> dict:
     ] * (cfg.requests // len(obs_list) + 1)
     requests = requests[: cfg.requests]
 
-    def pct(x: list[float]) -> dict:
-        return {"p50": float(np.percentile(x, 50)), "p99": float(np.percentile(x, 99))}
-
     service = PolicyService(cfg.checkpoint, cfg.device)
     for r in requests[:10]:  # warm-up
         service.infer(r)
@@ -317,16 +311,16 @@ def run_server_bench(cfg: ServerBenchConfig) -> dict:
     finally:
         proc.terminate()
         proc.wait(10)
-    lp, rp = pct(local), pct(remote)
+    lp, rp = p50_p99(local), p50_p99(remote)
     return {
         "benchmark": "server",
         "requests": cfg.requests,
         "in_process_ms": lp,
         "loopback_ms": rp,
-        "server_infer_ms": pct(server_side),
+        "server_infer_ms": p50_p99(server_side),
         "overhead_ms": {"p50": rp["p50"] - lp["p50"], "p99": rp["p99"] - lp["p99"]},
         "flooders": cfg.flooders,
-        "loopback_flooded_ms": pct(flooded) if flooded else None,
-        "flooded_p99_over_idle": pct(flooded)["p99"] / rp["p99"] if flooded else None,
+        "loopback_flooded_ms": p50_p99(flooded) if flooded else None,
+        "flooded_p99_over_idle": p50_p99(flooded)["p99"] / rp["p99"] if flooded else None,
         "device": cfg.device,
     }

@@ -22,8 +22,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.events import Event
+from vla_agent.agent.planner_llm import DEFAULT_MODEL
 from vla_agent.agent.planner_offline import Goal, compile_goals
 from vla_agent.agent.runner import AgentConfig, Session
+from vla_agent.agent.stats import p50_p99
 from vla_agent.errors import ConfigError
 from vla_agent.sim.catalog import COLORS, REGIONS, ObjectSpec, SceneSpec
 from vla_agent.sim.predicates import evaluate
@@ -132,7 +134,7 @@ class ChainBenchConfig(BaseModel):
     checkpoint: Path | None = None  # a VLA checkpoint other than the shipped one
     planner: str = "offline"
     detector: str = "perception"
-    llm_model: str = "openai:gpt-4o-mini"
+    llm_model: str = DEFAULT_MODEL
     llm_base_url: str | None = None
     randomize: bool = True
     max_retries: int = 1
@@ -291,7 +293,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         "unsafe_states_reached": unsafe_states,
         "worst_state_excursion": worst,
         "seconds_per_subgoal": wall_exec / max(executed, 1),
-        "overhead_ms_per_step": {"p50": float(np.percentile(oh, 50)), "p99": float(np.percentile(oh, 99))},
+        "overhead_ms_per_step": p50_p99(oh),
         "setup_redraws": setup_failures,
         "wall_s": time.perf_counter() - t0,
         "examples": episodes[:5],
@@ -394,7 +396,7 @@ def run_detector_bench(cfg: DetectorBenchConfig, progress: Callable[[int, int], 
         "policy": cfg.policy,
         "per_subgoal": pr(verdict),
         "per_step": pr(step),
-        "check_ms": {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99))},
+        "check_ms": p50_p99(ms),
         "wall_s": time.perf_counter() - t0,
         "config": json.loads(cfg.model_dump_json()),
     }

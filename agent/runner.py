@@ -17,6 +17,7 @@ from vla_agent.agent.executor import Executor, ExecutorConfig, RunResult
 from vla_agent.agent.guard import check_command, normalize
 from vla_agent.agent.intent import check_plan_intent
 from vla_agent.agent.plan import PlanError
+from vla_agent.agent.planner_llm import DEFAULT_MODEL
 from vla_agent.agent.planners import make_planner
 from vla_agent.agent.policies import make_policy
 from vla_agent.agent.report import write_report
@@ -47,7 +48,7 @@ class AgentConfig(BaseModel):
     api_key_file: Path | None = Field(None, description="file holding a policy server's API key")
     shield: ShieldConfig = Field(default_factory=ShieldConfig, description="the safety envelope of the cell")
     planner: str = "offline"
-    llm_model: str = "openai:gpt-4o-mini"
+    llm_model: str = DEFAULT_MODEL
     llm_base_url: str | None = None
     llm_timeout: float = 30.0
     llm_fallback: bool = True

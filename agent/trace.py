@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from vla_agent.agent.events import Event
+from vla_agent.agent.stats import p50_p99
 from vla_agent.errors import ConfigError
 
 TRACE_VERSION = 1
@@ -143,9 +144,6 @@ def summarize(path: str | Path, records: list[dict[str, Any]] | None = None) -> 
             "last_state": last_state,
         }
 
-    def pct(xs: list[float]) -> dict[str, float]:
-        return {"p50": float(np.percentile(xs, 50)), "p99": float(np.percentile(xs, 99))} if xs else {}
-
     return {
         "command": header.get("command"),
         "scene": header.get("scene"),
@@ -156,8 +154,8 @@ def summarize(path: str | Path, records: list[dict[str, Any]] | None = None) -> 
         "steps": steps,
         "shield_interventions": shield,
         "shield_holds": held,
-        "policy_ms": pct(policy_ms),
-        "overhead_ms_per_step": pct(overhead),
+        "policy_ms": p50_p99(policy_ms),
+        "overhead_ms_per_step": p50_p99(overhead),
         "final": final,
     }
 

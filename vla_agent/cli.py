@@ -888,6 +888,12 @@ def _registries() -> dict:
     return REGISTRIES
 
 
+def _default_llm() -> str:
+    from vla_agent.agent.planner_llm import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
 def _names(kind: str) -> str:
     return _registries()[kind].help()
 
@@ -953,7 +959,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--randomize", action="store_true", help="domain randomization (lighting, colours, camera)"
         )
         p.add_argument("--planner", default="offline", help=f"{_names('planner')} (default offline)")
-        p.add_argument("--llm-model", default="openai:gpt-4o-mini", help="LangChain provider:model")
+        p.add_argument("--llm-model", default=_default_llm(), help="LangChain provider:model")
         p.add_argument(
             "--llm-base-url", default=None, help="OpenAI-compatible server, e.g. http://localhost:11434/v1"
         )
@@ -1177,7 +1183,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bc.add_argument("--planner", default="offline", help=_names("planner"))
     bc.add_argument("--detector", default="perception", help=_names("detector"))
-    bc.add_argument("--llm-model", default="openai:gpt-4o-mini")
+    bc.add_argument("--llm-model", default=_default_llm())
     bc.add_argument("--llm-base-url", default=None)
     bc.add_argument("--json", action="store_true")
     bc.set_defaults(func=cmd_bench_chains)
