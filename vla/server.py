@@ -117,7 +117,9 @@ class PolicyService:
             "actions": pred.actions,
             "gripper_prob": pred.gripper_prob,
             "done_prob": pred.done_prob,
-            "object_position": pred.object_position,
+            # a list, not an array: openpi's ActionChunkBroker slices every array leaf of a reply
+            # by the step in the chunk, which a (3,) position would not survive past step 3
+            "object_position": [float(x) for x in pred.object_position],
             "server_timing": {"infer_ms": (time.perf_counter() - t0) * 1000},
         }
         check_reply(reply)

@@ -157,3 +157,27 @@ def test_remote_policy_broker_drops_queue_on_new_subgoal(server, checkpoint):
     assert len(policy.queue) == 0
     policy.act({IMAGE: d.images[0], WRIST_IMAGE: d.wrist[0], STATE: d.states[0]})
     assert len(policy.latencies_ms) == 2
+
+
+def _openpi_broker_step(reply, step: int):
+    """openpi_client.ActionChunkBroker's rule (action_chunk_broker.py): every np.ndarray leaf of
+    the reply is indexed by the step in the chunk; lists, dicts and scalars are walked or kept."""
+    if isinstance(reply, np.ndarray):
+        return reply[step, ...]
+    if isinstance(reply, dict):
+        return {k: _openpi_broker_step(v, step) for k, v in reply.items()}
+    if isinstance(reply, (list, tuple)):
+        return type(reply)(_openpi_broker_step(v, step) for v in reply)
+    return reply
+
+
+def test_replies_survive_openpis_action_chunk_broker(server, checkpoint):
+    _, d = checkpoint
+    client = WebsocketClientPolicy(f"ws://127.0.0.1:{server.port}")
+    horizon = client.metadata["action_horizon"]
+    reply = client.infer(_obs(d))
+    for step in range(horizon):  # the broker hands out one step per call, up to the horizon
+        out = _openpi_broker_step(reply, step)
+        np.testing.assert_array_equal(out["actions"], reply["actions"][step])
+        assert len(out["object_position"]) == 3
+    client.close()
