@@ -27,14 +27,19 @@ independent audit a backend runs on what it receives and where it is.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from vla_agent.agent.envelope import (  # noqa: F401 - the envelope, re-exported with its shield
+    Excursion,
+    KeepOut,
+    ShieldConfig,
+    joint_angles,
+    load_shield_config,
+    state_excursion,
+    wrap,
+)
 from vla_agent.sim import assets
 from vla_agent.sim.twin import KinematicTwin
 from vla_agent.types import ACTION_DIM, JOINTS, STATE, Observation, ShieldResult
@@ -48,151 +53,6 @@ SLOW_TURN = 0.1  # rad per step: the fastest turn of a tool tilted past half its
 SLOW_MOVE = 0.02  # m per step: the fastest move of a tool tilted past half its limit
 NEAR_FLOOR_SPEED = 0.01  # m per step sideways at the floor of the box, plus the height above it
 TILTED = 0.1  # rad of roll or pitch above which a hand near the table moves sideways slowly
-
-
-class KeepOut(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = "zone"
-    min: tuple[float, float, float]
-    max: tuple[float, float, float]
-
-
-class ShieldConfig(BaseModel):
-    """Limits of the safety envelope (base frame, metres and radians)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_translation: float = Field(0.04, gt=0, description="metres per control step")
-    max_rotation: float = Field(0.25, gt=0, description="radians per control step")
-    workspace_min: tuple[float, float, float] = (0.22, -0.40, 0.012)
-    workspace_max: tuple[float, float, float] = (0.82, 0.40, 0.45)
-    max_tilt: float = Field(0.35, gt=0, description="max |roll|, |pitch| of the tool (0 = pointing down)")
-    keep_out: tuple[KeepOut, ...] = ()
-    max_obs_age_s: float = Field(0.5, gt=0)
-    max_action_age_s: float = Field(1.0, gt=0)
-    ik_check: bool = True
-    ik_tolerance: float = Field(0.01, gt=0, description="metres between the IK solution and the target")
-    predicted_miss: float = Field(
-        0.02,
-        gt=0,
-        description="metres the arm may end from the target when the twin predicts from its joints",
-    )
-    table_margin: float = Field(0.002, description="min clearance of the arm (fingers excepted) to the table")
-    overshoot: float = Field(
-        0.6,
-        ge=0,
-        description="braking allowance: a step toward a face covers at most 1/(1+overshoot) of the gap",
-    )
-    max_tracking_error: float = Field(
-        0.03, gt=0, description="metres the measured tool may stray sideways from the commanded move"
-    )
-    state_tolerance: float = Field(
-        0.005, ge=0, description="metres outside the box a measured state may be before it counts as unsafe"
-    )
-    tilt_tolerance: float = Field(
-        0.1, ge=0, description="radians past max_tilt before a state is unsafe (contacts can tip the hand)"
-    )
-    joint_tolerance: float = Field(
-        0.05, ge=0, description="radians past a joint limit before a state is unsafe"
-    )
-    low_z: float = Field(
-        0.10,
-        description="below this height the tool may tilt only to max_tilt - tilt_tolerance (contacts tip it)",
-    )
-    joint_margin: float = Field(
-        0.1, ge=0, description="radians short of a joint limit that no move may go further into (braking)"
-    )
-
-
-def load_shield_config(path: str | Path) -> ShieldConfig:
-    """A ``ShieldConfig`` from a YAML file (the envelope of your cell: workspace box, keep-out
-    zones, speeds, tilt); a malformed file is one line naming the field."""
-    import yaml
-    from pydantic import ValidationError
-
-    from vla_agent.errors import ConfigError
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(
-            f"{path}: cannot read the shield config ({getattr(e, 'strerror', None) or e})"
-        ) from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a shield config is a mapping of ShieldConfig fields")
-    try:
-        cfg = ShieldConfig.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(map(str, err["loc"])) or "(file)"
-        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
-    lo, hi = np.array(cfg.workspace_min), np.array(cfg.workspace_max)
-    if np.any(lo >= hi):
-        raise ConfigError(f"{path}: workspace_min must be below workspace_max on every axis")
-    return cfg
-
-
-@dataclass(frozen=True)
-class Excursion:
-    """How far a measured state lies outside the envelope (0 where it is inside)."""
-
-    position: float = 0.0  # metres outside the workspace box
-    tilt: float = 0.0  # radians past max_tilt (roll or pitch)
-    joint: float = 0.0  # radians past a joint limit
-    detail: str = ""
-
-    @property
-    def outside(self) -> bool:
-        return bool(self.position > 0 or self.tilt > 0 or self.joint > 0)
-
-    def unsafe(self, c: ShieldConfig) -> bool:
-        """Outside by more than the tolerances: what benchmarks count as an unsafe state."""
-        return bool(
-            self.position > c.state_tolerance
-            or self.tilt > c.tilt_tolerance
-            or self.joint > c.joint_tolerance
-        )
-
-
-def state_excursion(c: ShieldConfig, state, joints=None) -> Excursion:
-    """Where the measured ``state`` (and ``joints``, when known) lies outside the envelope."""
-    s = np.asarray(state, float).reshape(-1)
-    if s.shape != (7,) or not np.all(np.isfinite(s)):
-        return Excursion(math.inf, math.inf, 0.0, "no valid robot state")
-    lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
-    below, above = np.maximum(lo - s[:3], 0), np.maximum(s[:3] - hi, 0)
-    position = float(np.linalg.norm(below + above))
-    tilt = float(max(0.0, max(abs(_wrap(s[3])), abs(_wrap(s[4]))) - c.max_tilt))
-    joint = 0.0
-    q = _joints(joints)
-    if q is not None:
-        lower, upper = np.array(assets.ARM_LOWER), np.array(assets.ARM_UPPER)
-        joint = float(max(np.max(lower - q), np.max(q - upper), 0.0))
-    parts = []
-    for i, axis in enumerate("xyz"):
-        if below[i] > 0:
-            parts.append(f"{axis} {below[i] * 1000:.0f} mm below {lo[i]:.3f}")
-        if above[i] > 0:
-            parts.append(f"{axis} {above[i] * 1000:.0f} mm above {hi[i]:.3f}")
-    if tilt > 0:
-        parts.append(f"tilt {tilt:.2f} rad past {c.max_tilt:.2f}")
-    if joint > 0:
-        parts.append(f"a joint {joint:.2f} rad past its limit")
-    return Excursion(position, tilt, joint, ", ".join(parts))
-
-
-def _joints(joints) -> np.ndarray | None:
-    if joints is None:
-        return None
-    try:
-        q = np.asarray(joints, float).reshape(-1)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return q if q.shape == (len(assets.ARM_JOINTS),) and np.all(np.isfinite(q)) else None
 
 
 class SafetyShield:
@@ -256,7 +116,7 @@ class SafetyShield:
                 pos=pos,
                 state_event=True,
             )
-        joints = _joints(obs.get(JOINTS))
+        joints = joint_angles(obs.get(JOINTS))
         violations: list[str] = []
         a = a.copy()
         if abs(a[6]) > 1.0:
@@ -284,7 +144,7 @@ class SafetyShield:
         else:
             self._limit_tilt(a, rpy, violations, low=pos[2] < c.low_z)
             self._limit_swing(a, pos, violations)
-            self._limit_to_box(a, pos, violations, tilt=max(abs(_wrap(rpy[0])), abs(_wrap(rpy[1]))))
+            self._limit_to_box(a, pos, violations, tilt=max(abs(wrap(rpy[0])), abs(wrap(rpy[1]))))
             for zone in c.keep_out:
                 if _segment_hits_box(pos, pos + a[:3], np.array(zone.min), np.array(zone.max)):
                     violations.append(f"move into keep-out zone {zone.name!r} cancelled")
@@ -351,7 +211,7 @@ class SafetyShield:
             move *= c.max_translation / t
         turn = np.zeros(3)
         for i in (0, 1):
-            tilt = _wrap(rpy[i])
+            tilt = wrap(rpy[i])
             if abs(tilt) > c.max_tilt:
                 turn[i] = float(np.clip(np.sign(tilt) * c.max_tilt - tilt, -c.max_rotation, c.max_rotation))
         if np.any(turn) and pos[2] + 0.01 <= hi[2]:
@@ -373,7 +233,7 @@ class SafetyShield:
         centre = (np.array(c.workspace_min) + np.array(c.workspace_max)) / 2
         d = centre - pos
         inward = d * min(1.0, 0.5 * c.max_translation / max(float(np.linalg.norm(d)), 1e-9))
-        tilt = np.array([_wrap(rpy[0]), _wrap(rpy[1]), 0.0])
+        tilt = np.array([wrap(rpy[0]), wrap(rpy[1]), 0.0])
         upright, nudge = -np.clip(tilt, -0.1, 0.1), -np.clip(tilt, -0.03, 0.03)
         up, still, none = np.array([0.0, 0.0, 0.5 * c.max_translation]), np.zeros(3), np.zeros(3)
         for move, turn in ((inward, upright), (inward, nudge), (still, nudge), (inward, none), (up, none)):
@@ -424,7 +284,7 @@ class SafetyShield:
         hand), braking as they near it (like the box)."""
         c = self.config
         limit = c.max_tilt - c.tilt_tolerance if low else c.max_tilt
-        tilt = max(abs(_wrap(rpy[0])), abs(_wrap(rpy[1])))
+        tilt = max(abs(wrap(rpy[0])), abs(wrap(rpy[1])))
         turn = float(np.abs(a[3:6]).max())
         if tilt > limit / 2 and turn > SLOW_TURN:  # turning fast while tilted overshoots the tilt
             a[3:6] *= SLOW_TURN / turn
@@ -434,7 +294,7 @@ class SafetyShield:
             a[:3] *= SLOW_MOVE / move
             violations.append(f"move slowed to {SLOW_MOVE * 100:.0f} cm/step while tilted")
         for i, axis in ((0, "roll"), (1, "pitch")):
-            now, new = _wrap(rpy[i]), _wrap(rpy[i] + a[3 + i])
+            now, new = wrap(rpy[i]), wrap(rpy[i] + a[3 + i])
             if abs(now) > limit:  # tilted more than the hand may be this low: turn back toward it
                 back = float(np.clip(np.sign(now) * limit - now, -c.max_rotation, c.max_rotation))
                 if abs(new) > abs(now + back):
@@ -446,7 +306,7 @@ class SafetyShield:
             if abs(new) > reach and abs(new) > abs(now):
                 if abs(new) > c.max_tilt:
                     violations.append(f"{axis} would exceed the {c.max_tilt:.2f} rad tilt limit")
-                a[3 + i] = float(np.clip(_wrap(np.sign(new) * reach - now), -c.max_rotation, c.max_rotation))
+                a[3 + i] = float(np.clip(wrap(np.sign(new) * reach - now), -c.max_rotation, c.max_rotation))
 
     def _limit_swing(self, a: np.ndarray, pos: np.ndarray, violations: list[str]) -> None:
         """Near a face of the box, turn the tool slowly: while the joints turn it, the tool point
@@ -565,10 +425,6 @@ def _into_joint_margin(
         i = int(np.flatnonzero(deeper)[0])
         return f"joint {i + 1} would come within {margin:.2f} rad of its limit"
     return ""
-
-
-def _wrap(x: float) -> float:
-    return (x + math.pi) % (2 * math.pi) - math.pi
 
 
 def _segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:

@@ -988,7 +988,7 @@ def build_parser() -> argparse.ArgumentParser:
                 default=None,
                 metavar="FILE",
                 help="YAML of the safety envelope (workspace_min/max, keep_out, max_translation, "
-                "max_tilt, ...; see agent/shield.py ShieldConfig)",
+                "max_tilt, ...; see agent/envelope.py ShieldConfig)",
             )
             p.add_argument("--retries", type=int, default=1, help="extra attempts per failed subgoal")
             p.add_argument("--replans", type=int, default=2, help="new plans after a subgoal fails for good")
