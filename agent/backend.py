@@ -47,8 +47,10 @@ class StateAudit:
         w["tilt_rad"] = max(w["tilt_rad"], round(ex.tilt, 4))
         w["joint_rad"] = max(w["joint_rad"], round(ex.joint, 4))
 
-    def reset(self) -> None:
-        self.__init__()
+    def absorb(self, other: StateAudit) -> None:
+        """Add ``other``'s count and keep the worse of each excursion (totals over episodes)."""
+        self.unsafe_states += other.unsafe_states
+        self.worst = {k: max(v, other.worst[k]) for k, v in self.worst.items()}
 
 
 class SimBackend:

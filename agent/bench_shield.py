@@ -146,8 +146,7 @@ def run_shield_bench(cfg: ShieldBenchConfig, progress: Callable[[int, int], None
     per = defaultdict(
         lambda: {"episodes": 0, "actions": 0, "interventions": 0, "holds": 0, "unsafe_states": 0, "worst": {}}
     )
-    worst = StateAudit().worst
-    unsafe_states = 0
+    total = StateAudit()
     totals = {"actions": 0, "interventions": 0, "holds": 0, "state_events": 0}
     refused = 0
     shield_s = 0.0
@@ -176,10 +175,8 @@ def run_shield_bench(cfg: ShieldBenchConfig, progress: Callable[[int, int], None
             row["holds"] += result.held
             totals["state_events"] += result.state_event
         row["unsafe_states"] += backend.unsafe_states
-        unsafe_states += backend.unsafe_states
-        ep_worst = backend.states.worst
-        row["worst"] = {k: max(v, row["worst"].get(k, 0.0)) for k, v in ep_worst.items()}
-        worst = {k: max(v, ep_worst[k]) for k, v in worst.items()}
+        row["worst"] = {k: max(v, row["worst"].get(k, 0.0)) for k, v in backend.states.worst.items()}
+        total.absorb(backend.states)
         if progress:
             progress(ep + 1, cfg.episodes)
     wall = time.perf_counter() - t0
@@ -198,8 +195,8 @@ def run_shield_bench(cfg: ShieldBenchConfig, progress: Callable[[int, int], None
         "holds": totals["holds"],
         "shield_state_events": totals["state_events"],
         "unsafe_actions_reached_backend": backend.unsafe_actions,
-        "unsafe_states_reached": unsafe_states,
-        "worst_state_excursion": worst,
+        "unsafe_states_reached": total.unsafe_states,
+        "worst_state_excursion": total.worst,
         "tolerances": {
             "position_mm": cfg.shield.state_tolerance * 1000,
             "tilt_rad": cfg.shield.tilt_tolerance,

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vla_agent.agent.backend import StateAudit
 from vla_agent.agent.events import Event
 from vla_agent.agent.planner_llm import DEFAULT_MODEL
 from vla_agent.agent.planner_offline import Goal, compile_goals
@@ -164,8 +165,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
     judged = false_done = false_failed = 0
     shield_events = 0
     unsafe = 0
-    unsafe_states = 0
-    worst = {"position_mm": 0.0, "tilt_rad": 0.0, "joint_rad": 0.0}
+    states = StateAudit()
     overhead: list[float] = []
     executed = 0
     wall_exec = 0.0
@@ -249,9 +249,8 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         shield_events += state["shield"]
         unsafe += session.backend.unsafe_actions
         session.backend.unsafe_actions = 0
-        unsafe_states += session.backend.unsafe_states
-        worst = {k: max(v, session.backend.states.worst[k]) for k, v in worst.items()}
-        session.backend.states.reset()
+        states.absorb(session.backend.states)
+        session.backend.states = StateAudit()
         overhead += result.overhead_ms
         executed += len(result.outcomes)
         episodes.append(
@@ -290,8 +289,8 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         "broken_at": dict(broken_at.most_common()),
         "shield_interventions": shield_events,
         "unsafe_actions_reached_backend": unsafe,
-        "unsafe_states_reached": unsafe_states,
-        "worst_state_excursion": worst,
+        "unsafe_states_reached": states.unsafe_states,
+        "worst_state_excursion": states.worst,
         "seconds_per_subgoal": wall_exec / max(executed, 1),
         "overhead_ms_per_step": p50_p99(oh),
         "setup_redraws": setup_failures,

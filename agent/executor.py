@@ -162,7 +162,7 @@ class Executor:
             res.status, res.reason = "refused", reason
             return self._finish(res, t0)
         scene = self.scene()
-        text = " ".join(normalize(command).split())  # planners read what the guard read
+        text = normalize(command)  # planners read what the guard read
         try:
             plan = self.planner.plan(text, scene)
         except (PlanError, VlaAgentError) as e:
@@ -201,15 +201,16 @@ class Executor:
                     res.reason = f"{sg.instruction!r} failed: {outcome.reason}"
                     return self._finish(res, t0)
                 res.replans += 1
+                now_scene = self.scene()
                 try:
-                    new = self.planner.replan(text, self.scene(), res.outcomes)
+                    new = self.planner.replan(text, now_scene, res.outcomes)
                 except (PlanError, VlaAgentError) as e:
                     res.reason = f"replanning failed: {e}"
                     return self._finish(res, t0)
                 if new.refused is not None:
                     res.reason = f"replanning refused: {new.refused}"
                     return self._finish(res, t0)
-                mismatch = check_plan_intent(text, self.scene(), new.subgoals, first=False)
+                mismatch = check_plan_intent(text, now_scene, new.subgoals, first=False)
                 if mismatch is not None:
                     res.reason = f"replanning refused: {mismatch}"
                     return self._finish(res, t0)

@@ -49,11 +49,12 @@ _CONFUSABLES = str.maketrans(
 def normalize(text: str) -> str:
     """Lower-case Latin text as a reader sees it: compatibility forms folded (NFKC: full-width
     letters, ligatures), accents and invisible characters (zero-width spaces and joiners, soft
-    hyphens, bidi controls) removed, look-alike letters of other scripts mapped to Latin."""
+    hyphens, bidi controls) removed, look-alike letters of other scripts mapped to Latin, runs of
+    white space folded to one space."""
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Mn", "Cf", "Cc") or ch in "\n\t")
     text = unicodedata.normalize("NFKC", text).lower().translate(_CONFUSABLES)
-    return text
+    return " ".join(text.split())
 
 
 _RULES: tuple[tuple[str, str], ...] = (

@@ -179,7 +179,7 @@ class Session:
         reason = check_command(command)
         if reason is not None:
             return {"refused": reason}
-        text, scene = " ".join(normalize(command).split()), self.executor.scene()
+        text, scene = normalize(command), self.executor.scene()
         try:
             plan = self.planner.plan(text, scene)
         except (PlanError, VlaAgentError) as e:

@@ -19,6 +19,10 @@ class PolicyServerError(PolicyUnavailable):
     """The policy server is unreachable, too slow, or answered with an error."""
 
 
+class PolicyServerRefused(PolicyServerError):
+    """The server answered the handshake with a refusal (a wrong API key, no room): retrying is futile."""
+
+
 def _connect(uri: str, **kwargs):
     """websockets' sync connect, direct (no auto-reconnect wrapper) and never through a proxy."""
     import inspect
@@ -73,7 +77,7 @@ class WebsocketClientPolicy:
         except OSError as e:
             raise PolicyServerError(f"policy server {uri} is unreachable: {e.strerror or e}") from None
         except Exception as e:  # websockets handshake errors (401, bad status)
-            raise PolicyServerError(f"policy server {uri} refused the connection: {e}") from None
+            raise PolicyServerRefused(f"policy server {uri} refused the connection: {e}") from None
 
     def _reopen(self) -> None:
         """Connect again with exponential backoff, for at most ``reconnect_s``."""
@@ -85,7 +89,7 @@ class WebsocketClientPolicy:
                 self.reconnects += 1
                 return
             except PolicyServerError as e:
-                if "refused the connection" in str(e) or time.monotonic() + delay > deadline:
+                if isinstance(e, PolicyServerRefused) or time.monotonic() + delay > deadline:
                     raise PolicyServerError(
                         f"policy server {self.uri}: connection lost and not back within "
                         f"{self.reconnect_s:.0f} s ({e})"
