@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vla_agent.agent.detectors import SuccessDetector
 from vla_agent.agent.events import EventBus
 from vla_agent.agent.guard import check_command, normalize
+from vla_agent.agent.homing import go_home
 from vla_agent.agent.intent import check_plan_intent
 from vla_agent.agent.perception import Perception
 from vla_agent.agent.plan import Plan, PlanError
@@ -266,7 +267,7 @@ class Executor:
                 attempt=attempts,
             )
             try:
-                self._go_home(index, sg, res)
+                go_home(self, index, sg, res)
             except Stopped:
                 raise
             except VlaAgentError as e:  # the backend refused a move: fail the attempt, never crash
@@ -300,57 +301,6 @@ class Executor:
             return all(evaluate(w, p) for p in pre)
         except VlaAgentError:
             return False
-
-    def _go_home(self, index: int, sg: Subgoal, res: RunResult) -> None:
-        """Before a skill that starts with an empty hand, bring the arm back to ``home_pose`` with
-        the gripper open: straight up first when it is low and away (no sweeping through objects),
-        then a straight line. Every step goes through the shield like a policy's."""
-        if not self.config.home or self.home_pose is None:
-            return
-        if "hand_empty()" not in get_skill(sg.skill).preconditions:
-            return
-        c = self.shield.config
-        goal_pos, goal_rpy = self.home_pose[:3], self.home_pose[3:6]
-        steps = 0
-        for _ in range(self.config.home_steps):
-            self._check_stop()
-            obs = self.backend.observe()
-            state = np.asarray(obs[STATE], float)
-            pos, rpy = state[:3], state[3:6]
-            d_pos = goal_pos - pos
-            d_rpy = (goal_rpy - rpy + np.pi) % (2 * np.pi) - np.pi
-            if np.linalg.norm(d_pos) < 0.01 and np.abs(d_rpy).max() < 0.05 and state[6] > 0.06:
-                break
-            if pos[2] < goal_pos[2] - 0.03 and np.linalg.norm(d_pos[:2]) > 0.03:
-                d_pos = np.array([0.0, 0.0, d_pos[2]])  # lift before moving across
-            move = d_pos * min(1.0, 0.8 * c.max_translation / max(float(np.linalg.norm(d_pos)), 1e-9))
-            turn = np.clip(d_rpy, -0.8 * c.max_rotation, 0.8 * c.max_rotation)
-            action = np.concatenate([move, turn, [1.0]])
-            t0 = time.perf_counter()
-            now = self._clock()
-            result = self.shield.filter(action, obs, issued_at=now, now=now)
-            if result.violations:
-                self.events.emit(
-                    "shield", index=index, violations=list(result.violations), held=result.held, step=steps
-                )
-            self.backend.apply(result.action)
-            if self.on_frame is not None:
-                self.on_frame()
-            steps += 1
-            res.steps += 1
-            if self.trace is not None:
-                self.trace.step(
-                    index=index,
-                    step=steps,
-                    phase="home",
-                    action_policy=action,
-                    action_sent=result.action,
-                    violations=list(result.violations),
-                    state=np.asarray(self.backend.observe()[STATE], float),
-                    timing_ms={"shield": round((time.perf_counter() - t0) * 1000, 3)},
-                )
-        if steps:
-            self.events.emit("home", index=index, steps=steps)
 
     def _execute(self, index: int, sg: Subgoal, res: RunResult) -> tuple[Status, int, str]:
         cfg = self.config
