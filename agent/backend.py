@@ -39,7 +39,7 @@ class StateAudit:
         self.worst = {"position_mm": 0.0, "tilt_rad": 0.0, "joint_rad": 0.0}
 
     def record(self, shield: SafetyShield, obs: Observation) -> None:
-        ex = state_excursion(shield.config, obs[STATE], obs.get(JOINTS))
+        ex = state_excursion(shield.config, obs[STATE], obs.get(JOINTS), shield.robot)
         if ex.unsafe(shield.config):
             self.unsafe_states += 1
         w = self.worst
@@ -61,7 +61,7 @@ class SimBackend:
 
     def __init__(self, env: TabletopEnv | None = None, audit: SafetyShield | None = None):
         self.env = env or TabletopEnv(EnvConfig())
-        self.audit = audit or SafetyShield()
+        self.audit = audit or SafetyShield(robot=self.env.robot_spec, base=self.env.base)
         self.unsafe_actions = 0
         self.states = StateAudit()
         self.applied = 0

@@ -16,9 +16,9 @@ from vla_agent.agent.policies import make_policy
 from vla_agent.agent.stats import p50_p99
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
-from vla_agent.skills.library import SKILLS
 from vla_agent.skills.rollout import run_subgoal
-from vla_agent.skills.tasks import bind_push, episode_rng, sample_task, skill_cycle
+from vla_agent.skills.tasks import bind_subgoal, episode_rng, sample_task, skill_cycle
+from vla_agent.vla import TRAINED_SKILLS
 
 Progress = Callable[[int, int], None]
 
@@ -33,6 +33,7 @@ class ExpertBenchConfig(BaseModel):
     randomize: bool = True
     image_size: int = 128
     setup_retries: int = Field(3, ge=1)
+    robot: str = "panda"
 
 
 FULL_SCENE = (
@@ -56,7 +57,7 @@ def measure_render_fps(image_size: int = 128, frames: int = 200, seed: int = 0) 
 
 def run_expert_bench(cfg: ExpertBenchConfig, progress: Progress | None = None) -> dict:
     """Run the expert on ``cfg.episodes`` tasks cycling over all skills; return the JSON figures."""
-    env = TabletopEnv(EnvConfig(randomize=cfg.randomize, image_size=cfg.image_size))
+    env = TabletopEnv(EnvConfig(randomize=cfg.randomize, image_size=cfg.image_size, robot=cfg.robot))
     expert = ExpertPolicy(env)
     by_skill: dict[str, list[bool]] = defaultdict(list)
     by_variant: dict[str, list[bool]] = defaultdict(list)
@@ -81,7 +82,7 @@ def run_expert_bench(cfg: ExpertBenchConfig, progress: Progress | None = None) -
                 break
             setup_failures += 1
         if setup_ok:
-            subgoal = task.subgoal or bind_push(env, task.scene.names[0], rng)
+            subgoal = bind_subgoal(env, task, rng)
             result, obs = run_subgoal(env, expert, subgoal, obs)
             ok, steps = result.success, steps + result.steps
             if not ok:
@@ -132,12 +133,14 @@ class SkillBenchConfig(BaseModel):
     seed: int = EVAL_SEED_BASE
     execute: int = Field(2, ge=1, description="actions executed per predicted chunk")
     randomize: bool = True
+    robot: str = "panda"
+    skills: tuple[str, ...] = Field(TRAINED_SKILLS, description="the skills to measure (default: the VLA's)")
 
 
 def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> dict:
     """Per-skill success of ``cfg.policy`` judged by ground truth; setups (e.g. the pick before a
     place) are done by the scripted expert so each skill is measured on its own."""
-    env = TabletopEnv(EnvConfig(randomize=cfg.randomize, segmentation=False))
+    env = TabletopEnv(EnvConfig(randomize=cfg.randomize, segmentation=False, robot=cfg.robot))
     kwargs: dict = {}
     if cfg.policy == "vla":
         kwargs = {"checkpoint": cfg.checkpoint, "device": cfg.device, "execute": cfg.execute}
@@ -148,9 +151,9 @@ def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> 
     by_skill: dict[str, list[bool]] = defaultdict(list)
     by_variant: dict[str, list[bool]] = defaultdict(list)
     steps: list[int] = []
-    total = cfg.episodes_per_skill * len(SKILLS)
+    total = cfg.episodes_per_skill * len(cfg.skills)
     done, failures, t0 = 0, [], time.perf_counter()
-    for k, skill in enumerate(sorted(SKILLS)):
+    for k, skill in enumerate(sorted(cfg.skills)):
         for j in range(cfg.episodes_per_skill):
             seed = cfg.seed + 10_000 * k + j
             rng = episode_rng(seed, 0)
@@ -162,7 +165,7 @@ def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> 
                 setup_ok = setup_ok and r.success
             ok = False
             if setup_ok:
-                sg = task.subgoal or bind_push(env, task.scene.names[0], rng, split="heldout")
+                sg = bind_subgoal(env, task, rng, split="heldout")
                 result, obs = run_subgoal(env, policy, sg, obs)
                 ok = result.success
                 steps.append(result.steps)

@@ -31,7 +31,7 @@ from vla_agent.errors import ConfigError
 from vla_agent.sim.catalog import COLORS, REGIONS, ObjectSpec, SceneSpec
 from vla_agent.sim.predicates import evaluate
 from vla_agent.skills.library import get_skill
-from vla_agent.skills.tasks import bind_push, episode_rng
+from vla_agent.skills.tasks import bind_subgoal, episode_rng
 from vla_agent.types import Scene, SceneObject
 
 CHAIN_SEED_BASE = 2_000_000  # disjoint from training (< 10^6) and skill-eval (10^6..) seeds
@@ -141,6 +141,7 @@ class ChainBenchConfig(BaseModel):
     max_retries: int = 1
     max_replans: int = 2
     home: bool = True  # the executor's move home before each pick or push
+    robot: str = "panda"  # a registered RobotSpec (panda, xarm6)
 
 
 def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -157,6 +158,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
             max_retries=cfg.max_retries,
             max_replans=cfg.max_replans,
             home=cfg.home,
+            robot=cfg.robot,
         )
     )
     env = session.env
@@ -190,7 +192,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         bound = []
         for kind, obj, target in tasks:
             if kind == "push":
-                target = bind_push(env, obj, rng).args["direction"]
+                target = get_skill("push").bind(env, obj, rng).args["direction"]
             elif kind == "place" and target in REGIONS and env.evaluate(f"at({obj}, {target})"):
                 # already there: a region the block is not in yet
                 target = next(
@@ -325,6 +327,7 @@ class DetectorBenchConfig(BaseModel):
     seed: int = CHAIN_SEED_BASE + 500_000
     policy: str = Field("mixed", description="expert | vla | mixed (alternate: successes and failures)")
     randomize: bool = True
+    robot: str = "panda"
 
 
 def run_detector_bench(cfg: DetectorBenchConfig, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -339,7 +342,7 @@ def run_detector_bench(cfg: DetectorBenchConfig, progress: Callable[[int, int], 
     from vla_agent.skills.tasks import sample_task, skill_cycle
     from vla_agent.types import Status
 
-    env = TabletopEnv(EnvConfig(randomize=cfg.randomize, segmentation=False))
+    env = TabletopEnv(EnvConfig(randomize=cfg.randomize, segmentation=False, robot=cfg.robot))
     expert = ExpertPolicy(env)
     vla = make_policy("vla", env) if cfg.policy in ("vla", "mixed") else None
     step = np.zeros((2, 2), int)  # [ground truth, detector]
@@ -353,7 +356,7 @@ def run_detector_bench(cfg: DetectorBenchConfig, progress: Callable[[int, int], 
         obs, _ = env.reset(seed=seed, options={"scene": task.scene})
         for sg in task.setup:
             _, obs = run_subgoal(env, expert, sg, obs)
-        sg = task.subgoal or bind_push(env, task.scene.names[0], rng, split="heldout")
+        sg = bind_subgoal(env, task, rng, split="heldout")
         use_vla = cfg.policy == "vla" or (cfg.policy == "mixed" and i % 2 == 1)
         policy = vla if use_vla else expert
         objects = [SceneObject(n, o.kind, o.color) for n, o in zip(env.names, env.scene.objects)]

@@ -25,9 +25,6 @@ from vla_agent.sim.predicates import DIRECTIONS, WorldState, evaluate
 from vla_agent.skills.library import get_skill
 from vla_agent.types import STATE, Observation, Predicate, Status, Subgoal, Verdict
 
-PICK_LIFT = 0.05  # metres the held block's bottom must clear the table before "pick" is done
-RETREAT = 0.04  # metres the open hand must be above a placed block before "place" is done
-
 
 class PerceptionDetector:
     """Effects from pixels, confirmed for ``confirm`` consecutive steps and settled."""
@@ -54,7 +51,7 @@ class PerceptionDetector:
     def _dropped(self, subgoal: Subgoal, w: WorldState, state: np.ndarray) -> bool:
         """A place whose block lies on the table, clearly away from both the hand and the target."""
         obj, target = subgoal.args.get("obj", ""), subgoal.args.get("target", "")
-        if subgoal.skill != "place" or not self.was_held or obj not in w.objects or _held(w, obj):
+        if not _releases(subgoal) or not self.was_held or obj not in w.objects or _held(w, obj):
             return False
         o = w.objects[obj]
         if state[6] <= HELD_WIDTH[1] or self.effects_hold or o.position[2] > BLOCK_SIZE:
@@ -99,16 +96,16 @@ def _held(w: WorldState, obj: str) -> bool:
 
 
 def _settled(subgoal: Subgoal, w: WorldState, state: np.ndarray) -> bool:
+    """The skill's own "motion over" condition (its ``settled`` hook), once the effects hold."""
     obj = w.objects.get(subgoal.args.get("obj", ""))
-    if obj is None:
-        return True
-    if subgoal.skill == "pick":
-        return obj.position[2] - BLOCK_SIZE / 2 >= PICK_LIFT
-    if subgoal.skill == "place":
-        return state[6] > HELD_WIDTH[1] and state[2] >= obj.position[2] + BLOCK_SIZE / 2 + RETREAT
-    if subgoal.skill == "push":
-        return float(np.linalg.norm(state[:2] - obj.position[:2])) > 0.05 or state[2] > obj.position[2] + 0.05
-    return True
+    settled = get_skill(subgoal.skill).settled
+    return obj is None or settled is None or bool(settled(obj, state))
+
+
+def _releases(subgoal: Subgoal) -> bool:
+    """A skill that starts with the object in the hand and ends with the hand empty (a place)."""
+    spec = get_skill(subgoal.skill)
+    return "holding({obj})" in spec.preconditions and "hand_empty()" in spec.effects
 
 
 class LearnedDoneDetector:

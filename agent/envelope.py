@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from vla_agent.sim import assets
+from vla_agent.sim.robots.base import RobotSpec
 
 
 class KeepOut(BaseModel):
@@ -123,8 +123,17 @@ class Excursion:
         )
 
 
-def state_excursion(c: ShieldConfig, state, joints=None) -> Excursion:
-    """Where the measured ``state`` (and ``joints``, when known) lies outside the envelope."""
+def for_robot(c: ShieldConfig, robot: RobotSpec, base=None) -> ShieldConfig:
+    """``c`` with the robot's own workspace box (in the frame whose origin is ``base`` from the
+    robot's base) wherever the user did not set one: the envelope follows the connected robot."""
+    lo, hi = robot.box(base)
+    update = {k: v for k, v in (("workspace_min", lo), ("workspace_max", hi)) if k not in c.model_fields_set}
+    return c.model_copy(update=update) if update else c
+
+
+def state_excursion(c: ShieldConfig, state, joints=None, robot: RobotSpec | None = None) -> Excursion:
+    """Where the measured ``state`` (and ``joints``, checked against ``robot``'s limits, when
+    both are known) lies outside the envelope."""
     s = np.asarray(state, float).reshape(-1)
     if s.shape != (7,) or not np.all(np.isfinite(s)):
         return Excursion(math.inf, math.inf, 0.0, "no valid robot state")
@@ -133,9 +142,9 @@ def state_excursion(c: ShieldConfig, state, joints=None) -> Excursion:
     position = float(np.linalg.norm(below + above))
     tilt = float(max(0.0, max(abs(wrap(s[3])), abs(wrap(s[4]))) - c.max_tilt))
     joint = 0.0
-    q = joint_angles(joints)
+    q = joint_angles(joints, robot.dof) if robot is not None else None
     if q is not None:
-        lower, upper = np.array(assets.ARM_LOWER), np.array(assets.ARM_UPPER)
+        lower, upper = robot.limits()
         joint = float(max(np.max(lower - q), np.max(q - upper), 0.0))
     parts = []
     for i, axis in enumerate("xyz"):
@@ -150,14 +159,14 @@ def state_excursion(c: ShieldConfig, state, joints=None) -> Excursion:
     return Excursion(position, tilt, joint, ", ".join(parts))
 
 
-def joint_angles(joints) -> np.ndarray | None:
+def joint_angles(joints, dof: int) -> np.ndarray | None:
     if joints is None:
         return None
     try:
         q = np.asarray(joints, float).reshape(-1)
     except (TypeError, ValueError, OverflowError):
         return None
-    return q if q.shape == (len(assets.ARM_JOINTS),) and np.all(np.isfinite(q)) else None
+    return q if q.shape == (dof,) and np.all(np.isfinite(q)) else None
 
 
 def wrap(x: float) -> float:

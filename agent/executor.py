@@ -92,7 +92,8 @@ class Executor:
         self.policy = policy
         self.planner = planner
         self.detector_factory = detector_factory
-        self.shield = shield or SafetyShield()
+        # one envelope: the backend's (its robot, its cell), unless the caller brings a shield
+        self.shield = shield or SafetyShield(backend.audit.config, backend.audit.robot, backend.audit.base)
         self.config = config or ExecutorConfig()
         self.events = events or EventBus()
         self.trace = trace
@@ -147,6 +148,21 @@ class Executor:
         )
         return Scene(objs, tuple(holds(w)))
 
+    def _untrained(self, plan: Plan) -> str | None:
+        """A plan step whose skill the policy cannot run (a VLA trained on other skills): refused
+        before anything moves rather than handed to a policy that never saw it. A policy states
+        its skills in ``skills`` (None or absent: any)."""
+        skills = getattr(self.policy, "skills", None)
+        if skills is None:
+            return None
+        missing = sorted({sg.skill for sg in plan.subgoals} - set(skills))
+        if not missing:
+            return None
+        return (
+            f"the policy was not trained on {', '.join(missing)} (it runs {', '.join(skills)}); "
+            "use --policy expert in simulation, or a policy trained on it"
+        )
+
     # ------------------------------------------------------------------ run
     def run(self, command: str, approve: Callable[[Plan], bool | str] | None = None) -> RunResult:
         """Check, plan, validate and execute ``command``. ``approve`` (a REPL prompt, a voice
@@ -181,6 +197,11 @@ class Executor:
             ev.emit("refused", reason=reason, stage="intent")
             res.status, res.reason = "refused", reason
             return self._finish(res, t0)
+        untrained = self._untrained(plan)
+        if untrained is not None:
+            ev.emit("refused", reason=f"{untrained}; nothing moved", stage="policy")
+            res.status, res.reason = "refused", f"{untrained}; nothing moved"
+            return self._finish(res, t0)
         ev.emit("plan", subgoals=plan.to_json()["subgoals"], planner=plan.planner, latency_ms=plan.latency_ms)
         verdict = approve(plan) if approve is not None else True
         if verdict is not True:  # False, or the reason for refusing
@@ -212,6 +233,7 @@ class Executor:
                     res.reason = f"replanning refused: {new.refused}"
                     return self._finish(res, t0)
                 mismatch = check_plan_intent(text, now_scene, new.subgoals, first=False)
+                mismatch = mismatch or self._untrained(new)
                 if mismatch is not None:
                     res.reason = f"replanning refused: {mismatch}"
                     return self._finish(res, t0)

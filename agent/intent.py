@@ -83,7 +83,7 @@ def command_intent(command: str, scene: Scene) -> Intent:
 
 
 def _moved(sg: Subgoal) -> str | None:
-    return sg.args.get("obj") if sg.skill in ("pick", "place", "push") else None
+    return sg.args.get("obj")
 
 
 def check_plan_intent(command: str, scene: Scene, subgoals: list[Subgoal], first: bool = True) -> str | None:

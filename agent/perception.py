@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from vla_agent.sim.camera import deproject
-from vla_agent.sim.catalog import BLOCK_SIZE, COLORS
+from vla_agent.sim.catalog import BLOCK_SIZE, COLORS, HELD_WIDTH
 from vla_agent.sim.predicates import ObjectState, WorldState
 from vla_agent.types import DEPTH, IMAGE, STATE, Observation, SceneObject
 
@@ -34,7 +34,6 @@ AREA_Y = (-0.40, 0.40)
 AREA_Z = (0.006, 0.18)  # above the table (depth noise margin), below a 4-block tower's top
 HAND_RADIUS = 0.12  # points this close to the tool axis: above the fingertips the robot's wrist and
 # hand, below them possibly a held block (allowed above AREA_Z's top)
-HELD_WIDTH = (0.02, 0.065)  # gripper width (m) meaning "closed on a block"
 CONTAINER_EXTENT = 0.085  # footprint (m) above which a component is a bowl or plate, not a block
 MIN_PIXELS = 4
 

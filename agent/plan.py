@@ -18,12 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.errors import ConfigError, VlaAgentError, suggest
 from vla_agent.sim.catalog import KIND_ALIASES, canonical_region
-from vla_agent.skills.library import SKILLS, ArgType, get_skill, is_region
+from vla_agent.skills.library import ArgType, get_skill, is_region, skill_names
+from vla_agent.skills.symbolic import CAPACITY, MAX_TOWER, SymbolicState  # noqa: F401 - re-exported
 from vla_agent.types import Scene, Subgoal
-
-# How many blocks a container takes before the next one would not count as "in"/"on" it.
-CAPACITY = {"bowl": 2, "plate": 1, "block": 1}
-MAX_TOWER = 4  # blocks in one stack, base included
 
 
 class PlanError(VlaAgentError, ValueError):
@@ -72,36 +69,6 @@ class Plan:
         }
 
 
-@dataclass
-class SymbolicState:
-    """What the walk tracks: the held object and what each object rests in/on."""
-
-    holding: str | None = None
-    support: dict[str, str] = field(default_factory=dict)  # obj -> bowl/plate/block/region it is in/on
-    blocks: set[str] = field(default_factory=set)
-
-    @classmethod
-    def from_scene(cls, scene: Scene) -> SymbolicState:
-        st = cls(blocks={o.name for o in scene.objects if o.kind == "block"})
-        for r in scene.relations:
-            if r.name == "holding":
-                st.holding = r.args[0]
-            elif r.name in ("in", "on", "at"):
-                st.support[r.args[0]] = r.args[1]
-        return st
-
-    def above(self, name: str) -> list[str]:
-        return [o for o, s in self.support.items() if s == name]
-
-    def tower_height(self, name: str) -> int:
-        """Blocks in the stack whose top is ``name`` (itself included)."""
-        h, cur = 1, name
-        while cur in self.support and self.support[cur] in self.blocks:
-            cur = self.support[cur]
-            h += 1
-        return h
-
-
 def resolve_name(name: str, scene: Scene) -> str | None:
     """Match an object name to the scene, tolerating case, spacing and kind synonyms (cube)."""
     norm = " ".join(name.lower().replace("_", " ").split()).removeprefix("the ")
@@ -124,8 +91,8 @@ def validate_plan(steps: Sequence[PlanStep | Subgoal], scene: Scene, planner: st
         raise PlanError(["the plan has no subgoals"])
     for i, step in enumerate(steps, 1):
         where = f"step {i} ({step.skill})"
-        if step.skill not in SKILLS:
-            problems.append(f"{where}: unknown skill {step.skill!r}{suggest(step.skill, SKILLS)}")
+        if step.skill not in skill_names():
+            problems.append(f"{where}: unknown skill {step.skill!r}{suggest(step.skill, skill_names())}")
             continue
         skill = get_skill(step.skill)
         args: dict[str, str] = {}
@@ -184,46 +151,7 @@ def validate_plan(steps: Sequence[PlanStep | Subgoal], scene: Scene, planner: st
 
 
 def _walk(where: str, sg: Subgoal, st: SymbolicState, kinds: dict[str, str]) -> list[str]:
-    """Check one step's preconditions against the symbolic state, then apply its effects."""
-    obj = sg.args.get("obj", "")
-    errs: list[str] = []
-    if sg.skill == "pick":
-        if st.holding is not None:
-            errs.append(f"{where}: cannot pick {obj} while holding {st.holding}")
-        if st.above(obj):
-            errs.append(f"{where}: cannot pick {obj}, {', '.join(st.above(obj))} is on it")
-        if not errs:
-            st.holding = obj
-            st.support.pop(obj, None)
-    elif sg.skill == "place":
-        target = sg.args["target"]
-        if st.holding != obj:
-            held = f"holding {st.holding}" if st.holding else "the hand is empty"
-            errs.append(f"{where}: cannot place {obj}, it is not held ({held})")
-        if target == obj:
-            errs.append(f"{where}: cannot place {obj} on itself")
-        elif target in kinds:
-            kind = kinds[target]
-            if len(st.above(target)) >= CAPACITY[kind]:
-                errs.append(
-                    f"{where}: {target} is full ({', '.join(st.above(target))} already {_rel(kind)} it)"
-                )
-            if kind == "block" and st.tower_height(target) >= MAX_TOWER:
-                errs.append(f"{where}: a tower taller than {MAX_TOWER} blocks is not stable")
-            if target == st.holding:
-                errs.append(f"{where}: {target} is held")
-        if not errs:
-            st.holding = None
-            st.support[obj] = target
-    elif sg.skill == "push":
-        if st.holding is not None:
-            errs.append(f"{where}: cannot push while holding {st.holding}")
-        if obj in st.support and st.support[obj] in kinds:
-            errs.append(f"{where}: cannot push {obj}, it is {_rel(kinds[st.support[obj]])} {st.support[obj]}")
-        if st.above(obj):
-            errs.append(f"{where}: cannot push {obj}, {', '.join(st.above(obj))} is on it")
-    return errs
-
-
-def _rel(kind: str) -> str:
-    return "in" if kind == "bowl" else "on"
+    """Check one step's preconditions against the symbolic state, then apply its effects (the
+    skill's own ``walk`` hook; a skill without one is not checked symbolically)."""
+    walk = get_skill(sg.skill).walk
+    return walk(st, sg, kinds, where) if walk is not None else []

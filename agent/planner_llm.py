@@ -23,7 +23,7 @@ from vla_agent.agent.plan import Plan, PlanError, PlanOutput, validate_plan
 from vla_agent.errors import ConfigError, VlaAgentError
 from vla_agent.sim.catalog import REGIONS
 from vla_agent.sim.predicates import DIRECTIONS
-from vla_agent.skills.library import SKILLS
+from vla_agent.skills.library import all_skills
 from vla_agent.types import Scene, Status, StepOutcome
 
 DEFAULT_MODEL = "openai:gpt-4o-mini"
@@ -50,7 +50,7 @@ def render(name: str, **values: str) -> str:
 
 def skills_text() -> str:
     lines = []
-    for s in SKILLS.values():
+    for s in all_skills():
         args = ", ".join(f"{a.name}: {a.doc}" for a in s.args)
         lines.append(f"- {s.name}({args}): {s.doc}")
     return "\n".join(lines)

@@ -33,6 +33,7 @@ import numpy as np
 from vla_agent.agent.plan import CAPACITY, MAX_TOWER, Plan, PlanError, PlanStep, SymbolicState, validate_plan
 from vla_agent.errors import VlaAgentError
 from vla_agent.sim.catalog import COLORS, REGIONS
+from vla_agent.skills.library import ArgType, SkillSpec, all_skills, get_skill
 from vla_agent.types import Scene, Status, StepOutcome
 
 KIND_WORDS = {
@@ -92,29 +93,24 @@ DIRECTION_WORDS = {
     "backwards": "backward",
     "back": "backward",
 }
-PICK_VERBS = {"pick", "grab", "grasp", "lift", "take", "get", "hold", "raise"}
-PLACE_VERBS = {
-    "put",
-    "place",
-    "drop",
-    "move",
-    "set",
-    "lay",
-    "deposit",
-    "stack",
-    "bring",
-    "carry",
-    "transfer",
-    "leave",
-    "stick",
-}
-PUSH_VERBS = {"push", "slide", "shove", "nudge", "shift", "poke"}
-VERBS = (
-    PICK_VERBS
-    | PLACE_VERBS
-    | PUSH_VERBS
-    | {"do", "sort", "clear", "tidy", "clean", "build", "make", "gather", "collect", "pile"}
-)
+CORE_SKILLS = ("pick", "place", "push")  # the skills of the grammar below; others bring a phrase
+TASK_VERBS = {"do", "sort", "clear", "tidy", "clean", "build", "make", "gather", "collect", "pile"}
+
+
+def _verbs(skill: str) -> frozenset[str]:
+    return get_skill(skill).verbs
+
+
+def all_verbs() -> set[str]:
+    """Every verb the planner knows: each registered skill's, and those of whole tasks."""
+    return {v for s in all_skills() for v in s.verbs} | TASK_VERBS
+
+
+def _phrase_skills() -> list[SkillSpec]:
+    """Registered skills outside the core grammar that bring their own phrase (place_beside, plugins)."""
+    return [s for s in all_skills() if s.phrase and s.name not in CORE_SKILLS]
+
+
 FILLER = {
     "the",
     "a",
@@ -182,7 +178,8 @@ FILLER = {
     "in",
 }
 SEQUENCERS = (
-    r"\b(?:and then|then|after that|afterwards|afterward|after this|finally|next|lastly|subsequently)\b|[;.!]"
+    r"\b(?:and then|then|after that|afterwards|afterward|after this|finally|next(?! to\b)|lastly"
+    r"|subsequently)\b|[;.!]"
 )
 
 
@@ -190,7 +187,7 @@ SEQUENCERS = (
 class Goal:
     """One thing the command asks for."""
 
-    kind: str  # "place" (obj ends in/on/at target), "hold" (obj ends in the hand), "push"
+    kind: str  # "place" (obj ends in/on/at target), "hold" (obj ends in the hand), "push", or a skill
     obj: str
     target: str = ""
     direction: str = ""
@@ -271,6 +268,8 @@ class OfflinePlanner:
                     goals.append(Goal("push", obj, direction=c.direction))
                 elif c.verb == "place":
                     goals.append(Goal("place", obj, target=c.target))
+                elif c.verb not in ("hold", "tower"):  # a skill with its own phrase
+                    goals.append(Goal(c.verb, obj, target=c.target, direction=c.direction))
                 else:
                     goals.append(Goal("hold", obj))
             if c.verb == "tower":
@@ -288,12 +287,13 @@ class OfflinePlanner:
             prev = previous[-1]
             objs = self._objects(same.group(1), scene, last, exclude={prev.target})
             return replace(prev, objects=objs, text=text)
-        verb_i = next((i for i, w in enumerate(words) if w in VERBS), None)
+        verbs = all_verbs()
+        verb_i = next((i for i, w in enumerate(words) if w in verbs), None)
         if verb_i is None:
             raise PlanError([f"no action verb in {text!r} (known: pick, put, place, stack, push, ...)"])
         verb = words[verb_i]
         rest = " ".join(words[verb_i + 1 :])
-        if verb in PUSH_VERBS or (verb in ("move", "shift") and _bare_direction(rest)):
+        if verb in _verbs("push") or (verb in ("move", "shift") and _bare_direction(rest)):
             m = re.match(
                 r"^(.*?)\s*(?:to the |towards the |toward the |to )?"
                 r"\b(left|right|forwards?|backwards?|away|ahead|back)\b(.*)$",
@@ -303,12 +303,16 @@ class OfflinePlanner:
                 raise PlanError([f"{text!r}: push needs a direction (left, right, forward, backward)"])
             objs = self._objects(m.group(1), scene, last)
             return _Clause("push", objs, direction=DIRECTION_WORDS[m.group(2)], text=text)
+        for spec in _phrase_skills():
+            m = re.match(spec.phrase, rest) if verb in spec.verbs else None
+            if m:
+                return self._skill_clause(spec, m.groupdict(), scene, last, text)
         # A target after a relation word: in / on / at / to (a region or an object).
         m = re.search(r"\s*\b(in|on|at|to|onto|towards?|next)\b\s+(.*)$", rest)
         if (
             m
-            and verb not in PICK_VERBS | {"stack"}
-            or (m and verb in PICK_VERBS and m.group(1) in ("in", "on", "to", "onto"))
+            and verb not in _verbs("pick") | {"stack"}
+            or (m and verb in _verbs("pick") and m.group(1) in ("in", "on", "to", "onto"))
         ):
             obj_text, target_text = rest[: m.start()], m.group(2)
             target = self._target(target_text, scene, last)
@@ -325,12 +329,36 @@ class OfflinePlanner:
                 rest.replace("into a tower", "").replace("a tower", "").replace("tower", ""), scene, last
             )
             return _Clause("tower", objs, text=text)
-        if verb in PICK_VERBS:
+        if verb in _verbs("pick"):
             objs = self._objects(rest, scene, last)
             if len(objs) > 1:
                 raise PlanError([f"{text!r}: the gripper holds one block at a time ({', '.join(objs)})"])
             return _Clause("hold", objs, text=text)
         raise PlanError([f"{text!r}: say where to put it (e.g. 'in the blue bowl', 'on the left side')"])
+
+    def _skill_clause(
+        self, spec: SkillSpec, groups: dict, scene: Scene, last: list[str], text: str
+    ) -> _Clause:
+        """A clause of a skill outside the core grammar, from its phrase's named groups."""
+        types = {a.name: a.type for a in spec.args}
+        target = direction = ""
+        for name in ("target", "direction"):
+            words = (groups.get(name) or "").strip()
+            if name not in types or not words:
+                continue
+            if types[name] is ArgType.DIRECTION:
+                found = [DIRECTION_WORDS[w] for w in words.split() if w in DIRECTION_WORDS]
+                if not found:
+                    raise PlanError(
+                        [f"{text!r}: {spec.name} needs a direction (left, right, forward, backward)"]
+                    )
+                direction = found[0]
+            elif types[name] in (ArgType.OBJECT, ArgType.THING):
+                target = self._objects(words, scene, last[-1:], singular=True)[0]
+            else:
+                target = self._target(words, scene, last)
+        objs = self._objects(groups.get("obj") or "", scene, last, exclude={target})
+        return _Clause(spec.name, objs, target=target, direction=direction, text=text)
 
     def _target(self, text: str, scene: Scene, last: list[str]) -> str:
         words = [
@@ -477,7 +505,7 @@ def _normalize(command: str) -> str:
 def _split(text: str) -> list[str]:
     parts = re.split(SEQUENCERS, text)
     out: list[str] = []
-    verb_alt = "|".join(sorted(VERBS | {"same"}, key=len, reverse=True))
+    verb_alt = "|".join(sorted(all_verbs() | {"same"}, key=len, reverse=True))
     for part in parts:
         # ", and <verb>" / "and <verb>" / ", <verb>" start a new clause; "red and blue blocks" does not.
         for piece in re.split(
@@ -571,6 +599,29 @@ def freest_region(scene: Scene, held: str | None = None) -> str:
     return max(REGIONS, key=room)
 
 
+def _compile_skill_goal(g: Goal, st: SymbolicState, scene: Scene, steps: list[PlanStep]) -> None:
+    """A goal of a skill outside the core grammar: picked first when the skill starts from the
+    object in the hand; skipped when its effects already hold in the scene."""
+    spec = get_skill(g.kind)
+    names = {a.name for a in spec.args}
+    args = {"obj": g.obj, "target": g.target, "direction": g.direction}
+    args = {k: v for k, v in args.items() if k in names}
+    relations = {str(r) for r in scene.relations}
+    if st.holding != g.obj and all(str(p) in relations for p in spec.ground("post", args, scene.kinds())):
+        return  # already true
+    if "holding({obj})" in spec.preconditions and st.holding != g.obj:
+        if st.holding is not None:
+            raise PlanError([f"cannot pick {g.obj} while holding {st.holding}; say where to put it first"])
+        steps.append(PlanStep(skill="pick", args={"obj": g.obj}))
+        st.holding = g.obj
+    elif "hand_empty()" in spec.preconditions and st.holding is not None:
+        raise PlanError([f"cannot {g.kind} {g.obj} while holding {st.holding}; say where to put it first"])
+    steps.append(PlanStep(skill=g.kind, args=args))
+    if "hand_empty()" in spec.effects:
+        st.holding = None
+    st.support.pop(g.obj, None)
+
+
 def compile_goals(
     goals: Sequence[Goal], scene: Scene, planner: str = "offline", skip_regions: bool = False
 ) -> Plan:
@@ -597,6 +648,8 @@ def compile_goals(
             steps.append(PlanStep(skill="pick", args={"obj": g.obj}))
             st.holding = g.obj
             st.support.pop(g.obj, None)
+        elif g.kind != "place":
+            _compile_skill_goal(g, st, scene, steps)
         else:
             there = st.support.get(g.obj) == g.target and st.holding != g.obj
             if there and (skip_regions or g.target not in REGIONS):

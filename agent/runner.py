@@ -43,6 +43,7 @@ class AgentConfig(BaseModel):
     seed: int = Field(0, ge=0, lt=2**32)
     randomize: bool = False
     policy: str = "vla"
+    robot: str = Field("panda", description="the simulated robot: a registered RobotSpec (panda, xarm6)")
     checkpoint: Path | None = None
     device: str = "cpu"
     api_key_file: Path | None = Field(None, description="file holding a policy server's API key")
@@ -71,8 +72,9 @@ class Session:
     def __init__(self, cfg: AgentConfig, listeners: list[Callable[[Event], None]] | None = None):
         DETECTORS.get(cfg.detector)  # an unknown name fails before anything is built
         self.cfg = cfg
-        self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize))
-        self.backend = SimBackend(self.env, audit=SafetyShield(cfg.shield))  # its own, independent audit
+        self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize, robot=cfg.robot))
+        robot, base = self.env.robot_spec, self.env.base
+        self.backend = SimBackend(self.env, audit=SafetyShield(cfg.shield, robot, base))  # independent audit
         self.policy = make_policy(
             cfg.policy, self.env, checkpoint=cfg.checkpoint, device=cfg.device, api_key_file=cfg.api_key_file
         )
@@ -83,7 +85,7 @@ class Session:
             self.policy,
             self.planner,
             detector_factory(cfg.detector, self.env),
-            shield=SafetyShield(cfg.shield),
+            shield=SafetyShield(cfg.shield, robot, base),
             config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans, home=cfg.home),
             on_frame=self._frame if cfg.video else None,
         )

@@ -28,6 +28,7 @@ independent audit a backend runs on what it receives and where it is.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,12 +36,13 @@ from vla_agent.agent.envelope import (  # noqa: F401 - the envelope, re-exported
     Excursion,
     KeepOut,
     ShieldConfig,
+    for_robot,
     joint_angles,
     load_shield_config,
     state_excursion,
     wrap,
 )
-from vla_agent.sim import assets
+from vla_agent.sim.robots.base import RobotSpec, robot_spec
 from vla_agent.sim.twin import KinematicTwin
 from vla_agent.types import ACTION_DIM, JOINTS, STATE, Observation, ShieldResult
 
@@ -60,8 +62,19 @@ class SafetyShield:
     Not thread-safe (one per executor). ``interventions`` counts changed or held actions,
     ``state_events`` the steps whose measured state was outside the envelope or off course."""
 
-    def __init__(self, config: ShieldConfig | None = None):
-        self.config = config or ShieldConfig()
+    def __init__(
+        self,
+        config: ShieldConfig | None = None,
+        robot: RobotSpec | str | None = None,
+        base: Sequence[float] | None = None,
+    ):
+        """The envelope ``config`` for the connected ``robot`` (a ``RobotSpec`` or a registered
+        name; default the Panda): its twin, joint limits and, unless ``config`` sets one, its
+        workspace box, in the frame whose origin is ``base`` from the robot's base (default: the
+        simulated cell's mounting; a real arm's driver reports in its own base frame: the origin)."""
+        self.robot = robot_spec(robot)
+        self.base = base
+        self.config = for_robot(config or ShieldConfig(), self.robot, base)
         self.last_gripper = 1.0
         self.interventions = 0
         self.state_events = 0
@@ -116,7 +129,7 @@ class SafetyShield:
                 pos=pos,
                 state_event=True,
             )
-        joints = joint_angles(obs.get(JOINTS))
+        joints = joint_angles(obs.get(JOINTS), self.robot.dof)
         violations: list[str] = []
         a = a.copy()
         if abs(a[6]) > 1.0:
@@ -133,7 +146,7 @@ class SafetyShield:
         if r > c.max_rotation:
             violations.append(f"rotation {min(r, 1e6):.2f} rad/step scaled to {c.max_rotation:.2f}")
             a[3:6] *= c.max_rotation / r
-        excursion = state_excursion(c, state, joints)
+        excursion = state_excursion(c, state, joints, self.robot)
         if excursion.outside:
             lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
             out_axes = (pos < lo) | (pos > hi)  # past a face: block only the move through it
@@ -160,14 +173,14 @@ class SafetyShield:
             check = self.twin.check(pos + a[:3], rpy + a[3:6], tol, c.table_margin, joints)
             problem = check.error
             if not problem and joints is not None:
-                problem = _into_joint_margin(check.joints, joints, c.joint_margin, c.overshoot)
+                problem = _into_joint_margin(self.robot, check.joints, joints, c.joint_margin, c.overshoot)
                 for scale in (0.5, 0.25):  # a joint near its limit: the same move, slower
                     if not problem:
                         break
                     slower = np.concatenate([a[:6] * scale, a[6:]])
                     check = self.twin.check(pos + slower[:3], rpy + slower[3:6], tol, c.table_margin, joints)
                     if not check.error and not _into_joint_margin(
-                        check.joints, joints, c.joint_margin, c.overshoot
+                        self.robot, check.joints, joints, c.joint_margin, c.overshoot
                     ):
                         a, problem = slower, ""
                         violations.append(f"slowed to {scale:.2f}x near a joint limit")
@@ -238,14 +251,14 @@ class SafetyShield:
         up, still, none = np.array([0.0, 0.0, 0.5 * c.max_translation]), np.zeros(3), np.zeros(3)
         for move, turn in ((inward, upright), (inward, nudge), (still, nudge), (inward, none), (up, none)):
             check = self.twin.check(pos + move, rpy + turn, c.predicted_miss, c.table_margin, joints)
-            if not check.error and not _into_joint_margin(check.joints, joints, c.joint_margin):
+            if not check.error and not _into_joint_margin(self.robot, check.joints, joints, c.joint_margin):
                 return np.array([*move, *turn, self.last_gripper], float)
         return None
 
     def _unwind(self, pos, rpy, joints: np.ndarray, a: np.ndarray) -> np.ndarray:
         """From past a joint limit: the wrist turn (of a few candidates) whose solution brings the
         joints back furthest; the twin predicts each."""
-        lower, upper = np.array(assets.ARM_LOWER), np.array(assets.ARM_UPPER)
+        lower, upper = self.robot.limits()
 
         def past(q: np.ndarray) -> float:
             return float(max(np.max(lower - q), np.max(q - upper), 0.0))
@@ -358,7 +371,7 @@ class SafetyShield:
     @property
     def twin(self) -> KinematicTwin:
         if self._twin is None:
-            self._twin = KinematicTwin()
+            self._twin = KinematicTwin(self.robot, self.base)
         return self._twin
 
     def envelope_violations(self, action, state) -> list[str]:
@@ -408,12 +421,12 @@ def _gap(c: ShieldConfig, pos: np.ndarray) -> float:
 
 
 def _into_joint_margin(
-    target: np.ndarray, measured: np.ndarray, margin: float, overshoot: float = 0.6
+    robot: RobotSpec, target: np.ndarray, measured: np.ndarray, margin: float, overshoot: float = 0.6
 ) -> str:
     """'' unless the move takes a joint into the last ``margin`` radians before a limit faster than
     braking allows (each step covers at most ``1 / (1 + overshoot)`` of the gap left): a joint
     may reach close to its limit (a stretched elbow for a far push), slowly, never at speed."""
-    lo, hi = np.array(assets.ARM_LOWER), np.array(assets.ARM_UPPER)
+    lo, hi = robot.limits()
     up_room = np.maximum(hi - measured, 0.0) / (1.0 + overshoot)
     down_room = np.maximum(measured - lo, 0.0) / (1.0 + overshoot)
     creep = 0.02  # rad per step: a joint may always creep (no momentum to speak of), not past its limit

@@ -1,16 +1,12 @@
-"""Bodies of the tabletop world: a Panda with simplified visual meshes, the table, blocks, bowls
-and plates. Every call takes the PyBullet client id explicitly."""
+"""Bodies of the tabletop world: a robot from its ``RobotSpec``, the table, blocks, bowls and
+plates. Every call takes the PyBullet client id explicitly."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import tempfile
-from pathlib import Path
+from collections.abc import Sequence
 
 import pybullet as p
-import pybullet_data
 
 from vla_agent.sim.catalog import (
     BLOCK_SIZE,
@@ -20,108 +16,63 @@ from vla_agent.sim.catalog import (
     PLATE_RADIUS,
     WALL,
 )
-
-# Panda joint/link indices in pybullet_data's franka_panda/panda.urdf.
-ARM_JOINTS = tuple(range(7))
-FINGER_JOINTS = (9, 10)
-HAND_LINK = 8
-EE_LINK = 11  # panda_grasptarget: midway between the fingertips
-# Arm joint limits (rad) used for IK by the sim and by the shield's kinematic twin.
-ARM_LOWER = (-2.9, -1.76, -2.9, -3.07, -2.9, -0.0175, -2.9)
-ARM_UPPER = (2.9, 1.76, 2.9, -0.07, 2.9, 3.75, 2.9)
-REST_POSE = (0.0, -0.35, 0.0, -2.35, 0.0, 2.0, 0.785)
-
+from vla_agent.sim.robots.base import RobotSpec
 
 _TOOL_FLIP_INV = p.invertTransform([0, 0, 0], p.getQuaternionFromEuler([math.pi, 0.0, 0.0]))[1]
 
 
 def link_orientation(rpy) -> tuple[float, float, float, float]:
-    """Quaternion of ``EE_LINK`` for a tool orientation ``rpy`` (the tool frame points down)."""
+    """Quaternion of a robot's tool link for a tool orientation ``rpy`` (the tool frame points down)."""
     return p.multiplyTransforms([0, 0, 0], p.getQuaternionFromEuler(list(rpy)), [0, 0, 0], _TOOL_FLIP_INV)[1]
 
 
-def panda_ik(cid: int, robot: int, pos, orn, iterations: int, threshold: float) -> list[float]:
-    """Arm joint targets (7) for the grasp target at ``pos``/``orn``, within ``ARM_LOWER``/``ARM_UPPER``,
-    seeded from the robot's current joint state and pulled toward ``REST_POSE``."""
-    lower, upper = list(ARM_LOWER), list(ARM_UPPER)
+def robot_ik(
+    cid: int, robot: int, spec: RobotSpec, pos, orn, iterations: int, threshold: float
+) -> list[float]:
+    """Arm joint targets for the tool at ``pos``/``orn``, seeded from the robot's current joints.
+
+    The limit and rest-pose lists cover the arm's joints only; PyBullet uses a null space only
+    when they cover every movable joint (the gripper's too), so this is its plain damped least
+    squares: the controller the simulated arms have had since round 1 (the VLA was trained on it).
+    """
+    lower, upper, rest = list(spec.joint_lower), list(spec.joint_upper), list(spec.rest_pose)
     q = p.calculateInverseKinematics(
         robot,
-        EE_LINK,
+        spec.tool_link,
         list(pos),
         orn,
         lowerLimits=lower,
         upperLimits=upper,
         jointRanges=[hi - lo for lo, hi in zip(lower, upper)],
-        restPoses=list(REST_POSE),
+        restPoses=rest,
         maxNumIterations=iterations,
         residualThreshold=threshold,
         physicsClientId=cid,
     )
-    return list(q[: len(ARM_JOINTS)])
+    return list(q[: spec.dof])
 
 
-def panda_urdf() -> str:
-    """Path of a Panda URDF whose visual geometry is the simplified collision meshes.
-
-    The detailed visual meshes (~100k triangles) cost ~19 ms per 128x128 TinyRenderer frame on
-    2 CPU cores; the collision meshes (~3.5k triangles) keep the silhouette and render ~4x faster.
-    The file is derived from pybullet_data's URDF and cached in the temp folder.
-    """
-    data = Path(pybullet_data.getDataPath()) / "franka_panda"
-    text = (data / "panda.urdf").read_text()
-    collision = f"{data / 'meshes' / 'collision'}{os.sep}"
-    text = text.replace("package://meshes/visual/", collision)
-    text = text.replace("package://meshes/collision/", collision)
-    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    out = Path(tempfile.gettempdir()) / f"vla_agent_panda_{digest}.urdf"
-    if not out.exists():
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
-    return str(out)
-
-
-PANDA_LINK_COLORS = {
-    -1: (0.92, 0.92, 0.92, 1),
-    0: (0.92, 0.92, 0.92, 1),
-    1: (0.92, 0.92, 0.92, 1),
-    2: (0.92, 0.92, 0.92, 1),
-    3: (0.92, 0.92, 0.92, 1),
-    4: (0.92, 0.92, 0.92, 1),
-    5: (0.25, 0.25, 0.27, 1),
-    6: (0.92, 0.92, 0.92, 1),
-    8: (0.30, 0.30, 0.33, 1),
-    9: (0.15, 0.15, 0.16, 1),
-    10: (0.15, 0.15, 0.16, 1),
-}
-
-
-def load_panda(cid: int) -> int:
+def load_robot(cid: int, spec: RobotSpec, base: Sequence[float] | None = None) -> int:
+    """Load ``spec``'s arm with its base at ``base`` (default: the spec's cell position)."""
     robot = p.loadURDF(
-        panda_urdf(),
-        [0, 0, 0],
+        spec.urdf(),
+        list(spec.base_position if base is None else base),
         useFixedBase=True,
         flags=p.URDF_ENABLE_CACHED_GRAPHICS_SHAPES,
         physicsClientId=cid,
     )
-    for link, rgba in PANDA_LINK_COLORS.items():
+    for link, rgba in spec.link_colors.items():
         p.changeVisualShape(robot, link, rgbaColor=rgba, physicsClientId=cid)
-    for j in FINGER_JOINTS:
-        p.changeDynamics(robot, j, lateralFriction=1.2, spinningFriction=0.01, physicsClientId=cid)
-    # The real Panda hand is mechanically coupled: both fingers move symmetrically, which centres
-    # a grasped object between them. A gear constraint reproduces that (URDF <mimic> is ignored).
-    gear = p.createConstraint(
-        robot,
-        FINGER_JOINTS[0],
-        robot,
-        FINGER_JOINTS[1],
-        p.JOINT_GEAR,
-        [1, 0, 0],
-        [0, 0, 0],
-        [0, 0, 0],
-        physicsClientId=cid,
-    )
-    p.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=50, physicsClientId=cid)
+    for j in spec.finger_links:
+        p.changeDynamics(
+            robot, j, lateralFriction=spec.finger_friction, spinningFriction=0.01, physicsClientId=cid
+        )
+    if spec.couple_fingers:
+        a, b = spec.gripper_joints[:2]
+        gear = p.createConstraint(
+            robot, a, robot, b, p.JOINT_GEAR, [1, 0, 0], [0, 0, 0], [0, 0, 0], physicsClientId=cid
+        )
+        p.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=50, physicsClientId=cid)
     return robot
 
 

@@ -45,6 +45,7 @@ class KindSpec:
 
 
 BLOCK_SIZE = 0.04
+HELD_WIDTH = (0.02, 0.065)  # gripper width (m) meaning "closed on a block"; wider is open
 BOWL_INNER_RADIUS = 0.060
 BOWL_HEIGHT = 0.050
 PLATE_RADIUS = 0.075

@@ -1,6 +1,7 @@
 """The PyBullet tabletop world as a ``gymnasium.Env``.
 
-Task description: a Franka Panda (fixed base at the origin) faces a table with blocks, bowls and
+Task description: a robot arm (``EnvConfig.robot``: a registered ``RobotSpec``, the Franka Panda
+by default, fixed base at the origin; the xArm 6 is mounted 15 cm closer) faces a table with blocks, bowls and
 plates. The environment itself is task-agnostic; a goal (list of predicates) may be given to
 ``reset`` to get a sparse reward and termination.
 
@@ -15,8 +16,8 @@ Observations (openpi keys): ``observation/image`` (H,W,3 uint8 static camera),
 into ``info["objects"]`` or -1; simulator-only), ``observation/wrist_image`` (a camera on the
 hand looking along the fingers, ``wrist_size`` square; off with ``wrist_camera=False``),
 ``observation/state`` = ``[x, y, z, roll, pitch, yaw, gripper_width]``,
-``observation/joint_position`` (the 7 measured arm joint angles, openpi's DROID key; the safety
-shield's twin predicts moves from them) and ``prompt``.
+``observation/joint_position`` (the measured arm joint angles, 7 on the Panda and 6 on the xArm;
+openpi's DROID key; the safety shield's twin predicts moves from them) and ``prompt``.
 
 Randomizations (``EnvConfig.randomize``): object shades, lighting, camera pose jitter, table
 colour. Object positions and yaws are always sampled from the seed unless the scene fixes them.
@@ -48,6 +49,7 @@ from vla_agent.sim.catalog import (
     SceneSpec,
 )
 from vla_agent.sim.predicates import ObjectState, WorldState, evaluate, holds
+from vla_agent.sim.robots.base import robot_spec
 from vla_agent.types import (
     ACTION_DIM,
     DEPTH,
@@ -63,7 +65,6 @@ from vla_agent.types import (
 
 _FLIP = p.getQuaternionFromEuler([math.pi, 0.0, 0.0])  # tool frame = grasp frame turned about x
 TABLE_COLORS = [(0.62, 0.50, 0.38), (0.55, 0.55, 0.55), (0.72, 0.64, 0.52), (0.45, 0.38, 0.30)]
-ARM_FORCES = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
 
 
 class EnvConfig(BaseModel):
@@ -83,6 +84,10 @@ class EnvConfig(BaseModel):
     max_rotation: float = Field(0.25, gt=0, description="radians per control step")
     random_objects: tuple[int, int] = (3, 6)  # object count range for scenes sampled from the seed
     video_size: int = Field(256, ge=32, le=1024)
+    robot: str = Field("panda", description="a registered robot (vla-agent plugins): panda, xarm6, ...")
+    base_position: tuple[float, float, float] | None = Field(
+        None, description="where the robot's base stands (default: its spec's mounting in this cell)"
+    )
 
     @property
     def substeps(self) -> int:
@@ -90,12 +95,14 @@ class EnvConfig(BaseModel):
 
 
 class TabletopEnv(gym.Env):
-    """PyBullet tabletop with a Franka Panda. See the module docstring for the spaces."""
+    """PyBullet tabletop with a robot arm from its spec. See the module docstring for the spaces."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, config: EnvConfig | None = None, render_mode: str | None = "rgb_array"):
         self.config = config or EnvConfig()
+        self.robot_spec = robot_spec(self.config.robot)
+        self.base = tuple(self.config.base_position or self.robot_spec.base_position)
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
         c, s = self.config, self.config.image_size
@@ -107,7 +114,7 @@ class TabletopEnv(gym.Env):
             IMAGE: gym.spaces.Box(0, 255, (s, s, 3), np.uint8),
             DEPTH: gym.spaces.Box(0.0, self.camera.far, (s, s), np.float32),
             STATE: gym.spaces.Box(-state_hi, state_hi, (STATE_DIM,), np.float32),
-            JOINTS: gym.spaces.Box(-4.0, 4.0, (len(assets.ARM_JOINTS),), np.float32),
+            JOINTS: gym.spaces.Box(-4.0, 4.0, (self.robot_spec.dof,), np.float32),
             PROMPT: gym.spaces.Text(max_length=512, min_length=0, charset=string.printable),
         }
         if c.segmentation:
@@ -183,14 +190,15 @@ class TabletopEnv(gym.Env):
             tgt = np.array(self.camera.target) + rng.uniform(-0.02, 0.02, 3)
             self._cam_pose = look_at_extrinsics(eye, tgt)
         self.table = assets.load_table(cid, (*table_rgb, 1.0))
-        self.robot = assets.load_panda(cid)
-        rest = np.array(assets.REST_POSE)
+        rs = self.robot_spec
+        self.robot = assets.load_robot(cid, rs, self.base)
+        rest = np.array(rs.rest_pose)
         if c.randomize:
-            rest = rest + rng.uniform(-0.05, 0.05, 7)
-        for j, q in zip(assets.ARM_JOINTS, rest):
+            rest = rest + rng.uniform(-0.05, 0.05, rs.dof)
+        for j, q in zip(rs.arm_joints, rest):
             p.resetJointState(self.robot, j, q, physicsClientId=cid)
-        for j in assets.FINGER_JOINTS:
-            p.resetJointState(self.robot, j, 0.04, physicsClientId=cid)
+        for j, q in zip(rs.gripper_joints, rs.gripper_open):
+            p.resetJointState(self.robot, j, q, physicsClientId=cid)
         self.gripper_open = True
         self.names = self.scene.names
         self.bodies = {}
@@ -259,44 +267,48 @@ class TabletopEnv(gym.Env):
         return a
 
     def _command_arm(self, pos: np.ndarray, rpy: np.ndarray) -> None:
-        q = assets.panda_ik(self.cid, self.robot, pos, assets.link_orientation(rpy), 40, 1e-4)
+        rs = self.robot_spec
+        orn = assets.link_orientation(rpy)
+        q = assets.robot_ik(self.cid, self.robot, rs, pos, orn, rs.ik_iterations, rs.ik_threshold)
         p.setJointMotorControlArray(
             self.robot,
-            assets.ARM_JOINTS,
+            rs.arm_joints,
             p.POSITION_CONTROL,
-            targetPositions=q[:7],
-            forces=ARM_FORCES,
-            positionGains=[0.2] * 7,
+            targetPositions=q,
+            forces=rs.arm_forces,
+            positionGains=[0.2] * rs.dof,
             physicsClientId=self.cid,
         )
 
     def _command_gripper(self, open_: bool) -> None:
         self.gripper_open = open_
+        rs = self.robot_spec
+        n = len(rs.gripper_joints)
         p.setJointMotorControlArray(
             self.robot,
-            assets.FINGER_JOINTS,
+            rs.gripper_joints,
             p.POSITION_CONTROL,
-            targetPositions=[0.04 if open_ else 0.0] * 2,
-            forces=[40.0] * 2,
-            positionGains=[0.05] * 2,
+            targetPositions=rs.gripper_open if open_ else rs.gripper_closed,
+            forces=[rs.gripper_force] * n,
+            positionGains=[rs.gripper_gain] * n,
             physicsClientId=self.cid,
         )
 
     # ------------------------------------------------------------------ sensing
     def _tool_pose(self) -> tuple[np.ndarray, np.ndarray]:
         st = p.getLinkState(
-            self.robot, assets.EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid
+            self.robot, self.robot_spec.tool_link, computeForwardKinematics=True, physicsClientId=self.cid
         )
         orn = p.multiplyTransforms([0, 0, 0], st[5], [0, 0, 0], _FLIP)[1]
         return np.array(st[4]), np.array(p.getEulerFromQuaternion(orn))
 
     def gripper_width(self) -> float:
-        js = p.getJointStates(self.robot, assets.FINGER_JOINTS, physicsClientId=self.cid)
-        return float(js[0][0] + js[1][0])
+        js = p.getJointStates(self.robot, self.robot_spec.gripper_joints, physicsClientId=self.cid)
+        return self.robot_spec.gripper_width([j[0] for j in js])
 
     def joint_positions(self) -> np.ndarray:
         """The measured arm joint angles (rad), as an arm's controller reports them."""
-        js = p.getJointStates(self.robot, assets.ARM_JOINTS, physicsClientId=self.cid)
+        js = p.getJointStates(self.robot, self.robot_spec.arm_joints, physicsClientId=self.cid)
         return np.array([j[0] for j in js], np.float32)
 
     def robot_state(self) -> np.ndarray:
@@ -322,10 +334,10 @@ class TabletopEnv(gym.Env):
 
     def wrist_pose(self) -> np.ndarray:
         st = p.getLinkState(
-            self.robot, assets.HAND_LINK, computeForwardKinematics=True, physicsClientId=self.cid
+            self.robot, self.robot_spec.hand_link, computeForwardKinematics=True, physicsClientId=self.cid
         )
         R = np.array(p.getMatrixFromQuaternion(st[5])).reshape(3, 3)
-        eye = np.array(st[4]) + R @ np.array([0.05, 0.0, 0.02])
+        eye = np.array(st[4]) + R @ np.array(self.robot_spec.wrist_camera)
         return look_at_extrinsics(eye, eye + R @ np.array([0.0, 0.0, 1.0]), up=R @ np.array([1.0, 0.0, 0.0]))
 
     def _observe(self) -> dict[str, Any]:
@@ -381,7 +393,7 @@ class TabletopEnv(gym.Env):
             pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=self.cid)
             touching = sum(
                 bool(p.getContactPoints(self.robot, body, linkIndexA=f, physicsClientId=self.cid))
-                for f in assets.FINGER_JOINTS
+                for f in self.robot_spec.finger_links
             )
             yaw = p.getEulerFromQuaternion(orn)[2]
             objs[name] = ObjectState(name, spec.kind, spec.color, np.array(pos), yaw, touching)

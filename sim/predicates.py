@@ -13,6 +13,10 @@ Tolerances (metres, base frame; blocks are 4 cm cubes):
   rectangle (see ``catalog.REGIONS``).
 - ``hand_empty()``: the fingers touch no object.
 - ``clear(obj)``: no object is on or in ``obj``.
+- ``beside(obj, other)``: not held, resting on the table itself (as ``at``), with at most 6 cm of
+  table between the two footprints (``catalog.KINDS``) and at least -1.5 cm (the footprints are
+  circles: two square blocks side by side overlap them slightly; a block on or in ``other`` is
+  not beside it).
 - ``moved(obj, direction)``: relative to a reference snapshot, ``obj`` moved >= 5 cm along the
   direction (left=+y, right=-y, forward=+x, backward=-x) and <= 5 cm sideways.
 """
@@ -25,11 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_agent.errors import unknown
+from vla_agent.errors import ConfigError, unknown
 from vla_agent.sim.catalog import (
     BLOCK_SIZE,
     BOWL_HEIGHT,
     BOWL_INNER_RADIUS,
+    KINDS,
     PLATE_RADIUS,
     REGIONS,
     WALL,
@@ -114,6 +119,17 @@ def at(w: WorldState, obj: str, region: str) -> bool:
     return not holding(w, obj) and z <= BLOCK_SIZE / 2 + 0.004 and x0 <= x <= x1 and y0 <= y <= y1
 
 
+BESIDE_GAP = (-0.015, 0.06)  # metres of table between the footprints of ``beside(obj, other)``
+
+
+def beside(w: WorldState, obj: str, other: str) -> bool:
+    o, t = w.get(obj), w.get(other)
+    if obj == other or holding(w, obj) or o.position[2] > BLOCK_SIZE / 2 + 0.004:
+        return False
+    gap = _hdist(o, t) - KINDS[o.kind].footprint_radius - KINDS[t.kind].footprint_radius
+    return BESIDE_GAP[0] <= gap <= BESIDE_GAP[1]
+
+
 def hand_empty(w: WorldState) -> bool:
     return all(o.touching_fingers == 0 for o in w.objects.values())
 
@@ -147,7 +163,22 @@ PREDICATES: dict[str, Callable[..., bool]] = {
     "hand_empty": hand_empty,
     "clear": clear,
     "moved": moved,
+    "beside": beside,
 }
+
+
+# Binary relations between a block and another object that ``holds`` lists (beside those above).
+RELATIONS: list[str] = ["beside"]
+
+
+def register_predicate(name: str, fn: Callable[..., bool], relation: bool = False) -> None:
+    """Add a ground-truth predicate ``fn(world, *args) -> bool`` (a plugin's skill effect);
+    ``relation``: a block-to-object relation that ``holds`` lists. A name taken is an error."""
+    if name in PREDICATES and PREDICATES[name] is not fn:
+        raise ConfigError(f"predicate {name!r} is already registered")
+    PREDICATES[name] = fn
+    if relation and name not in RELATIONS:
+        RELATIONS.append(name)
 
 
 def evaluate(w: WorldState, pred: Predicate | str) -> bool:
@@ -161,7 +192,8 @@ def evaluate(w: WorldState, pred: Predicate | str) -> bool:
 
 
 def holds(w: WorldState) -> list[Predicate]:
-    """Every true ground predicate among holding/in/on/at over the scene's objects (sorted)."""
+    """Every true ground predicate among holding/in/on/at and the relations (beside, plugins')
+    over the scene's objects (sorted)."""
     out: list[Predicate] = []
     names = list(w.objects)
     for a in names:
@@ -174,6 +206,8 @@ def holds(w: WorldState) -> list[Predicate]:
                 out.append(Predicate("in", (a, b)))
             if on(w, a, b):
                 out.append(Predicate("on", (a, b)))
+            if w.get(a).kind == "block":
+                out += [Predicate(r, (a, b)) for r in RELATIONS if PREDICATES[r](w, a, b)]
         for r in REGIONS:
             if w.get(a).kind == "block" and at(w, a, r):
                 out.append(Predicate("at", (a, r)))

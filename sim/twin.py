@@ -1,5 +1,6 @@
-"""A kinematic twin of the Panda: its own PyBullet client, used by the safety shield to predict
-where a commanded pose takes the arm (inverse kinematics, joint limits, reach, table clearance).
+"""A kinematic twin of the connected robot (built from its ``RobotSpec``): its own PyBullet
+client, used by the safety shield to predict where a commanded pose takes the arm (inverse
+kinematics, joint limits, reach, table clearance).
 
 When the robot reports its measured joint positions, the twin solves the inverse kinematics the
 way the arm's controller does (seeded from those joints, the same iterations): its answer is
@@ -11,16 +12,17 @@ tool pose) it falls back to a search from its last solution and the rest pose.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pybullet as p
 
 from vla_agent.sim import assets
+from vla_agent.sim.robots.base import RobotSpec, robot_spec
 
 _FLIP = p.getQuaternionFromEuler([math.pi, 0.0, 0.0])  # tool frame = grasp frame turned about x
 ORIENTATION_TOLERANCE = 0.15  # rad between the IK solution's tool orientation and the target
-CONTROLLER_IK = (40, 1e-4)  # iterations and residual of the simulated arm's controller (sim/env.py)
 
 
 @dataclass(frozen=True)
@@ -34,21 +36,24 @@ class TwinCheck:
 
 
 class KinematicTwin:
-    """A Panda in its own PyBullet client with a table top at z = 0."""
+    """The robot of ``spec`` in its own PyBullet client with a table top at z = 0, its base at
+    ``base`` (default: where the simulated cell mounts it; a real arm's own frame: the origin)."""
 
-    def __init__(self):
+    def __init__(self, spec: RobotSpec | str | None = None, base: Sequence[float] | None = None):
+        self.spec = rs = robot_spec(spec)
         self.cid = p.connect(p.DIRECT)
-        self.robot = assets.load_panda(self.cid)
+        self.robot = assets.load_robot(self.cid, rs, base)
         self.table = p.createMultiBody(
             0,
             p.createCollisionShape(p.GEOM_BOX, halfExtents=[1.0, 1.0, 0.05], physicsClientId=self.cid),
             basePosition=[0.5, 0.0, -0.05],
             physicsClientId=self.cid,
         )
-        self.lower = np.array(assets.ARM_LOWER)
-        self.upper = np.array(assets.ARM_UPPER)
-        self.fingers = set(assets.FINGER_JOINTS) | {assets.EE_LINK}
-        self.q = np.array(assets.REST_POSE, float)
+        self.lower, self.upper = rs.limits()
+        # links that may touch the table: the fingers and every link of the gripper after the hand
+        links = range(p.getNumJoints(self.robot, physicsClientId=self.cid))
+        self.fingers = {j for j in links if j > rs.hand_link}
+        self.q = np.array(rs.rest_pose, float)
         self._orn = np.array([0.0, 0.0, 0.0, 1.0])
 
     def check(
@@ -63,10 +68,11 @@ class KinematicTwin:
         limits, with every link but the fingers ``margin`` above the table?"""
         orn = assets.link_orientation(rpy)
         if joints is not None:
-            seeds = ((np.asarray(joints, float), *CONTROLLER_IK),)
+            # the simulated arm's controller (sim/env.py): the spec's iterations and residual
+            seeds = ((np.asarray(joints, float), self.spec.ik_iterations, self.spec.ik_threshold),)
         else:
             # one miss from a guessed seed is no proof of infeasibility: try the rest pose too
-            seeds = ((self.q, 60, 1e-5), (np.array(assets.REST_POSE), 200, 1e-5))
+            seeds = ((self.q, 60, 1e-5), (np.array(self.spec.rest_pose), 200, 1e-5))
         err, q, reached = "", self.q, np.asarray(pos, float)
         for seed, iters, threshold in seeds:
             q, reached = self._solve(seed, pos, orn, iters, threshold)
@@ -95,15 +101,16 @@ class KinematicTwin:
         return TwinCheck(err, reached, q, np.array(p.getEulerFromQuaternion(tool)))
 
     def _solve(self, seed, pos, orn, iters: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        for j, q in zip(assets.ARM_JOINTS, seed):
+        for j, q in zip(self.spec.arm_joints, seed):
             p.resetJointState(self.robot, j, q, physicsClientId=self.cid)
-        return self._fk(np.array(assets.panda_ik(self.cid, self.robot, pos, orn, iters, threshold)))
+        q = assets.robot_ik(self.cid, self.robot, self.spec, pos, orn, iters, threshold)
+        return self._fk(np.array(q))
 
     def _fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        for j, qj in zip(assets.ARM_JOINTS, q):
+        for j, qj in zip(self.spec.arm_joints, q):
             p.resetJointState(self.robot, j, qj, physicsClientId=self.cid)
         st = p.getLinkState(
-            self.robot, assets.EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid
+            self.robot, self.spec.tool_link, computeForwardKinematics=True, physicsClientId=self.cid
         )
         self._orn = np.array(st[5])
         return q, np.array(st[4])

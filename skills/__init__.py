@@ -1,6 +1,6 @@
-"""The skill library (typed specs with paraphrases, preconditions, effects, budgets) and the
-policies that execute skills: scripted experts here, the VLA in ``vla_agent.vla``."""
+"""The skill library (one file per skill: ``pick``, ``place``, ``push``, ``place_beside``; plugins
+add theirs by entry point) and the engines over it: the scripted expert, task sampling, rollouts."""
 
-from vla_agent.skills.library import SKILLS, SkillSpec, get_skill
+from vla_agent.skills.library import SKILLS, SkillSpec, all_skills, get_skill, skill_names
 
-__all__ = ["SKILLS", "SkillSpec", "get_skill"]
+__all__ = ["SKILLS", "SkillSpec", "all_skills", "get_skill", "skill_names"]

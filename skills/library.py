@@ -1,5 +1,9 @@
-"""The skill library: each skill is a typed spec with language paraphrases, preconditions and
-effects (ground-truth predicates) and a step budget. Planners, policies and benchmarks all read it.
+"""The skill library: each skill is one ``SkillSpec`` in one file (``skills/pick.py``, ...), with
+its language (paraphrases, verbs), preconditions and effects (ground-truth predicates), step
+budget, scripted expert, task sampler, symbolic plan check and what the success detector waits
+for. Planners, plan validation, policies, benchmarks, data collection and voice all read the
+registry ``SKILLS``; other packages add skills through the ``vla_agent.skills`` entry point group
+(the entry point names a ``SkillSpec``).
 
 Placeholders in templates and predicates: ``{obj}``, ``{target}``, ``{direction}``, and
 ``{relation}`` (``in`` for bowls, ``on`` for plates and blocks, ``at`` for table regions).
@@ -9,19 +13,27 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vla_agent.errors import ConfigError, unknown
+from vla_agent.errors import ConfigError
+from vla_agent.registry import registry
 from vla_agent.sim.catalog import REGION_ALIASES, REGIONS, canonical_region
-from vla_agent.sim.predicates import DIRECTIONS, canonical_direction
+from vla_agent.sim.predicates import canonical_direction
 from vla_agent.types import Predicate, Subgoal
+
+if TYPE_CHECKING:  # the hooks' argument types; importing them here would be circular
+    from vla_agent.skills.experts import ExpertPolicy, Waypoint
+    from vla_agent.skills.symbolic import SymbolicState
+    from vla_agent.skills.tasks import TaskDraw, TaskParts
 
 
 class ArgType(enum.Enum):
     OBJECT = "object"  # a graspable object in the scene (blocks)
+    THING = "thing"  # any object in the scene: a block, bowl or plate (not a region)
     TARGET = "target"  # a bowl, plate or block in the scene, or a table region
     DIRECTION = "direction"  # left / right / forward / backward
 
@@ -46,6 +58,23 @@ class SkillSpec:
     step_budget: int
     doc: str
     n_heldout: int = 2
+    # --- hooks: what the rest of vla-agent needs to know about the skill (all optional) ---
+    # the scripted expert: waypoints for the tool, re-planned every step from the world state
+    expert: Callable[[ExpertPolicy], list[Waypoint]] | None = None
+    # benchmark and data-collection tasks: the objects, setup subgoals and subgoal of one draw
+    sample: Callable[[TaskDraw], TaskParts] | None = None
+    # a subgoal that depends on the built scene (e.g. a push direction with room): bind it there
+    bind: Callable[[Any, str, Any, str], Subgoal] | None = None
+    # plan validation: check the step against the symbolic state, then apply it; errors or []
+    walk: Callable[[SymbolicState, Subgoal, Mapping[str, str], str], list[str]] | None = None
+    # the success detector, once the effects hold: is the motion over (hand clear, block lifted)?
+    settled: Callable[[Any, Any], bool] | None = None
+    # language: verbs the offline planner and the voice grammar know for this skill, and
+    # (skills the planner's core grammar does not cover) a pattern over the words after the verb
+    # with named groups ``obj`` and ``target``/``direction``
+    verbs: frozenset[str] = frozenset()
+    phrase: str = ""
+    variants: tuple[str, ...] = ()  # refinements reported by benchmarks (place: bowl, plate, ...)
 
     def relation(self, args: Mapping[str, str], kinds: Mapping[str, str] | None = None) -> str:
         """The spatial relation a ``place`` target implies: in (bowl), on (plate/block), at (region)."""
@@ -122,130 +151,42 @@ class SkillSpec:
         return [Predicate.parse(t.format(relation=rel, **args)) for t in templates]
 
 
-def is_region(name: str) -> bool:
-    """A table region name or alias (left, centre, middle, far, ...)."""
-    return name.strip().lower() in REGIONS or name.strip().lower() in REGION_ALIASES
+SKILLS = registry("skill", "vla_agent.skills")
+"""Skill name -> its ``SkillSpec`` (built-ins register in their own files; plugins by entry point)."""
 
 
-PICK = SkillSpec(
-    name="pick",
-    args=(SkillArg("obj", ArgType.OBJECT, "the block to pick up"),),
-    templates={
-        "": (
-            "pick up the {obj}",
-            "grasp the {obj}",
-            "grab the {obj}",
-            "lift the {obj}",
-            "take the {obj}",
-            "lift up the {obj}",
-            "fetch the {obj}",
-            "pick up the {obj} from the table",
-            "raise the {obj}",
-            "seize the {obj}",
-            "pick the {obj} up",
-            "get the {obj}",
-        )
-    },
-    preconditions=("hand_empty()", "clear({obj})"),
-    effects=("holding({obj})",),
-    step_budget=80,
-    doc="Grasp an object from above and lift it about 15 cm.",
-)
+def register_skill(spec: SkillSpec) -> SkillSpec:
+    """Add ``spec`` to the registry (what each skill file does at the end)."""
+    SKILLS.register(spec.name, spec, help=spec.doc.split(". ")[0].rstrip("."))
+    return spec
 
-PLACE = SkillSpec(
-    name="place",
-    args=(
-        SkillArg("obj", ArgType.OBJECT, "the held block"),
-        SkillArg("target", ArgType.TARGET, "a bowl (in), a plate or block (on), or a table region (at)"),
-    ),
-    templates={
-        "in": (
-            "put the {obj} in the {target}",
-            "place the {obj} into the {target}",
-            "drop the {obj} in the {target}",
-            "put it in the {target}",
-            "place it inside the {target}",
-            "put the {obj} inside the {target}",
-            "transfer the {obj} into the {target}",
-            "bring the {obj} to the {target}",
-            "drop it into the {target}",
-            "set the {obj} in the {target}",
-            "move the {obj} into the {target}",
-            "deposit the {obj} in the {target}",
-        ),
-        "on": (
-            "put the {obj} on the {target}",
-            "place the {obj} on top of the {target}",
-            "stack the {obj} on the {target}",
-            "put it on the {target}",
-            "set the {obj} onto the {target}",
-            "position the {obj} on the {target}",
-            "put the {obj} on top of the {target}",
-            "set it on the {target}",
-            "bring the {obj} onto the {target}",
-            "rest the {obj} on the {target}",
-            "lay the {obj} on the {target}",
-            "place it on top of the {target}",
-        ),
-        "at": (
-            "put the {obj} on the {target} side of the table",
-            "place the {obj} at the {target}",
-            "move the {obj} to the {target} of the table",
-            "put it at the {target}",
-            "set the {obj} down on the {target} side",
-            "bring the {obj} to the {target} side",
-            "set it down at the {target}",
-            "position the {obj} on the {target} of the table",
-            "carry the {obj} over to the {target} side",
-            "put the {obj} down at the {target} of the table",
-            "drop the {obj} at the {target} of the table",
-            "leave the {obj} on the {target} side",
-        ),
-    },
-    preconditions=("holding({obj})", "clear({target})"),
-    effects=("{relation}({obj}, {target})", "hand_empty()"),
-    step_budget=80,
-    doc="Carry the held object to the target, lower it, release it and retreat upward.",
-)
 
-PUSH = SkillSpec(
-    name="push",
-    args=(
-        SkillArg("obj", ArgType.OBJECT, "the block to push"),
-        SkillArg("direction", ArgType.DIRECTION, f"one of {', '.join(DIRECTIONS)}"),
-    ),
-    templates={
-        "": (
-            "push the {obj} {direction}",
-            "slide the {obj} {direction}",
-            "push the {obj} to the {direction}",
-            "shove the {obj} {direction}",
-            "move the {obj} {direction} by pushing it",
-            "push the {obj} towards the {direction}",
-            "slide it {direction}",
-            "shove it to the {direction}",
-            "press the {obj} {direction}",
-            "push {direction} the {obj}",
-            "nudge the {obj} {direction}",
-            "give the {obj} a push {direction}",
-        )
-    },
-    preconditions=("hand_empty()",),
-    effects=("moved({obj}, {direction})",),
-    step_budget=80,
-    doc="With the gripper closed, push the object about 10 cm along the direction on the table; "
-    "open the fingers while lifting away.",
-)
+def _builtins() -> None:
+    from vla_agent.skills import pick, place, place_beside, push  # noqa: F401 - register on import
 
-SKILLS: dict[str, SkillSpec] = {s.name: s for s in (PICK, PLACE, PUSH)}
+
+def skill_names() -> list[str]:
+    """Every registered skill, sorted."""
+    _builtins()
+    return SKILLS.names()
 
 
 def get_skill(name: str) -> SkillSpec:
     """Look a skill up by name; unknown names raise ConfigError with suggestions."""
-    try:
-        return SKILLS[name]
-    except KeyError:
-        raise unknown("skill", name, SKILLS) from None
+    _builtins()
+    spec, _ = SKILLS.get(name)
+    if not isinstance(spec, SkillSpec):
+        raise ConfigError(f"skill {name!r} is not a SkillSpec (a plugin's entry point must name one)")
+    return spec
+
+
+def all_skills() -> list[SkillSpec]:
+    return [get_skill(n) for n in skill_names()]
+
+
+def is_region(name: str) -> bool:
+    """A table region name or alias (left, centre, middle, far, ...)."""
+    return name.strip().lower() in REGIONS or name.strip().lower() in REGION_ALIASES
 
 
 def _template_regex(template: str) -> re.Pattern:
@@ -255,15 +196,11 @@ def _template_regex(template: str) -> re.Pattern:
     return re.compile(rx)
 
 
-_TEMPLATE_REGEXES = [
-    (_template_regex(t), s.name) for s in SKILLS.values() for ts in s.templates.values() for t in ts
-]
-
-
 def skill_of_instruction(instruction: str) -> str | None:
     """The skill whose paraphrase templates (training and held out) produce ``instruction``, or
     None when none or several do. Recorded datasets keep only the instruction per episode; this
     recovers the skill, e.g. to filter demonstrations by skill."""
     text = " ".join(instruction.lower().split())
-    names = {name for rx, name in _TEMPLATE_REGEXES if rx.fullmatch(text)}
+    regexes = [(_template_regex(t), s.name) for s in all_skills() for ts in s.templates.values() for t in ts]
+    names = {name for rx, name in regexes if rx.fullmatch(text)}
     return names.pop() if len(names) == 1 else None

@@ -7,15 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_agent.errors import unknown
-from vla_agent.sim.catalog import COLORS, REGIONS, WORKSPACE_X, WORKSPACE_Y, ObjectSpec, SceneSpec
+from vla_agent.errors import ConfigError, unknown
+from vla_agent.sim.catalog import COLORS, ObjectSpec, SceneSpec
 from vla_agent.sim.env import TabletopEnv
-from vla_agent.sim.predicates import DIRECTIONS
-from vla_agent.skills.library import SKILLS, get_skill
+from vla_agent.skills.library import get_skill, skill_names
 from vla_agent.types import Subgoal
 
 PLACE_VARIANTS = ("bowl", "plate", "block", "region")
-PUSH_DISTANCE = 0.10
 
 
 @dataclass(frozen=True)
@@ -27,7 +25,31 @@ class SkillTask:
     variant: str
     scene: SceneSpec
     setup: tuple[Subgoal, ...]
-    subgoal: Subgoal | None  # None when it must be bound to the built scene (push direction)
+    subgoal: Subgoal | None  # None when it must be bound to the built scene (``bind_subgoal``)
+
+
+@dataclass
+class TaskDraw:
+    """What a skill's ``sample`` hook draws from: the generator, the paraphrase split, the block
+    the task is about, the colours still free (pop one per new object) and the variants asked for."""
+
+    rng: np.random.Generator
+    split: str
+    obj: ObjectSpec
+    colors: list[str]
+    variants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskParts:
+    """A skill's part of a task: its variant, the objects it needs besides the block, the setup
+    subgoals and the subgoal (None: bound in the built scene); ``blocks_only`` distractors."""
+
+    variant: str
+    objects: tuple[ObjectSpec, ...] = ()
+    setup: tuple[Subgoal, ...] = ()
+    subgoal: Subgoal | None = None
+    blocks_only: bool = False
 
 
 def sample_task(
@@ -38,76 +60,45 @@ def sample_task(
     place_variants: tuple[str, ...] = PLACE_VARIANTS,
     crowded: bool = False,
 ) -> SkillTask:
-    """Draw a task for ``skill``; ``split`` picks training or held-out instruction paraphrases.
-    ``place_variants`` is drawn from uniformly (repeat a variant to weight it). ``crowded``
-    scenes look like those of ``bench chains``: 4-5 blocks in all and both a bowl and a plate."""
-    if skill not in SKILLS:
-        raise unknown("skill", skill, SKILLS)
+    """Draw a task for ``skill`` (its ``sample`` hook); ``split`` picks training or held-out
+    instruction paraphrases. ``place_variants`` is drawn from uniformly (repeat a variant to
+    weight it). ``crowded`` scenes look like those of ``bench chains``: 4-5 blocks in all and both
+    a bowl and a plate."""
+    spec = get_skill(skill)
+    if spec.sample is None:
+        raise ConfigError(f"skill {skill!r} has no task sampler (its SkillSpec.sample hook)")
     for v in place_variants:
         if v not in PLACE_VARIANTS:
             raise unknown("place variant", v, PLACE_VARIANTS)
     colors = [str(c) for c in rng.permutation(list(COLORS))]
     obj = ObjectSpec(kind="block", color=colors.pop())
-    objects = [obj]
-    variant = skill
-    setup: tuple[Subgoal, ...] = ()
-    subgoal: Subgoal | None = None
-    if skill == "place":
-        variant = str(rng.choice(place_variants))
-        if variant == "region":
-            target = str(rng.choice(list(REGIONS)))
-        else:
-            t = ObjectSpec(kind=variant, color=colors.pop())
-            objects.append(t)
-            target = t.label
-        setup = (get_skill("pick").subgoal({"obj": obj.label}, rng, split),)
-        subgoal = get_skill("place").subgoal({"obj": obj.label, "target": target}, rng, split)
-        variant = f"place/{variant}"
-    elif skill == "pick":
-        subgoal = get_skill("pick").subgoal({"obj": obj.label}, rng, split)
+    parts = spec.sample(TaskDraw(rng, split, obj, colors, tuple(place_variants)))
+    objects = [obj, *parts.objects]
     if crowded:
         n_blocks = int(rng.integers(4, 6)) - sum(o.kind == "block" for o in objects)
         kinds = ["block"] * n_blocks + [k for k in ("bowl", "plate") if all(o.kind != k for o in objects)]
     else:
         kinds = []
         for _ in range(int(rng.integers(distractors[0], distractors[1] + 1))):
-            kind = "block" if rng.random() < 0.75 or variant == "push" else str(rng.choice(["bowl", "plate"]))
+            kind = "block" if rng.random() < 0.75 or parts.blocks_only else str(rng.choice(["bowl", "plate"]))
             if kind != "block" and any(k != "block" for k in kinds + [o.kind for o in objects[1:]]):
                 kind = "block"
             kinds.append(kind)
     objects += [ObjectSpec(kind=kind, color=colors.pop()) for kind in kinds]
     order = [objects[0]] + [objects[i] for i in rng.permutation(range(1, len(objects)))]
-    return SkillTask(skill, variant, SceneSpec(objects=tuple(order)), setup, subgoal)
+    return SkillTask(skill, parts.variant, SceneSpec(objects=tuple(order)), parts.setup, parts.subgoal)
 
 
-def bind_push(env: TabletopEnv, obj: str, rng: np.random.Generator, split: str = "train") -> Subgoal:
-    """Choose a push direction whose path stays on the workspace and clear of other objects."""
-    w = env.world_state()
-    pos = w.get(obj).position[:2]
-    scores = {}
-    for name, d in DIRECTIONS.items():
-        d = np.array(d)
-        end = pos + d * (PUSH_DISTANCE + 0.02)
-        behind = pos - d * 0.07
-        inside = all(
-            WORKSPACE_X[0] - 0.06 <= p[0] <= WORKSPACE_X[1] + 0.02
-            and WORKSPACE_Y[0] - 0.02 <= p[1] <= WORKSPACE_Y[1] + 0.02
-            for p in (end, behind)
-        )
-        clearance = min(
-            (_seg_dist(o.position[:2], behind, end) for n, o in w.objects.items() if n != obj), default=1.0
-        )
-        scores[name] = (inside, clearance)
-    ok = [n for n, (inside, c) in scores.items() if inside and c > 0.09]
-    # Prefer a clear path; otherwise the direction with the most room.
-    direction = str(rng.choice(ok)) if ok else max(scores, key=lambda n: scores[n])
-    return get_skill("push").subgoal({"obj": obj, "direction": direction}, rng, split)
-
-
-def _seg_dist(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    ab = b - a
-    t = float(np.clip((p - a) @ ab / (ab @ ab), 0.0, 1.0))
-    return float(np.linalg.norm(p - (a + t * ab)))
+def bind_subgoal(
+    env: TabletopEnv, task: SkillTask, rng: np.random.Generator, split: str = "train"
+) -> Subgoal:
+    """The task's subgoal, bound in the built scene when the skill needs that (a push's direction)."""
+    if task.subgoal is not None:
+        return task.subgoal
+    bind = get_skill(task.skill).bind
+    if bind is None:
+        raise ConfigError(f"skill {task.skill!r} sampled no subgoal and has no bind hook")
+    return bind(env, task.scene.names[0], rng, split)
 
 
 def episode_rng(seed: int, stream: int = 0) -> np.random.Generator:
@@ -117,5 +108,5 @@ def episode_rng(seed: int, stream: int = 0) -> np.random.Generator:
 
 def skill_cycle(i: int, skills: tuple[str, ...] | None = None) -> str:
     """The skill of the i-th episode: round robin over ``skills`` (default: the library)."""
-    names = skills or sorted(SKILLS)
+    names = skills or skill_names()
     return names[i % len(names)]

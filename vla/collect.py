@@ -33,9 +33,9 @@ from vla_agent.errors import ConfigError
 from vla_agent.sim.camera import intrinsics, project
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy, GraspSlop
-from vla_agent.skills.library import SKILLS, get_skill
+from vla_agent.skills.library import get_skill, skill_names
 from vla_agent.skills.rollout import run_subgoal
-from vla_agent.skills.tasks import PLACE_VARIANTS, bind_push, episode_rng, sample_task, skill_cycle
+from vla_agent.skills.tasks import PLACE_VARIANTS, bind_subgoal, episode_rng, sample_task, skill_cycle
 from vla_agent.types import IMAGE, STATE, WRIST_IMAGE
 from vla_agent.vla.dataset import AUX_KEYS, LeRobotWriter
 
@@ -71,7 +71,7 @@ class CollectConfig(BaseModel):
     @field_validator("skills", "place_variants")
     @classmethod
     def _known(cls, v, info):
-        valid = SKILLS if info.field_name == "skills" else PLACE_VARIANTS
+        valid = skill_names() if info.field_name == "skills" else PLACE_VARIANTS
         for name in v or ():
             if name not in valid:
                 what = info.field_name[:-1].replace("_", " ")
@@ -185,7 +185,7 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         subgoals = list(task.setup) + [task.subgoal]
         for k, sg in enumerate(subgoals):
             if sg is None:
-                sg = bind_push(env, task.scene.names[0], rng, split="train")
+                sg = bind_subgoal(env, task, rng, split="train")
             if setup_policy is not None and k < len(subgoals) - 1:  # not recorded
                 result, obs = run_subgoal(env, setup_policy, sg, obs, settle_steps=0)
                 if not result.success:

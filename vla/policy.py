@@ -13,6 +13,7 @@ import torch
 from vla_agent.errors import ConfigError
 from vla_agent.sim.env import EnvConfig
 from vla_agent.types import IMAGE, STATE, WRIST_IMAGE, Observation, Subgoal
+from vla_agent.vla import TRAINED_SKILLS
 from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, torch_device
 from vla_agent.vla.chunking import ChunkedPolicy, ChunkRunner
 from vla_agent.vla.dataset import WRIST_KEY
@@ -42,6 +43,7 @@ class VLAPolicy(ChunkedPolicy):
         execute: int = 2,
         done_threshold: float = 0.5,
     ):
+        self.skills = TRAINED_SKILLS  # what it was trained on; the executor refuses other skills
         self.device = torch_device(device)
         self.model, self.norm, self.config = load_checkpoint(
             checkpoint or DEFAULT_CHECKPOINT, str(self.device)

@@ -71,14 +71,14 @@ def cmd_demo(a: argparse.Namespace) -> int:
 def cmd_bench_expert(a: argparse.Namespace) -> int:
     from vla_agent.agent.bench import ExpertBenchConfig, run_expert_bench
 
-    cfg = ExpertBenchConfig(episodes=a.episodes, seed=a.seed, randomize=not a.no_randomize)
+    cfg = ExpertBenchConfig(episodes=a.episodes, seed=a.seed, randomize=not a.no_randomize, robot=a.robot)
     with _progress() as prog:
         task = prog.add_task("expert episodes", total=cfg.episodes)
         result = run_expert_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
     if a.json:
         print(json.dumps(result))
     else:
-        _print_rates(f"scripted experts, {cfg.episodes} episodes", result, "overall")
+        _print_rates(f"scripted experts on the {cfg.robot}, {cfg.episodes} episodes", result, "overall")
         out.print(f"render {result['render_fps']:.0f} frames/s, {result['steps_per_s']:.0f} control steps/s")
     return 0
 
@@ -113,20 +113,29 @@ def cmd_scene(a: argparse.Namespace) -> int:
 
 
 def cmd_skills(a: argparse.Namespace) -> int:
-    from vla_agent.skills.library import SKILLS
+    from vla_agent.skills.library import SKILLS, ArgType, all_skills
 
+    origin = {e.name: e.origin for e in SKILLS.entries()}
+    example = {
+        ArgType.OBJECT: "red block",
+        ArgType.TARGET: "blue bowl",
+        ArgType.THING: "blue bowl",
+        ArgType.DIRECTION: "left",
+    }
     if a.json:
         print(
             json.dumps(
                 {
-                    n: {
+                    s.name: {
                         "args": [x.name for x in s.args],
                         "preconditions": list(s.preconditions),
                         "effects": list(s.effects),
                         "step_budget": s.step_budget,
                         "doc": s.doc,
+                        "expert": s.expert is not None,
+                        "origin": origin.get(s.name, ""),
                     }
-                    for n, s in SKILLS.items()
+                    for s in all_skills()
                 }
             )
         )
@@ -134,19 +143,14 @@ def cmd_skills(a: argparse.Namespace) -> int:
     t = Table(title="skill library")
     for col in ("skill", "arguments", "preconditions", "effects", "budget", "example"):
         t.add_column(col)
-    examples = {
-        "pick": {"obj": "red block"},
-        "place": {"obj": "red block", "target": "blue bowl"},
-        "push": {"obj": "red block", "direction": "left"},
-    }
-    for n, s in SKILLS.items():
+    for s in all_skills():
         t.add_row(
-            n,
+            s.name,
             ", ".join(x.name for x in s.args),
             "\n".join(s.preconditions),
             "\n".join(s.effects),
             str(s.step_budget),
-            s.instruction(examples[n]),
+            s.instruction({x.name: example[x.type] for x in s.args}),
         )
     out.print(t)
     return 0
@@ -410,6 +414,7 @@ def _agent_config(a: argparse.Namespace):
         seed=a.seed,
         randomize=a.randomize,
         policy=getattr(a, "policy", "vla"),
+        robot=getattr(a, "robot", "panda"),
         checkpoint=getattr(a, "checkpoint", None),
         device=getattr(a, "device", "cpu"),
         api_key_file=getattr(a, "api_key_file", None),
@@ -797,14 +802,16 @@ def cmd_bench_chains(a: argparse.Namespace) -> int:
         llm_model=a.llm_model,
         llm_base_url=a.llm_base_url,
         home=not a.no_home,
+        robot=a.robot,
     )
     with _progress() as prog:
-        task = prog.add_task(f"chains ({cfg.policy})", total=cfg.episodes)
+        task = prog.add_task(f"chains ({cfg.policy}, {cfg.robot})", total=cfg.episodes)
         result = run_chain_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
     if a.json:
         print(json.dumps(result))
         return 0
-    t = Table(title=f"{cfg.episodes} chains of 5, policy {cfg.policy}, planner {cfg.planner}")
+    title = f"{cfg.episodes} chains of 5 on the {cfg.robot}, policy {cfg.policy}, planner {cfg.planner}"
+    t = Table(title=title)
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_row("average completed length (0-5)", f"{result['avg_len']:.2f}")
@@ -883,7 +890,11 @@ def _registries() -> dict:
     import vla_agent.agent.planners  # noqa: F401
     import vla_agent.agent.policies  # noqa: F401
     import vla_agent.agent.real.arms  # noqa: F401
+    import vla_agent.sim.robots  # noqa: F401
     from vla_agent.registry import REGISTRIES
+    from vla_agent.skills.library import skill_names
+
+    skill_names()  # the built-in skills register on first use
 
     return REGISTRIES
 
@@ -970,6 +981,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the result as one JSON object")
         if policy:
             p.add_argument("--policy", default="vla", help=f"{_names('policy')} (default vla)")
+            p.add_argument(
+                "--robot",
+                default="panda",
+                help=f"the simulated robot: {_names('robot')} (a real arm names its own; default panda)",
+            )
             p.add_argument(
                 "--checkpoint", default=None, help="VLA checkpoint folder (default: the shipped one)"
             )
@@ -1136,6 +1152,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--episodes", type=int, default=60, help="number of episodes (cycled over skills)")
     be.add_argument("--seed", type=int, default=0, help="first episode seed")
     be.add_argument("--no-randomize", action="store_true", help="switch domain randomization off")
+    be.add_argument("--robot", default="panda", help=f"{_names('robot')} (default panda)")
     be.add_argument("--json", action="store_true", help="print figures as one JSON object")
     be.set_defaults(func=cmd_bench_expert)
 
@@ -1181,6 +1198,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skills start where the previous one ended (no move home before a pick or push)",
     )
+    bc.add_argument("--robot", default="panda", help=f"{_names('robot')} (default panda)")
     bc.add_argument("--planner", default="offline", help=_names("planner"))
     bc.add_argument("--detector", default="perception", help=_names("detector"))
     bc.add_argument("--llm-model", default=_default_llm())

@@ -35,7 +35,9 @@ class Planner(Protocol):
 
 @runtime_checkable
 class SkillPolicy(Protocol):
-    """A VLA, a remote VLA or a scripted expert. ``act`` returns the next actions, (H, 7)."""
+    """A VLA, a remote VLA or a scripted expert. ``act`` returns the next actions, (H, 7).
+    Optional: ``skills``, the skill names it can run (None or absent: any); the executor refuses
+    a plan with other skills before anything moves."""
 
     def reset(self, subgoal: Subgoal) -> None: ...
     def act(self, obs: Observation) -> ActionChunk: ...
@@ -68,6 +70,8 @@ class RobotBackend(Protocol):
 @runtime_checkable
 class ArmDriver(Protocol):
     name: str
+    robot: str  # the registered RobotSpec of the arm (the shield's twin and limits come from it)
+    mount: tuple[float, float, float]  # the arm's base in the frame its states are in (real: 0, 0, 0)
 
     def state(self) -> np.ndarray: ...  # [x, y, z, roll, pitch, yaw, gripper_width], base frame
     def move(self, action: np.ndarray) -> None: ...  # one control step: EE delta + gripper (+1 open)

@@ -91,7 +91,8 @@ class Registry(Generic[T]):
                 self.errors.append(f"{self.kind} {ep.name!r} from {origin}: {type(e).__name__}: {e}")
                 continue
             if ep.name not in self._entries:
-                doc = (obj.__doc__ or "").strip().split("\n")[0] if callable(obj) else ""
+                text = obj.__doc__ if callable(obj) else getattr(obj, "doc", "")  # a spec: its doc
+                doc = (text or "").strip().split("\n")[0]
                 self.register(ep.name, obj, help=doc, origin=origin)
 
     def names(self) -> list[str]:

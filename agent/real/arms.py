@@ -2,10 +2,14 @@
 safety shield (the executor filters each action, the backend audits it again) and clips to its own
 conservative speed limits on top.
 
-- ``TwinArm``: a PyBullet Panda (the simulator's robot) standing in for the arm, in a digital-twin
-  scene; used by tests, by playback runs and by the shadow dry run.
-- ``XArmDriver``: UFactory xArm 5/6/7 and Lite 6 through ``xarm-python-sdk`` (``pip install
-  'vla-agent[real]'``).
+- ``TwinArm``: a simulated arm (any registered robot, the Panda by default) standing in for the
+  arm, in a digital-twin scene; used by tests, by playback runs and by the shadow dry run.
+- ``XArmDriver``: UFactory xArm through ``xarm-python-sdk`` (``pip install 'vla-agent[real]'``);
+  the xArm 6 has a ``RobotSpec`` (``xarm6``), so its shield checks an xArm 6; other models need
+  theirs registered first.
+
+Every driver names its ``robot`` (a registered ``RobotSpec``) and its ``mount`` (where the arm's
+base is in the frame of its states): the session builds the shield's twin and limits from them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from vla_agent.interfaces import ArmDriver
 from vla_agent.registry import registry
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
+from vla_agent.sim.robots.xarm6 import TCP_OFFSET
 from vla_agent.types import JOINTS, STATE, WRIST_IMAGE
+
+_FLIP = Rotation.from_euler("x", np.pi)  # the simulator's tool frame = the tool's z frame turned about x
 
 
 class ArmError(VlaAgentError):
@@ -26,18 +33,25 @@ class ArmError(VlaAgentError):
 
 
 # The interface is ``vla_agent.interfaces.ArmDriver``. Optional: ``joint_positions() -> np.ndarray``,
-# the measured joint angles of a Panda-like arm, which let the shield's twin predict each move and
-# audit the joint limits.
+# the measured joint angles (in the order of the spec's joints), which let the shield's twin predict
+# each move and audit the joint limits.
 
 
 class TwinArm:
-    """The simulator's Panda as an arm driver. ``scene`` places objects in the twin world (the
-    perceived scene for a shadow run); its wrist camera renders that world."""
+    """A simulated arm (``robot``, default the Panda) as an arm driver. ``scene`` places objects in
+    the twin world (the perceived scene for a shadow run); its wrist camera renders that world."""
 
     name = "twin"
 
-    def __init__(self, scene: SceneSpec | str | None = None, seed: int = 0, env: TabletopEnv | None = None):
-        self.env = env or TabletopEnv(EnvConfig())
+    def __init__(
+        self,
+        scene: SceneSpec | str | None = None,
+        seed: int = 0,
+        env: TabletopEnv | None = None,
+        robot: str = "panda",
+    ):
+        self.env = env or TabletopEnv(EnvConfig(robot=robot))
+        self.robot, self.mount = self.env.robot_spec.name, self.env.base
         options = {"scene": SceneSpec.parse(scene) if isinstance(scene, str) else scene} if scene else None
         self._obs, _ = self.env.reset(seed=seed, options=options)
         self.moves = 0
@@ -80,6 +94,7 @@ class XArmDriver:
     """
 
     name = "xarm"
+    mount = (0.0, 0.0, 0.0)  # states are in the arm's own base frame
     GRIPPER_RANGE = 850.0  # SDK units of the xArm Gripper, fully open
     GRIPPER_WIDTH = 0.085  # metres at GRIPPER_RANGE
 
@@ -99,12 +114,17 @@ class XArmDriver:
                 raise ArmError("the xArm driver needs xarm-python-sdk: pip install 'vla-agent[real]'") from e
             api = XArmAPI(ip, is_radian=True)
         self.api = api
+        axis = getattr(api, "axis", 6)
+        self.robot = f"xarm{axis if isinstance(axis, int) else 6}"  # a RobotSpec is registered for xarm6
         self.dt = 1.0 / control_hz
         self.max_step, self.max_rot_step = max_speed * self.dt, max_rot_speed * self.dt
         self.speed_mm, self.accel_mm = max_speed * 1000.0, accel * 1000.0
         self._gripper_open: bool | None = None
         self._check(self.api.clean_error(), "clean_error")
         self._check(self.api.motion_enable(enable=True), "motion_enable")
+        # the tool point of the RobotSpec (midway between the fingertips), so poses mean the same
+        # here as in the simulator and in the shield's twin
+        self._check(self.api.set_tcp_offset([0, 0, TCP_OFFSET * 1000.0, 0, 0, 0]), "set_tcp_offset")
         self._check(self.api.set_mode(0), "set_mode(0)")  # position control
         self._check(self.api.set_state(0), "set_state(0)")  # ready
         self._check(self.api.set_gripper_enable(True), "set_gripper_enable")
@@ -119,10 +139,21 @@ class XArmDriver:
         return ret[1] if isinstance(ret, (tuple, list)) else None
 
     def state(self) -> np.ndarray:
+        """Base frame, metres; the orientation in the simulator's tool convention (the xArm reports
+        its tool z axis, so pointing down is roll = pi there and 0 here)."""
         pose = np.asarray(self._check(self.api.get_position(is_radian=True), "get_position"), np.float64)
         grip = float(self._check(self.api.get_gripper_position(), "get_gripper_position"))
         width = np.clip(grip / self.GRIPPER_RANGE, 0.0, 1.0) * self.GRIPPER_WIDTH
-        return np.concatenate([pose[:3] / 1000.0, pose[3:6], [width]])
+        rpy = (Rotation.from_euler("xyz", pose[3:6]) * _FLIP).as_euler("xyz")
+        return np.concatenate([pose[:3] / 1000.0, rpy, [width]])
+
+    def joint_positions(self) -> np.ndarray | None:
+        """The measured joint angles (rad) for the shield's twin and joint-limit audit."""
+        ret = self.api.get_servo_angle(is_radian=True)
+        if not isinstance(ret, (tuple, list)) or len(ret) < 2 or ret[0] != 0:
+            return None
+        q = np.asarray(ret[1], np.float64)[: int(self.robot[4:] or 6)]
+        return q if np.all(np.isfinite(q)) else None
 
     def target(self, action: np.ndarray, state: np.ndarray) -> np.ndarray:
         """The pose ``[x, y, z (mm), roll, pitch, yaw (rad)]`` one step of ``action`` leads to."""
@@ -136,7 +167,7 @@ class XArmDriver:
         if r > self.max_rot_step:
             rot = rot * (self.max_rot_step / r)
         current = Rotation.from_euler("xyz", state[3:6])
-        goal = current * Rotation.from_euler("xyz", rot)  # tool-frame delta
+        goal = current * Rotation.from_euler("xyz", rot) * _FLIP  # tool-frame delta, back to the xArm's
         return np.concatenate([(state[:3] + d) * 1000.0, goal.as_euler("xyz")])
 
     def move(self, action: np.ndarray) -> None:
@@ -185,12 +216,12 @@ class XArmDriver:
 ARMS = registry("arm", "vla_agent.arms")
 
 
-@ARMS.register("twin", help="the simulator's Panda standing in for the arm (tests, shadow runs)")
+@ARMS.register("twin", form="twin[:ROBOT]", help="a simulated arm (default panda) for tests and shadow runs")
 def _twin(arg: str, scene: SceneSpec | str | None = None, seed: int = 0) -> ArmDriver:
-    return TwinArm(scene, seed)
+    return TwinArm(scene, seed, robot=arg or "panda")
 
 
-@ARMS.register("xarm", form="xarm:IP", help="UFactory xArm 5/6/7 or Lite 6 through xarm-python-sdk")
+@ARMS.register("xarm", form="xarm:IP", help="UFactory xArm 6 through xarm-python-sdk (the xarm6 RobotSpec)")
 def _xarm(arg: str, scene: SceneSpec | str | None = None, seed: int = 0) -> ArmDriver:
     if not arg:
         raise ArmError("arm xarm needs the controller's address: xarm:IP")

@@ -28,6 +28,7 @@ from vla_agent.errors import ConfigError
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.sim.predicates import holds
+from vla_agent.sim.robots.base import robot_spec
 from vla_agent.sim.video import write_video
 from vla_agent.types import SceneObject
 
@@ -91,22 +92,28 @@ class RealSession:
                 )
 
         self.policy_factory = policy_factory
-        self.backend = RealBackend(
-            camera, self.arm, self.calibration, self.objects, audit=SafetyShield(cfg.shield)
-        )
+        # the envelope of the connected arm: its twin, joint limits and box, in its frame
+        self.robot = robot_spec(self.arm.robot)
+        envelope = (cfg.shield, self.robot, self.arm.mount)
+        audit = SafetyShield(*envelope)
+        self.backend = RealBackend(camera, self.arm, self.calibration, self.objects, audit=audit)
         self.frames: list = []
         self.shadow: ShadowReport | None = None
         self.backend.reset()
         if isinstance(self.arm, TwinArm):  # the twin arm's world is the perceived scene
             self.arm.set_scene(twin_scene(self.objects, self._perceive()), cfg.seed)
             self.backend.reset()
-        policy_env = self.arm.env if isinstance(self.arm, TwinArm) else TabletopEnv(EnvConfig())
+        policy_env = (
+            self.arm.env
+            if isinstance(self.arm, TwinArm)
+            else TabletopEnv(EnvConfig(robot=self.robot.name, base_position=self.arm.mount))
+        )
         self.executor = Executor(
             self.backend,
             policy_factory(policy_env),
             make_planner(cfg),
             detector_factory(cfg.detector),
-            shield=SafetyShield(cfg.shield),
+            shield=SafetyShield(*envelope),
             config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans, home=cfg.home),
             on_frame=(lambda: self.frames.append(self.backend.render())) if cfg.video else None,
         )
@@ -133,6 +140,8 @@ class RealSession:
                 max_retries=self.cfg.max_retries,
                 home=self.cfg.home,
                 shield=self.cfg.shield,
+                robot=self.robot.name,
+                base=self.arm.mount,
             )
             ev.emit("shadow", **self.shadow.to_json(), verdict=self.shadow.verdict())
             if not self.shadow.ok:

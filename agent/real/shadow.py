@@ -106,19 +106,23 @@ def shadow_run(
     max_retries: int = 1,
     home: bool = True,
     shield: ShieldConfig | None = None,
+    robot: str = "panda",
+    base: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> ShadowReport:
-    """Execute ``plan`` in a twin of the perceived scene and report what the real run would do."""
+    """Execute ``plan`` in a twin of the perceived scene and report what the real run would do:
+    the connected ``robot``, its base at ``base`` (the real arm's frame), the real run's envelope."""
     t0 = time.perf_counter()
-    env = TabletopEnv(EnvConfig())
+    env = TabletopEnv(EnvConfig(robot=robot, base_position=base))
     try:
-        backend = SimBackend(env, audit=SafetyShield(shield))  # the real run's envelope
+        envelope = (shield, env.robot_spec, env.base)
+        backend = SimBackend(env, audit=SafetyShield(*envelope))
         backend.reset(seed=seed, scene=twin_scene(objects, world))
         executor = Executor(
             backend,
             make_policy(env),
             FixedPlanner(plan),
             make_detector(env),
-            shield=SafetyShield(shield),
+            shield=SafetyShield(*envelope),
             config=ExecutorConfig(max_retries=max_retries, max_replans=0, home=home),
         )
         interventions: list[dict] = []

@@ -6,10 +6,10 @@ from vla_agent.agent.bench import ExpertBenchConfig, run_expert_bench
 
 
 def test_expert_bench_reports_required_keys():
-    r = run_expert_bench(ExpertBenchConfig(episodes=6, seed=500))
+    r = run_expert_bench(ExpertBenchConfig(episodes=8, seed=500))
     for key in ("success_rate", "per_skill", "render_fps", "steps_per_s", "wall_s_per_episode"):
         assert key in r
-    assert set(r["per_skill"]) == {"pick", "place", "push"}
+    assert set(r["per_skill"]) == {"pick", "place", "place_beside", "push"}  # every registered skill
     assert r["success_rate"] == 1.0, r["failures"]
     assert r["render_fps"] > 0 and r["steps_per_s"] > 0
 

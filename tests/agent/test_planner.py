@@ -95,6 +95,22 @@ def steps(plan) -> list[str]:
                 "place yellow block green block",
             ],
         ),
+        # place_beside (one file, skills/place_beside.py): "next to" is not a stack, nor a sequencer
+        ("put the red block next to the blue block", ["pick red block", "place_beside red block blue block"]),
+        (
+            "set the green block down beside the bowl, next push the red block left",
+            ["pick green block", "place_beside green block blue bowl", "push red block left"],
+        ),
+        (
+            "put the red block in the bowl and put the yellow block by the pink plate",
+            [
+                "pick red block",
+                "place red block blue bowl",
+                "pick yellow block",
+                "place_beside yellow block pink plate",
+            ],
+        ),
+        ("put the red block next to the red block", None),  # next to itself
         ("put the violet block in the bowl", None),  # a synonym of a colour that is not in the scene
         ("put the red block in the green bowl", None),
         ("put the block in the bowl", None),  # ambiguous

@@ -22,6 +22,7 @@ from vla_agent.agent.real.calibration import calibrate, load_calibration, load_t
 from vla_agent.agent.real.camera import CameraError, RealSenseCamera, write_recording  # noqa: E402
 from vla_agent.agent.real.session import RealConfig, RealSession  # noqa: E402
 from vla_agent.agent.runner import AgentConfig  # noqa: E402
+from vla_agent.agent.shield import SafetyShield  # noqa: E402
 from vla_agent.cli import main  # noqa: E402
 from vla_agent.errors import ConfigError  # noqa: E402
 
@@ -228,6 +229,7 @@ class SpyXArm:
 
     def __init__(self, fail_on=None):
         self.calls, self.fail_on = [], fail_on
+        self.axis = 6
         self.pose = [400.0, 0.0, 200.0, np.pi, 0.0, 0.0]
 
     def __getattr__(self, name):
@@ -247,16 +249,34 @@ class SpyXArm:
 def test_xarm_driver_units_limits_and_errors():
     api = SpyXArm()
     arm = XArmDriver("192.168.1.200", api=api)
-    assert [c[0] for c in api.calls][:4] == ["clean_error", "motion_enable", "set_mode", "set_state"]
-    assert np.allclose(arm.state(), [0.4, 0.0, 0.2, np.pi, 0.0, 0.0, 0.085])
+    assert [c[0] for c in api.calls][:5] == [
+        "clean_error",
+        "motion_enable",
+        "set_tcp_offset",
+        "set_mode",
+        "set_state",
+    ]
+    assert api.calls[2][1][0] == [0, 0, pytest.approx(154.0), 0, 0, 0]  # the spec's tool point
+    assert arm.robot == "xarm6" and arm.mount == (0.0, 0.0, 0.0)
+    # pointing down is roll = pi for the xArm and roll = 0 in the simulator's tool convention
+    assert np.allclose(arm.state(), [0.4, 0.0, 0.2, 0.0, 0.0, 0.0, 0.085], atol=1e-9)
     arm.move(np.array([0.05, 0, 0, 0, 0, 0, 1.0]))  # 5 cm asked; 0.05 m/s * 0.1 s = 5 mm allowed
     ((name, _, kw),) = [c for c in api.calls if c[0] == "set_position"]
     assert kw["x"] == pytest.approx(405.0) and kw["y"] == pytest.approx(0.0) and not kw["relative"]
     assert kw["speed"] == pytest.approx(50.0)
+    assert abs(abs(kw["roll"]) - np.pi) < 1e-9 and abs(kw["pitch"]) < 1e-9  # back in the xArm's frame
     arm.move(np.array([0, 0, 0, 0, 0, 0, 1.0]))
     arm.move(np.array([0, 0, 0, 0, 0, 0, -1.0]))
     grips = [c[1][0] for c in api.calls if c[0] == "set_gripper_position"]
     assert grips == [850.0, 0.0]  # sent only when the command flips
+    # a tool-frame turn reads back as the same turn in the simulator's convention
+    for turn in ([0, 0, 0.02], [0.02, 0, 0], [0, 0.02, 0]):  # within 0.3 rad/s
+        api.calls.clear()
+        arm.move(np.array([0, 0, 0, *turn, 1.0]))
+        ((_, _, kw),) = [c for c in api.calls if c[0] == "set_position"]
+        api.pose = [kw[k] for k in ("x", "y", "z", "roll", "pitch", "yaw")]
+        assert np.allclose(arm.state()[3:6], turn, atol=1e-9)
+        api.pose = [400.0, 0.0, 200.0, np.pi, 0.0, 0.0]
     with pytest.raises(ArmError, match="malformed"):
         arm.move(np.array([np.nan, 0, 0, 0, 0, 0, 1.0]))
     failing = SpyXArm(fail_on="set_position")
@@ -264,3 +284,29 @@ def test_xarm_driver_units_limits_and_errors():
     with pytest.raises(ArmError, match="set_position failed with code 9"):
         arm.move(np.zeros(7))
     assert failing.calls[-1][0] == "emergency_stop"
+
+
+def test_the_shield_twin_and_envelope_are_the_connected_arms(recording):
+    """An xArm 6 reaches about 70 cm, a Panda 85 cm: connected to an xArm (in its own base frame),
+    the session's shield, the backend's audit and the shadow run judge by the xArm, not a Panda."""
+    session = RealSession(
+        AgentConfig(scene=SCENE, video=False),
+        RealConfig(camera=f"file:{recording}"),
+        arm=XArmDriver("192.168.1.200", api=SpyXArm()),
+        policy_factory=lambda env: NaNPolicy(),
+        confirm=lambda q: False,
+    )
+    down = np.zeros(3)
+    far = np.array([0.75, 0.0, 0.05])  # a Panda reaches it, an xArm 6 does not
+    near = np.array([0.20, 0.0, 0.10])  # beside the xArm's base: out of a Panda's reach
+    try:
+        shield, audit = session.executor.shield, session.backend.audit
+        assert shield.robot.name == audit.robot.name == session.robot.name == "xarm6"
+        assert shield.config.workspace_max[0] == pytest.approx(0.67)  # the xArm's box, its frame
+        assert "out of reach" in shield.twin.check(far, down, 0.01, 0.002).error
+        assert shield.twin.check(near, down, 0.01, 0.002).error == ""
+    finally:
+        session.close()
+    panda = SafetyShield()
+    assert panda.twin.check(far, down, 0.01, 0.002).error == ""
+    assert "out of reach" in panda.twin.check(near, down, 0.01, 0.002).error

@@ -130,10 +130,10 @@ def test_numbers_no_float_holds_are_held_not_raised():
 def test_joint_limits_are_audited_on_the_measured_joints(small_env):
     obs, _ = small_env.reset(seed=0)
     cfg = ShieldConfig()
-    assert not state_excursion(cfg, obs[STATE], obs[JOINTS]).outside
+    assert not state_excursion(cfg, obs[STATE], obs[JOINTS], small_env.robot_spec).outside
     past = np.array(obs[JOINTS], float)
     past[6] = 2.99  # joint 7 at its hard stop, past the 2.9 limit
-    ex = state_excursion(cfg, obs[STATE], past)
+    ex = state_excursion(cfg, obs[STATE], past, small_env.robot_spec)
     assert ex.joint == pytest.approx(0.09, abs=1e-6) and ex.unsafe(cfg) and "joint" in ex.detail
 
 

@@ -8,7 +8,7 @@ from vla_agent.errors import ConfigError
 from vla_agent.skills.experts import ExpertPolicy, GraspSlop
 from vla_agent.skills.library import get_skill
 from vla_agent.skills.rollout import run_subgoal
-from vla_agent.skills.tasks import bind_push, episode_rng, sample_task
+from vla_agent.skills.tasks import bind_subgoal, episode_rng, sample_task
 from vla_agent.types import Subgoal
 
 SEEDS = range(1000, 1006)  # not the benchmark's default seeds
@@ -25,7 +25,7 @@ def _episode(env, skill, seed, want_variant=None):
     for sg in task.setup:
         r, obs = run_subgoal(env, expert, sg, obs)
         assert r.success, f"setup failed: {sg.instruction}"
-    sg = task.subgoal or bind_push(env, task.scene.names[0], rng)
+    sg = bind_subgoal(env, task, rng)
     result, _ = run_subgoal(env, expert, sg, obs)
     return task, sg, result
 
@@ -55,6 +55,16 @@ def test_push_expert(env, seed):
     assert abs(env.robot_state()[5]) < 0.1
     # The fingers open as the tool lifts away: "finished" must not look like "about to push".
     assert env.gripper_open and env.evaluate("hand_empty()")
+
+
+@pytest.mark.parametrize("variant", ["block", "bowl", "plate"])
+@pytest.mark.parametrize("seed", SEEDS[:3])
+def test_place_beside_expert(env, seed, variant):
+    task, sg, r = _episode(env, "place_beside", seed, f"place_beside/{variant}")
+    assert r.success, sg.instruction
+    obj, target = sg.args["obj"], sg.args["target"]
+    assert env.evaluate(f"beside({obj}, {target})") and env.evaluate("hand_empty()")
+    assert not env.evaluate(f"on({obj}, {target})") and not env.evaluate(f"in({obj}, {target})")
 
 
 def _turn_in_hand(env, name):

@@ -82,13 +82,13 @@ def test_filter_keeps_the_episodes_of_the_chosen_skills(tiny_dataset, tmp_path):
     root, result = tiny_dataset
     src = load_dataset(root)
     skill = {t: skill_of_instruction(t) for t in src.tasks}
-    assert set(skill.values()) == {"pick", "place", "push"}
+    assert set(skill.values()) == {"pick", "place", "place_beside", "push"}  # every registered skill
     out = filter_dataset(root, tmp_path / "no-push", lambda t: skill[t] != "push")
     d = load_dataset(tmp_path / "no-push")
     keep = np.array([skill[src.tasks[i]] != "push" for i in src.task_index])
     assert out["frames"] == len(d.states) == keep.sum() and 0 < keep.sum() < len(keep)
     assert out["episodes_kept"] + out["episodes_dropped"] == result["episodes_kept"]
-    assert {skill_of_instruction(t) for t in d.tasks} == {"pick", "place"}
+    assert {skill_of_instruction(t) for t in d.tasks} == {"pick", "place", "place_beside"}
     np.testing.assert_array_equal(d.states, src.states[keep])
     np.testing.assert_array_equal(d.images, src.images[keep])
     np.testing.assert_array_equal(d.wrist, src.wrist[keep])
