@@ -68,12 +68,13 @@ def command_grammar(object_names: list[str]) -> str:
     regions = [r for r in REGIONS if r in ("left", "right", "front", "back", "centre")]
     block = f"the {_alts(blocks)} | the {_alts(colours)} one | it" if blocks else "it"
     target = " | ".join([f"the {_alts(holders + kinds)}"] if holders else []) or "the table"
+    extra = _skill_rules()
     return f"""#JSGF V1.0;
 grammar vla;
 public <utterance> = <stop> | <task> [<then> <task> [<then> <task>]];
 <stop> = stop | halt | freeze | emergency stop;
 <then> = then | and then | after that | and | finally;
-<task> = <pick> | <put> | <stack> | <push> | <whole>;
+<task> = <pick> | <put> | <stack> | <push> | <whole>{"".join(f" | <{n}>" for n in extra)};
 <block> = {block};
 <blocks> = all the [{_alts(colours)}] blocks | both blocks | them | <block>;
 <target> = {target} | <block>;
@@ -83,7 +84,29 @@ public <utterance> = <stop> | <task> [<then> <task> [<then> <task>]];
 <stack> = stack <block> on [top of] <block>;
 <push> = push <block> [to the] (left | right | forward | forwards | backward | backwards);
 <whole> = clear the table | sort the blocks into the bowls by colour | stack all the blocks into a tower;
-"""
+{"".join(f"<{n}> = {rule};{chr(10)}" for n, rule in extra.items())}"""
+
+
+def _skill_rules() -> dict[str, str]:
+    """JSGF rules for the registered skills outside the offline planner's core grammar
+    (place_beside, plugins'), from their training paraphrases."""
+    from vla_agent.agent.planner_offline import CORE_SKILLS
+    from vla_agent.skills.library import all_skills
+
+    rules = {}
+    for s in all_skills():
+        if s.name in CORE_SKILLS or not s.phrase:
+            continue
+        alts = set()
+        for t in (t for ts in s.templates.values() for t in ts[: len(ts) - s.n_heldout]):
+            t = t.replace("the {obj}", "<block>").replace("{obj}", "<block>").replace("it ", "<block> ")
+            t = t.replace("the {target}", "<target>").replace("{target}", "<target>")
+            t = t.replace("{direction}", "(left | right | forward | backward)")
+            if "{" not in t:
+                alts.add(t)
+        if alts:
+            rules[s.name] = " | ".join(sorted(alts))
+    return rules
 
 
 # ---------------------------------------------------------------------- transcribers
