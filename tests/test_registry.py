@@ -50,13 +50,13 @@ def test_a_plugin_registers_through_its_entry_point(monkeypatch):
 
 
 def test_built_in_parts_implement_their_interfaces(env):
-    from vla_agent.agent.backend import SimBackend
-    from vla_agent.agent.detectors import DETECTORS
-    from vla_agent.agent.perception import Perception
-    from vla_agent.agent.planners import PLANNERS
-    from vla_agent.agent.policies import POLICIES
+    from vla_agent.agent.backends.sim import SimBackend
+    from vla_agent.agent.core.policies import POLICIES
+    from vla_agent.agent.core.session import AgentConfig
+    from vla_agent.agent.perception.detectors import DETECTORS
+    from vla_agent.agent.perception.objects import Perception
+    from vla_agent.agent.planning.planners import PLANNERS
     from vla_agent.agent.real.arms import ARMS
-    from vla_agent.agent.runner import AgentConfig
 
     for name in ("vla", "expert"):
         assert isinstance(POLICIES.create(name, env), SkillPolicy)

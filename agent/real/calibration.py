@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from scipy import ndimage
 
-from vla_agent.agent.perception import classify_colors, hsv_image
+from vla_agent.agent.perception.objects import classify_colors, hsv_image
 from vla_agent.agent.real.camera import RGBDFrame
 from vla_agent.errors import ConfigError
 from vla_agent.sim.camera import deproject

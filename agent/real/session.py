@@ -10,20 +10,20 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from vla_agent.agent.executor import Executor, ExecutorConfig
-from vla_agent.agent.perception import Perception
-from vla_agent.agent.plan import Plan
-from vla_agent.agent.planners import make_planner
-from vla_agent.agent.policies import make_policy
+from vla_agent.agent.backends.real import RealBackend
+from vla_agent.agent.core.executor import Executor, ExecutorConfig
+from vla_agent.agent.core.policies import make_policy
+from vla_agent.agent.core.report import write_report
+from vla_agent.agent.core.session import AgentConfig, detector_factory
+from vla_agent.agent.core.trace import TraceWriter
+from vla_agent.agent.perception.objects import Perception
+from vla_agent.agent.planning.plan import Plan
+from vla_agent.agent.planning.planners import make_planner
 from vla_agent.agent.real.arms import ArmDriver, TwinArm, make_arm
-from vla_agent.agent.real.backend import RealBackend
 from vla_agent.agent.real.calibration import load_calibration
 from vla_agent.agent.real.camera import RealSenseCamera
 from vla_agent.agent.real.shadow import ShadowReport, shadow_run, twin_scene
-from vla_agent.agent.report import write_report
-from vla_agent.agent.runner import AgentConfig, detector_factory
-from vla_agent.agent.shield import SafetyShield
-from vla_agent.agent.trace import TraceWriter
+from vla_agent.agent.safety.shield import SafetyShield
 from vla_agent.errors import ConfigError
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv

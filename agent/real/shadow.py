@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vla_agent.agent.backend import SimBackend
-from vla_agent.agent.executor import Executor, ExecutorConfig
-from vla_agent.agent.plan import Plan
-from vla_agent.agent.shield import SafetyShield, ShieldConfig
+from vla_agent.agent.backends.sim import SimBackend
+from vla_agent.agent.core.executor import Executor, ExecutorConfig
+from vla_agent.agent.planning.plan import Plan
+from vla_agent.agent.safety.shield import SafetyShield, ShieldConfig
 from vla_agent.sim.catalog import ObjectSpec, SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.sim.predicates import WorldState

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vla_agent.agent.runner import AgentConfig, Session
-from vla_agent.agent.taskfile import run_task_files
+from vla_agent.agent.core.session import AgentConfig, Session
+from vla_agent.agent.frontends.taskfile import run_task_files
 from vla_agent.cli import main
 from vla_agent.errors import PolicyUnavailable
 from vla_agent.types import Subgoal
@@ -90,7 +90,7 @@ def test_a_killed_run_is_shown_as_interrupted_with_its_last_state(tmp_path, caps
     command = "put the red block in the bowl, then stack the blue block on the green one"
     code = (
         "import os, sys\n"
-        "from vla_agent.agent.runner import AgentConfig, Session\n"
+        "from vla_agent.agent.core.session import AgentConfig, Session\n"
         "s = Session(AgentConfig(policy='expert', video=False))\n"
         "s.reset()\n"
         "s.events.subscribe(lambda ev: ev.kind == 'subgoal_end' and os._exit(9))\n"
@@ -112,7 +112,7 @@ class _PlanYellow:
     """An LLM-like planner that moves the yellow block whatever it is asked."""
 
     def plan(self, command, scene):
-        from vla_agent.agent.plan import validate_plan
+        from vla_agent.agent.planning.plan import validate_plan
 
         return validate_plan(
             [
@@ -270,7 +270,7 @@ def test_a_chat_session_survives_a_policy_server_restart(tmp_path):
 
 
 def test_every_policy_takes_the_session_options(env):
-    from vla_agent.agent.policies import make_policy
+    from vla_agent.agent.core.policies import make_policy
 
     for spec in ("vla", "expert"):  # the remote-only options are not forwarded to local policies
         assert make_policy(spec, env, checkpoint=None, device="cpu", api_key_file=None) is not None
@@ -297,7 +297,7 @@ def test_an_llm_plan_that_moves_the_wrong_block_is_refused_and_nothing_moves(tmp
 
 
 def test_the_shield_of_a_session_is_the_cell_s_from_a_yaml_file(tmp_path, capsys):
-    from vla_agent.agent.shield import load_shield_config
+    from vla_agent.agent.safety.shield import load_shield_config
 
     cell = Path(__file__).resolve().parents[2] / "examples" / "shield" / "cell.yaml"
     cfg = load_shield_config(cell)

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from vla_agent.agent.bench import ExpertBenchConfig, run_expert_bench
+from vla_agent.agent.bench.skills import ExpertBenchConfig, run_expert_bench
 
 
 def test_expert_bench_reports_required_keys():

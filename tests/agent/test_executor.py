@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from vla_agent.agent.runner import AgentConfig, Session
-from vla_agent.agent.trace import read_trace, summarize
+from vla_agent.agent.core.session import AgentConfig, Session
+from vla_agent.agent.core.trace import read_trace, summarize
 from vla_agent.types import IMAGE, SEGMENTATION, STATE
 
 
@@ -197,7 +197,7 @@ def test_a_hidden_block_is_not_carried_off_by_a_hand_holding_another(session):
 
 
 def test_placed_goals_are_the_last_places_the_agent_judged_done():
-    from vla_agent.agent.runner import placed_goals
+    from vla_agent.agent.core.session import placed_goals
     from vla_agent.skills.library import get_skill
     from vla_agent.types import Status, StepOutcome
 

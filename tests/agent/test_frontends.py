@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vla_agent.agent.taskfile import load_task_file, run_task_files
+from vla_agent.agent.frontends.taskfile import load_task_file, run_task_files
 from vla_agent.cli import main
 from vla_agent.errors import ConfigError
 

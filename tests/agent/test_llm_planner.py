@@ -9,8 +9,8 @@ pytest.importorskip("langchain_openai")
 
 from fake_openai import FakeOpenAI  # noqa: E402
 
-from vla_agent.agent.planner_llm import LLMPlanner, PlannerError, prompt, render, skills_text  # noqa: E402
-from vla_agent.agent.planner_offline import OfflinePlanner  # noqa: E402
+from vla_agent.agent.planning.llm import LLMPlanner, PlannerError, prompt, render, skills_text  # noqa: E402
+from vla_agent.agent.planning.offline import OfflinePlanner  # noqa: E402
 from vla_agent.types import Scene, SceneObject, Status, StepOutcome, Subgoal  # noqa: E402
 
 SCENE = Scene(

@@ -4,7 +4,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from vla_agent.agent.perception import CameraModel, Perception
+from vla_agent.agent.perception.objects import CameraModel, Perception
 from vla_agent.sim.catalog import BLOCK_SIZE, ObjectSpec, SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.sim.predicates import evaluate

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from vla_agent.agent.guard import check_command
-from vla_agent.agent.plan import PlanError, PlanStep, validate_plan
-from vla_agent.agent.planner_offline import OfflinePlanner
+from vla_agent.agent.planning.offline import OfflinePlanner
+from vla_agent.agent.planning.plan import PlanError, PlanStep, validate_plan
+from vla_agent.agent.safety.guard import check_command
 from vla_agent.types import Predicate, Scene, SceneObject
 
 
@@ -256,6 +256,6 @@ def test_language_guard(command, refused):
 
 
 def test_the_planner_reads_the_normalised_command():
-    from vla_agent.agent.guard import normalize
+    from vla_agent.agent.safety.guard import normalize
 
     assert normalize("Put the R\u0435d\u200b block in the b\u043ewl") == "put the red block in the bowl"

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from vla_agent.agent.shield import TIMESTAMP, KeepOut, SafetyShield, ShieldConfig
+from vla_agent.agent.safety.shield import TIMESTAMP, KeepOut, SafetyShield, ShieldConfig
 from vla_agent.types import STATE
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from vla_agent.agent.backend import SimBackend
-from vla_agent.agent.bench_shield import ShieldBenchConfig, adversaries, run_shield_bench
-from vla_agent.agent.shield import SafetyShield, ShieldConfig, state_excursion
+from vla_agent.agent.backends.sim import SimBackend
+from vla_agent.agent.bench.shield import ShieldBenchConfig, adversaries, run_shield_bench
+from vla_agent.agent.safety.shield import SafetyShield, ShieldConfig, state_excursion
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.library import get_skill
 from vla_agent.types import JOINTS, STATE

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from vla_agent.agent.runner import AgentConfig, Session
-from vla_agent.agent.shield import TIMESTAMP
-from vla_agent.agent.trace import read_trace, sent_actions
+from vla_agent.agent.core.session import AgentConfig, Session
+from vla_agent.agent.core.trace import read_trace, sent_actions
+from vla_agent.agent.safety.shield import TIMESTAMP
 
 COMMAND = "put the red block in the bowl, then stack the blue block on the green one"
 

@@ -3,8 +3,8 @@ policy is never handed a skill it was not trained on."""
 
 from __future__ import annotations
 
-from vla_agent.agent.planner_llm import skills_text
-from vla_agent.agent.runner import AgentConfig, Session
+from vla_agent.agent.core.session import AgentConfig, Session
+from vla_agent.agent.planning.llm import skills_text
 from vla_agent.skills.library import get_skill
 
 

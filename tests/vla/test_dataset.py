@@ -178,10 +178,11 @@ def test_reproduce_runs_every_stage_of_the_recipe_and_resumes(tmp_path):
     """The shipped recipe end to end at toy scale: every collection stage (the last one placing
     from sloppy grasps, recording only the places), training from scratch on all of it, the
     fine-tune from that; a second run with the same --out collects nothing again."""
-    from vla_agent.cli import RECIPE, main
+    from vla_agent.cli import main
     from vla_agent.skills.library import skill_of_instruction
     from vla_agent.vla.checkpoint import load_checkpoint
     from vla_agent.vla.dataset import load_dataset
+    from vla_agent.vla.recipes import RECIPE
 
     args = ["vla", "reproduce", "--out", str(tmp_path), "--workers", "1", "--scale", "0.002"]
     args += ["--steps", "2", "--finetune-steps", "1"]

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from vla_agent.agent.policies import make_policy
+from vla_agent.agent.core.policies import make_policy
 from vla_agent.errors import ConfigError
 from vla_agent.skills.library import get_skill
 from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT

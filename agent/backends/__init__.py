@@ -1,0 +1,1 @@
+"""Where actions go: the simulator and the real robot."""

@@ -1,0 +1,404 @@
+"""Long-horizon benchmarks.
+
+``run_chain_bench`` (``vla-agent bench chains``), CALVIN-style: each episode is a generated command
+of 5 subgoals (placements into bowls and onto plates, stacks, table regions, pushes, a final pick)
+in varied phrasing, in a randomized scene with distractors, run end to end (planner -> policy ->
+shield -> backend, default perception detector). The simulator's ground truth judges every
+subgoal as it ends; the chain length is how many of the 5 expected subgoals were achieved in order.
+
+``run_detector_bench`` (``vla-agent bench detector``): precision and recall of the perception
+detector against ground truth, per control step and per subgoal verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from vla_agent.agent.backends.sim import StateAudit
+from vla_agent.agent.core.events import Event
+from vla_agent.agent.core.session import AgentConfig, Session
+from vla_agent.agent.core.stats import p50_p99
+from vla_agent.agent.planning.compile import Goal, compile_goals
+from vla_agent.agent.planning.llm import DEFAULT_MODEL
+from vla_agent.errors import ConfigError
+from vla_agent.sim.catalog import COLORS, REGIONS, ObjectSpec, SceneSpec
+from vla_agent.sim.predicates import evaluate
+from vla_agent.skills.library import get_skill
+from vla_agent.skills.tasks import bind_subgoal, episode_rng
+from vla_agent.types import Scene, SceneObject
+
+CHAIN_SEED_BASE = 2_000_000  # disjoint from training (< 10^6) and skill-eval (10^6..) seeds
+CHAIN_LENGTH = 5
+
+_PLACE = {
+    "bowl": ("put the {o} in the {t}", "drop the {o} into the {t}", "place the {o} inside the {t}"),
+    "plate": ("put the {o} on the {t}", "set the {o} onto the {t}", "place the {o} on top of the {t}"),
+    "block": ("stack the {o} on the {t}", "put the {o} on top of the {t}", "place the {o} onto the {t}"),
+    "region": (
+        "move the {o} to the {t} side of the table",
+        "put the {o} on the {t} side",
+        "place the {o} at the {t} of the table",
+    ),
+}
+_PUSH = ("push the {o} {d}", "slide the {o} to the {d}", "nudge the {o} {d}")
+_PICK = ("pick up the {o}", "grab the {o}", "lift the {o}")
+_JOIN = (", then ", " and then ", ". After that, ", ", after that ", ". Then ")
+_LAST = (", and finally ", ". Finally, ", ", then ", " and then ")
+_SYNONYM = {
+    "block": ("block", "cube", "block"),
+    "bowl": ("bowl", "container", "bowl"),
+    "plate": ("plate", "dish", "plate"),
+}
+
+
+def _say(name: str, rng: np.random.Generator) -> str:
+    color, kind = name.split()[:2]
+    return f"{color} {_SYNONYM[kind][int(rng.integers(3))]}"
+
+
+def sample_chain(seed: int) -> tuple[SceneSpec, list[tuple[str, str, str]]]:
+    """A scene and 5 subgoals' worth of tasks: (kind, object, target or '?' for a push direction)."""
+    rng = episode_rng(seed, 0)
+    colors = [str(c) for c in rng.permutation(list(COLORS))]
+    n_blocks = int(rng.integers(4, 6))
+    blocks = [ObjectSpec(kind="block", color=colors.pop()) for _ in range(n_blocks)]
+    bowl = ObjectSpec(kind="bowl", color=colors.pop())
+    plate = ObjectSpec(kind="plate", color=colors.pop())
+    scene = SceneSpec(objects=(*blocks, bowl, plate))
+    shape = [(2, 2, 1), (2, 1, 2), (1, 2, 2)][int(rng.integers(3))]
+    free = [b.label for b in blocks]
+    rng.shuffle(free)
+    tasks: list[tuple[str, str, str]] = []
+    used_targets: set[str] = set()
+    for i, size in enumerate(shape):
+        obj = free.pop()
+        if size == 1:
+            tasks.append(
+                ("pick", obj, "") if i == len(shape) - 1 and rng.random() < 0.3 else ("push", obj, "?")
+            )
+            continue
+        options = ["bowl", "plate", "block", "region"]
+        options = [o for o in options if o not in used_targets or o in ("region", "bowl")]
+        kind = str(rng.choice(options))
+        used_targets.add(kind)
+        if kind == "bowl":
+            target = bowl.label
+        elif kind == "plate":
+            target = plate.label
+        elif kind == "block":
+            target = free.pop()  # a block nobody else moves
+        else:
+            target = str(rng.choice(["left", "right", "centre", "front"]))
+        tasks.append(("place", obj, target))
+    return scene, tasks
+
+
+def phrase(tasks: list[tuple[str, str, str]], rng: np.random.Generator, kinds: dict[str, str]) -> str:
+    parts = []
+    prev_obj = None
+    for kind, obj, target in tasks:
+        o = _say(obj, rng)
+        if kind == "pick":
+            parts.append(str(rng.choice(_PICK)).format(o=o))
+        elif kind == "push":
+            text = str(rng.choice(_PUSH))
+            if target in ("forward", "backward"):  # "to the left", but not "to the forward"
+                text = text.replace("to the {d}", "{d}")
+            parts.append(text.format(o=o, d=target))
+        else:
+            tkind = kinds.get(target, "region")
+            t = _say(target, rng) if target in kinds else target
+            text = str(rng.choice(_PLACE[tkind])).format(o=o, t=t)
+            if prev_obj is None and rng.random() < 0.3:  # "pick up X and put it in Y"
+                text = f"{str(rng.choice(_PICK)).format(o=o)} and " + text.replace(f"the {o}", "it", 1)
+            parts.append(text)
+        prev_obj = obj
+    out = parts[0]
+    for i, p in enumerate(parts[1:], 2):
+        out += str(rng.choice(_LAST if i == len(parts) else _JOIN)) + p
+    return out[0].upper() + out[1:]
+
+
+class ChainBenchConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    episodes: int = Field(100, ge=1)
+    seed: int = CHAIN_SEED_BASE
+    policy: str = "vla"
+    checkpoint: Path | None = None  # a VLA checkpoint other than the shipped one
+    planner: str = "offline"
+    detector: str = "perception"
+    llm_model: str = DEFAULT_MODEL
+    llm_base_url: str | None = None
+    randomize: bool = True
+    max_retries: int = 1
+    max_replans: int = 2
+    home: bool = True  # the executor's move home before each pick or push
+    robot: str = "panda"  # a registered RobotSpec (panda, xarm6)
+
+
+def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] | None = None) -> dict:
+    session = Session(
+        AgentConfig(
+            policy=cfg.policy,
+            checkpoint=cfg.checkpoint,
+            planner=cfg.planner,
+            detector=cfg.detector,
+            llm_model=cfg.llm_model,
+            llm_base_url=cfg.llm_base_url,
+            randomize=cfg.randomize,
+            video=False,
+            max_retries=cfg.max_retries,
+            max_replans=cfg.max_replans,
+            home=cfg.home,
+            robot=cfg.robot,
+        )
+    )
+    env = session.env
+    lengths: list[int] = []
+    planner_ok: list[bool] = []
+    judged = false_done = false_failed = 0
+    shield_events = 0
+    unsafe = 0
+    states = StateAudit()
+    overhead: list[float] = []
+    executed = 0
+    wall_exec = 0.0
+    episodes = []
+    outcomes: dict[str, list[bool]] = defaultdict(list)  # GT outcome of each subgoal (after retries)
+    broken_at: Counter[str] = Counter()  # the expected subgoal each incomplete chain stopped at
+    setup_failures = 0
+    t0 = time.perf_counter()
+    for ep in range(cfg.episodes):
+        seed = cfg.seed + ep
+        for attempt in range(10):  # a crowded draw that does not fit the table: draw again
+            draw = seed + attempt * 1_000_000  # a new scene *and* new placements
+            scene_spec, tasks = sample_chain(draw)
+            try:
+                session.reset(seed=draw, scene=scene_spec.describe())
+                break
+            except ConfigError:
+                setup_failures += 1
+        else:
+            raise ConfigError(f"chain {seed}: no scene draw fits the table in 10 attempts")
+        rng = episode_rng(seed, 1)
+        bound = []
+        for kind, obj, target in tasks:
+            if kind == "push":
+                target = get_skill("push").bind(env, obj, rng).args["direction"]
+            elif kind == "place" and target in REGIONS and env.evaluate(f"at({obj}, {target})"):
+                # already there: a region the block is not in yet
+                target = next(
+                    r
+                    for r in ("left", "right", "centre", "front", "back")
+                    if not env.evaluate(f"at({obj}, {r})")
+                )
+            bound.append((kind, obj, target))
+        kinds = env.kinds()
+        command = phrase(bound, rng, kinds)
+        goals = [
+            Goal(
+                "hold" if k == "pick" else k,
+                o,
+                target=t if k == "place" else "",
+                direction=t if k == "push" else "",
+            )
+            for k, o, t in bound
+        ]
+        scene0 = Scene(tuple(session.backend.scene_objects()))
+        expected = compile_goals(goals, scene0).subgoals
+        assert len(expected) == CHAIN_LENGTH, (command, expected)
+        state = {"k": 0, "shield": 0}
+
+        def judge(ev: Event, expected=expected, state=state, kinds=kinds) -> None:
+            nonlocal judged, false_done, false_failed
+            if ev.kind == "subgoal_start":
+                env.snapshot()
+            elif ev.kind == "shield":
+                state["shield"] += 1
+            elif ev.kind == "subgoal_end":
+                skill, args = _executed(ev, session)
+                ok = all(evaluate(env.world_state(), p) for p in get_skill(skill).ground("post", args, kinds))
+                judged += 1
+                outcomes[_variant(skill, args, kinds)].append(ok)
+                done = ev.data["status"] == "done"
+                false_done += done and not ok
+                false_failed += ok and not done
+                k = state["k"]
+                if k < len(expected) and ok and expected[k].skill == skill and dict(expected[k].args) == args:
+                    state["k"] = k + 1
+
+        session.events.subscribe(judge)
+        t_ep = time.perf_counter()
+        result = session.executor.run(command)
+        wall_exec += time.perf_counter() - t_ep
+        session.events.unsubscribe(judge)
+        plan = result.plan.subgoals if result.plan is not None else []
+        planner_ok.append(
+            [(s.skill, dict(s.args)) for s in plan] == [(s.skill, dict(s.args)) for s in expected]
+        )
+        lengths.append(state["k"])
+        if state["k"] < CHAIN_LENGTH:
+            stop = expected[state["k"]]
+            broken_at[_variant(stop.skill, dict(stop.args), kinds)] += 1
+        shield_events += state["shield"]
+        unsafe += session.backend.unsafe_actions
+        session.backend.unsafe_actions = 0
+        states.absorb(session.backend.states)
+        session.backend.states = StateAudit()
+        overhead += result.overhead_ms
+        executed += len(result.outcomes)
+        episodes.append(
+            {
+                "seed": seed,
+                "command": command,
+                "completed": state["k"],
+                "status": result.status,
+                "reason": result.reason,
+            }
+        )
+        if progress:
+            progress(ep + 1, cfg.episodes)
+    session.close()
+    lengths_a = np.array(lengths)
+    oh = np.array(overhead or [0.0])
+    return {
+        "benchmark": "chains",
+        "episodes": cfg.episodes,
+        "policy": cfg.policy,
+        "planner": cfg.planner,
+        "detector_kind": cfg.detector,
+        "avg_len": float(lengths_a.mean()),
+        "chain_success": float((lengths_a == CHAIN_LENGTH).mean()),
+        "per_position": [float((lengths_a >= k).mean()) for k in range(1, CHAIN_LENGTH + 1)],
+        "planner_accuracy": float(np.mean(planner_ok)),
+        "detector": {
+            "subgoals_judged": judged,
+            "false_done": int(false_done),
+            "false_failed": int(false_failed),
+            "disagreement_rate": float((false_done + false_failed) / max(judged, 1)),
+        },
+        "per_skill": {
+            k: {"subgoals": len(v), "success": float(np.mean(v))} for k, v in sorted(outcomes.items())
+        },
+        "broken_at": dict(broken_at.most_common()),
+        "shield_interventions": shield_events,
+        "unsafe_actions_reached_backend": unsafe,
+        "unsafe_states_reached": states.unsafe_states,
+        "worst_state_excursion": states.worst,
+        "seconds_per_subgoal": wall_exec / max(executed, 1),
+        "overhead_ms_per_step": p50_p99(oh),
+        "setup_redraws": setup_failures,
+        "wall_s": time.perf_counter() - t0,
+        "examples": episodes[:5],
+        "failures": [e for e in episodes if e["completed"] < CHAIN_LENGTH][:10],
+        "config": json.loads(cfg.model_dump_json()),
+    }
+
+
+def _variant(skill: str, args: dict[str, str], kinds: dict[str, str]) -> str:
+    """The skill refined by what it acts on, for reporting: ``place/bowl``, ``place/region``..."""
+    if skill != "place":
+        return skill
+    return f"place/{kinds.get(args['target'], 'region')}"
+
+
+def _executed(ev: Event, session: Session) -> tuple[str, dict[str, str]]:
+    """The skill and args of the subgoal a ``subgoal_end`` event refers to."""
+    start = next(
+        e
+        for e in reversed(session.events.history)
+        if e.kind == "subgoal_start" and e.data["index"] == ev.data["index"]
+    )
+    return start.data["skill"], dict(start.data["args"])
+
+
+class DetectorBenchConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    episodes: int = Field(60, ge=1)
+    seed: int = CHAIN_SEED_BASE + 500_000
+    policy: str = Field("mixed", description="expert | vla | mixed (alternate: successes and failures)")
+    randomize: bool = True
+    robot: str = "panda"
+
+
+def run_detector_bench(cfg: DetectorBenchConfig, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Precision/recall of the perception detector against the simulator's predicates: per control
+    step ("are the subgoal's effects true now?") and per subgoal ("did it end done?")."""
+    from vla_agent.agent.core.policies import make_policy
+    from vla_agent.agent.perception.detectors import PerceptionDetector
+    from vla_agent.agent.perception.objects import CameraModel, Perception
+    from vla_agent.sim.env import EnvConfig, TabletopEnv
+    from vla_agent.skills.experts import ExpertPolicy
+    from vla_agent.skills.rollout import run_subgoal
+    from vla_agent.skills.tasks import sample_task, skill_cycle
+    from vla_agent.types import Status
+
+    env = TabletopEnv(EnvConfig(randomize=cfg.randomize, segmentation=False, robot=cfg.robot))
+    expert = ExpertPolicy(env)
+    vla = make_policy("vla", env) if cfg.policy in ("vla", "mixed") else None
+    step = np.zeros((2, 2), int)  # [ground truth, detector]
+    verdict = np.zeros((2, 2), int)
+    check_ms: list[float] = []
+    t0 = time.perf_counter()
+    for i in range(cfg.episodes):
+        seed = cfg.seed + i
+        rng = episode_rng(seed, 0)
+        task = sample_task(rng, skill_cycle(i), split="heldout")
+        obs, _ = env.reset(seed=seed, options={"scene": task.scene})
+        for sg in task.setup:
+            _, obs = run_subgoal(env, expert, sg, obs)
+        sg = bind_subgoal(env, task, rng, split="heldout")
+        use_vla = cfg.policy == "vla" or (cfg.policy == "mixed" and i % 2 == 1)
+        policy = vla if use_vla else expert
+        objects = [SceneObject(n, o.kind, o.color) for n, o in zip(env.names, env.scene.objects)]
+        f = env.camera_frame
+        det = PerceptionDetector(Perception(objects, CameraModel(f.intrinsics, f.extrinsics)))
+        kinds = env.kinds()
+        effects = get_skill(sg.skill).ground("post", sg.args, kinds)
+        det.reset(sg, obs)
+        said_done = [False]
+
+        def hook(o, a, settling, det=det, sg=sg, effects=effects, said_done=said_done):
+            t = time.perf_counter()
+            v = det.check(sg, o)
+            check_ms.append((time.perf_counter() - t) * 1000)
+            truth = all(evaluate(env.world_state(), p) for p in effects)
+            step[int(truth), int(det.effects_hold)] += 1
+            said_done[0] = said_done[0] or v.status is Status.DONE
+
+        result, obs = run_subgoal(env, policy, sg, obs, on_step=hook)
+        v = det.check(sg, obs)
+        verdict[int(result.success), int(said_done[0] or v.status is Status.DONE)] += 1
+        if progress:
+            progress(i + 1, cfg.episodes)
+    env.close()
+
+    def pr(m: np.ndarray) -> dict[str, float]:
+        tp, fp, fn = m[1, 1], m[0, 1], m[1, 0]
+        return {
+            "precision": float(tp / max(tp + fp, 1)),
+            "recall": float(tp / max(tp + fn, 1)),
+            "positives": int(m[1].sum()),
+            "negatives": int(m[0].sum()),
+        }
+
+    ms = np.array(check_ms or [0.0])
+    return {
+        "benchmark": "detector",
+        "episodes": cfg.episodes,
+        "policy": cfg.policy,
+        "per_subgoal": pr(verdict),
+        "per_step": pr(step),
+        "check_ms": p50_p99(ms),
+        "wall_s": time.perf_counter() - t0,
+        "config": json.loads(cfg.model_dump_json()),
+    }

@@ -1,0 +1,1 @@
+"""The control loop: executor, session, events, trace, report, homing, policies."""

@@ -1,0 +1,211 @@
+"""Wiring: build the backend, policy, planner, detector, shield and executor from one config, and
+run a command (``vla-agent run``) or only plan it (``vla-agent plan``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vla_agent.agent.backends.sim import SimBackend
+from vla_agent.agent.core.events import Event
+from vla_agent.agent.core.executor import Executor, ExecutorConfig, RunResult
+from vla_agent.agent.core.policies import make_policy
+from vla_agent.agent.core.report import write_report
+from vla_agent.agent.core.trace import TraceWriter
+from vla_agent.agent.perception.detectors import DETECTORS
+from vla_agent.agent.planning.intent import check_plan_intent
+from vla_agent.agent.planning.llm import DEFAULT_MODEL
+from vla_agent.agent.planning.plan import PlanError
+from vla_agent.agent.planning.planners import make_planner
+from vla_agent.agent.safety.guard import check_command, normalize
+from vla_agent.agent.safety.shield import SafetyShield, ShieldConfig
+from vla_agent.errors import VlaAgentError
+from vla_agent.sim.catalog import SceneSpec
+from vla_agent.sim.env import EnvConfig, TabletopEnv
+from vla_agent.sim.video import write_video
+from vla_agent.skills.library import get_skill
+from vla_agent.types import Status, StepOutcome
+
+DEFAULT_COMMAND = "put the red block in the bowl, then stack the blue block on the green one"
+DEFAULT_SCENE = "red block, blue block, green block, yellow block, purple bowl"
+
+
+class AgentConfig(BaseModel):
+    """Everything ``run``/``plan``/``chat``/``task`` need; every field has a working default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scene: str | None = DEFAULT_SCENE
+    seed: int = Field(0, ge=0, lt=2**32)
+    randomize: bool = False
+    policy: str = "vla"
+    robot: str = Field("panda", description="the simulated robot: a registered RobotSpec (panda, xarm6)")
+    checkpoint: Path | None = None
+    device: str = "cpu"
+    api_key_file: Path | None = Field(None, description="file holding a policy server's API key")
+    shield: ShieldConfig = Field(default_factory=ShieldConfig, description="the safety envelope of the cell")
+    planner: str = "offline"
+    llm_model: str = DEFAULT_MODEL
+    llm_base_url: str | None = None
+    llm_timeout: float = 30.0
+    llm_fallback: bool = True
+    detector: str = "perception"
+    max_retries: int = Field(1, ge=0)
+    max_replans: int = Field(2, ge=0)
+    home: bool = Field(True, description="return the arm to its start pose before each pick or push")
+    out: Path | None = None
+    video: bool = True
+
+
+def detector_factory(name: str, env: TabletopEnv | None = None) -> Callable:
+    """``make(perception, policy) -> SuccessDetector`` for the detector ``name``."""
+    return DETECTORS.create(name, env)
+
+
+class Session:
+    """A simulated robot with the agent around it: reset scenes, run commands, keep a video."""
+
+    def __init__(self, cfg: AgentConfig, listeners: list[Callable[[Event], None]] | None = None):
+        DETECTORS.get(cfg.detector)  # an unknown name fails before anything is built
+        self.cfg = cfg
+        self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize, robot=cfg.robot))
+        robot, base = self.env.robot_spec, self.env.base
+        self.backend = SimBackend(self.env, audit=SafetyShield(cfg.shield, robot, base))  # independent audit
+        self.policy = make_policy(
+            cfg.policy, self.env, checkpoint=cfg.checkpoint, device=cfg.device, api_key_file=cfg.api_key_file
+        )
+        self.planner = make_planner(cfg)
+        self.frames: list = []
+        self.executor = Executor(
+            self.backend,
+            self.policy,
+            self.planner,
+            detector_factory(cfg.detector, self.env),
+            shield=SafetyShield(cfg.shield, robot, base),
+            config=ExecutorConfig(max_retries=cfg.max_retries, max_replans=cfg.max_replans, home=cfg.home),
+            on_frame=self._frame if cfg.video else None,
+        )
+        for fn in listeners or []:
+            self.executor.events.subscribe(fn)
+
+    @property
+    def events(self):
+        return self.executor.events
+
+    def reset(self, seed: int | None = None, scene: str | None = None) -> None:
+        seed = self.cfg.seed if seed is None else seed
+        scene = self.cfg.scene if scene is None else scene
+        self.backend.reset(seed=seed, scene=SceneSpec.parse(scene) if scene else None)
+        self.executor.begin()
+        self.events.history.clear()
+        self.seed = seed
+        self.frames = [self.env.render()] if self.cfg.video else []
+
+    def _frame(self) -> None:
+        self.frames.append(self.env.render())
+
+    def run(self, command: str, out: Path | None = None, approve: Callable | None = None) -> dict:
+        """Execute ``command``; write the dry-run report folder ``out`` (trace, video, summary,
+        report.html); return the JSON summary. ``approve(plan)`` may veto the plan before it runs."""
+        out = out or self.cfg.out or Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
+        out.mkdir(parents=True, exist_ok=True)
+        trace = TraceWriter(
+            out / "trace.jsonl",
+            {
+                "command": command,
+                "scene": self.env.scene.describe(),
+                "seed": self.seed,
+                "randomize": self.cfg.randomize,
+                "policy": self.cfg.policy,
+                "planner": self.cfg.planner,
+                "detector": self.cfg.detector,
+                "objects": self.env.names,
+            },
+        )
+        self.executor.trace = trace
+        self.events.subscribe(trace.event)
+        try:
+            result = self.executor.run(command, approve=approve)
+        finally:
+            self.events.unsubscribe(trace.event)
+            self.executor.trace = None
+            trace.close()
+        summary = self.summary(result)
+        summary["trace"] = str(out / "trace.jsonl")
+        if self.cfg.video and len(self.frames) > 1:
+            summary["video"] = str(
+                write_video(self.frames, out / "episode.mp4", fps=self.env.config.control_hz)
+            )
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary["report"] = str(write_report(out, summary))
+        return summary
+
+    def summary(self, r: RunResult) -> dict:
+        plan = r.plan.to_json() if r.plan is not None else {"refused": r.reason}
+        return {
+            "command": r.command,
+            "status": r.status,
+            "reason": r.reason,
+            "scene": self.env.scene.describe(),
+            "seed": self.seed,
+            **plan,
+            "outcomes": [
+                {
+                    "skill": o.subgoal.skill,
+                    "args": dict(o.subgoal.args),
+                    "instruction": o.subgoal.instruction,
+                    "status": o.status.value,
+                    "attempts": o.attempts,
+                    "steps": o.steps,
+                    "reason": o.reason,
+                }
+                for o in r.outcomes
+            ],
+            "replans": r.replans,
+            "holds": [str(p) for p in self.env.holds()],
+            # The dry run can check the agent's claims: where it says it put things, by ground truth.
+            "goals": (goals := placed_goals(r.outcomes)),
+            "goals_unmet": [g for g in goals if not self.env.evaluate(g)],
+            "unsafe_actions_reached_backend": self.backend.unsafe_actions,
+            "unsafe_states_reached": self.backend.unsafe_states,
+            "steps": r.steps,
+            "wall_s": round(r.wall_s, 3),
+        }
+
+    def plan(self, command: str) -> dict:
+        """Plan only: ``{"subgoals": [...]}`` or ``{"refused": reason}``."""
+        reason = check_command(command)
+        if reason is not None:
+            return {"refused": reason}
+        text, scene = normalize(command), self.executor.scene()
+        try:
+            plan = self.planner.plan(text, scene)
+        except (PlanError, VlaAgentError) as e:
+            return {"refused": str(e)}
+        mismatch = None if plan.refused is not None else check_plan_intent(text, scene, plan.subgoals)
+        if mismatch is not None:
+            return {"refused": mismatch, "planner": plan.planner}
+        return {**plan.to_json(), "planner": plan.planner, "latency_ms": round(plan.latency_ms, 3)}
+
+    def close(self) -> None:
+        self.executor.shield.close()
+        self.backend.close()
+
+
+def placed_goals(outcomes: list[StepOutcome]) -> list[str]:
+    """The lasting effects the agent claims at the end of a run: where each object it placed
+    ended up (its last place judged done), unless a later subgoal it judged done (a pick, a push)
+    took the object from there. Picks and pushes leave nothing else to check at the end."""
+    where: dict[str, str] = {}
+    for o in outcomes:
+        if o.status is not Status.DONE or "obj" not in o.subgoal.args:
+            continue
+        obj = o.subgoal.args["obj"]
+        where.pop(obj, None)
+        if o.subgoal.skill == "place":
+            where[obj] = str(get_skill("place").ground("post", o.subgoal.args)[0])
+    return list(where.values())

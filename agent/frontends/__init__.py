@@ -1,0 +1,1 @@
+"""Chat, voice, task files and the scripted demo."""

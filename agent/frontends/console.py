@@ -1,0 +1,64 @@
+"""The event stream as people read it in a terminal (run, task, chat, voice): plan tables, one
+line per subgoal start and end, shield interventions (a run of identical ones folded into one
+line with a count), refusals, the shadow run's verdict."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def plan_table(subgoals: list[dict], title: str = "plan") -> Table:
+    t = Table(title=title)
+    t.add_column("#", justify="right")
+    t.add_column("skill")
+    t.add_column("arguments")
+    t.add_column("instruction sent to the policy")
+    for i, s in enumerate(subgoals, 1):
+        t.add_row(str(i), s["skill"], ", ".join(f"{k}={v}" for k, v in s["args"].items()), s["instruction"])
+    return t
+
+
+def event_printer(console: Console):
+    """A listener printing each event; repeated shield messages become one line and a count."""
+    marks = {"done": "[green]done[/green]", "failed": "[red]failed[/red]"}
+    repeat = {"text": "", "n": 0}
+
+    def flush() -> None:
+        if repeat["n"] > 1:
+            console.print(f"  [yellow]shield[/yellow] (the same {repeat['n'] - 1} more times)")
+        repeat.update(text="", n=0)
+
+    def show(ev) -> None:
+        d = ev.data
+        if ev.kind == "shield":
+            text = "; ".join(d["violations"])
+            if text == repeat["text"]:
+                repeat["n"] += 1
+                return
+            flush()
+            repeat.update(text=text, n=1)
+            console.print(f"  [yellow]shield[/yellow] step {d['step']}: {text}")
+            return
+        flush()
+        if ev.kind == "plan":
+            console.print(
+                plan_table(d["subgoals"], f"plan ({d.get('planner', '')}, {d.get('latency_ms', 0):.1f} ms)")
+            )
+        elif ev.kind == "replan":
+            console.print(plan_table(d["subgoals"], f"replan after {d['after']!r}: {d['reason']}"))
+        elif ev.kind == "subgoal_start":
+            attempt = f" (attempt {d['attempt']})" if d["attempt"] > 1 else ""
+            console.print(f"[bold]▶ {d['index'] + 1}. {d['instruction']}[/bold]{attempt}")
+        elif ev.kind == "subgoal_end":
+            console.print(f"  {marks.get(d['status'], d['status'])} after {d['steps']} steps: {d['reason']}")
+        elif ev.kind == "retry":
+            console.print(f"  [yellow]retry[/yellow]: {d['reason']}")
+        elif ev.kind == "refused":
+            console.print(f"[red]refused[/red] ({d['stage']}): {d['reason']}")
+        elif ev.kind == "shadow":
+            console.print(f"[{'green' if d['ok'] else 'red'}]{d['verdict']}[/]")
+        elif ev.kind in ("error", "stopped"):
+            console.print(f"  [red]{ev.kind}[/red]: {d['reason']}")
+
+    return show

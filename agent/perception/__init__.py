@@ -1,0 +1,1 @@
+"""Objects from RGB-D pixels and the success detectors."""

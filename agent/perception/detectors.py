@@ -1,0 +1,205 @@
+"""Success detectors: is the current subgoal done, failed, or still running?
+
+- ``PerceptionDetector`` (the default): the skill's effect predicates evaluated on object positions
+  estimated from RGB-D pixels (``agent.perception``), confirmed over a few consecutive steps, plus
+  a "settled" condition per skill so the next subgoal starts where demonstrations start (the block
+  lifted clear of the table after a pick, the hand open and above the object after a place).
+- ``LearnedDoneDetector``: the VLA's own "subgoal done" output.
+- ``CombinedDetector``: perception confirms, and the policy's done signal ends the subgoal early;
+  perception alone ends it after ``patience`` steps of confirmed effects.
+- ``GroundTruthDetector``: the simulator's predicates; for benchmarks and as an upper bound only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from vla_agent.agent.perception.objects import HAND_RADIUS, HELD_WIDTH, Perception
+from vla_agent.errors import VlaAgentError
+from vla_agent.interfaces import SuccessDetector  # noqa: F401 - the interface, re-exported
+from vla_agent.registry import registry
+from vla_agent.sim.catalog import BLOCK_SIZE, REGION_ALIASES, REGIONS
+from vla_agent.sim.predicates import DIRECTIONS, WorldState, evaluate
+from vla_agent.skills.library import get_skill
+from vla_agent.types import STATE, Observation, Predicate, Status, Subgoal, Verdict
+
+
+class PerceptionDetector:
+    """Effects from pixels, confirmed for ``confirm`` consecutive steps and settled."""
+
+    name = "perception"
+
+    def __init__(self, perception: Perception, kinds: dict[str, str] | None = None, confirm: int = 2):
+        self.perception = perception
+        self.kinds = kinds or {o.name: o.kind for o in perception.objects}
+        self.confirm = confirm
+        self.streak = 0
+        self.world: WorldState | None = None
+        self.effects: list[Predicate] = []
+        self.effects_hold = False
+
+    def reset(self, subgoal: Subgoal, obs: Observation) -> None:
+        self.effects = get_skill(subgoal.skill).ground("post", subgoal.args, self.kinds)
+        self.world = self.perception.world(obs)
+        self.perception.snapshot()
+        self.streak = 0
+        self.drop_streak = 0
+        self.was_held = _held(self.world, subgoal.args.get("obj", ""))
+
+    def _dropped(self, subgoal: Subgoal, w: WorldState, state: np.ndarray) -> bool:
+        """A place whose block lies on the table, clearly away from both the hand and the target."""
+        obj, target = subgoal.args.get("obj", ""), subgoal.args.get("target", "")
+        if not _releases(subgoal) or not self.was_held or obj not in w.objects or _held(w, obj):
+            return False
+        o = w.objects[obj]
+        if state[6] <= HELD_WIDTH[1] or self.effects_hold or o.position[2] > BLOCK_SIZE:
+            return False
+        far_from_hand = np.linalg.norm(o.position[:2] - state[:2]) > HAND_RADIUS
+        t = w.objects.get(target)
+        far_from_target = t is None or np.linalg.norm(o.position[:2] - t.position[:2]) > 0.08
+        return bool(far_from_hand and far_from_target)
+
+    def check(self, subgoal: Subgoal, obs: Observation) -> Verdict:
+        w = self.world = self.perception.world(obs)
+        missing = [n for n in _names(self.effects) if n not in w.objects]
+        if missing:
+            self.streak = 0
+            self.effects_hold = False
+            return Verdict(Status.RUNNING, 0.0, f"not seen: {', '.join(missing)}")
+        self.effects_hold = all(evaluate(w, e) for e in self.effects)
+        settled = self.effects_hold and _settled(subgoal, w, np.asarray(obs[STATE], float))
+        self.streak = self.streak + 1 if settled else 0
+        if self.streak >= self.confirm:
+            return Verdict(Status.DONE, 1.0, "effects seen: " + ", ".join(map(str, self.effects)))
+        if self._dropped(subgoal, w, np.asarray(obs[STATE], float)):
+            self.drop_streak += 1
+            if self.drop_streak >= 3:
+                return Verdict(Status.FAILED, 0.8, f"{subgoal.args['obj']} was dropped away from the target")
+        else:
+            self.drop_streak = 0
+        return Verdict(Status.RUNNING, min(1.0, 0.5 * self.effects_hold + 0.5 * self.streak / self.confirm))
+
+
+_NOT_OBJECTS = set(REGIONS) | set(REGION_ALIASES) | set(DIRECTIONS)
+
+
+def _names(preds: list[Predicate]) -> list[str]:
+    """The object names among the predicates' arguments (not regions or directions)."""
+    return [a for p in preds for a in p.args if a not in _NOT_OBJECTS]
+
+
+def _held(w: WorldState, obj: str) -> bool:
+    o = w.objects.get(obj)
+    return o is not None and o.touching_fingers >= 2
+
+
+def _settled(subgoal: Subgoal, w: WorldState, state: np.ndarray) -> bool:
+    """The skill's own "motion over" condition (its ``settled`` hook), once the effects hold."""
+    obj = w.objects.get(subgoal.args.get("obj", ""))
+    settled = get_skill(subgoal.skill).settled
+    return obj is None or settled is None or bool(settled(obj, state))
+
+
+def _releases(subgoal: Subgoal) -> bool:
+    """A skill that starts with the object in the hand and ends with the hand empty (a place)."""
+    spec = get_skill(subgoal.skill)
+    return "holding({obj})" in spec.preconditions and "hand_empty()" in spec.effects
+
+
+class LearnedDoneDetector:
+    """The policy's "subgoal done" output (``policy.done``), confirmed over ``confirm`` steps."""
+
+    name = "vla"
+
+    def __init__(self, done: Callable[[], bool], confirm: int = 2):
+        self.done = done
+        self.confirm = confirm
+        self.streak = 0
+
+    def reset(self, subgoal: Subgoal, obs: Observation) -> None:
+        self.streak = 0
+
+    def check(self, subgoal: Subgoal, obs: Observation) -> Verdict:
+        self.streak = self.streak + 1 if self.done() else 0
+        if self.streak >= self.confirm:
+            return Verdict(Status.DONE, 0.9, "the policy says done")
+        return Verdict(Status.RUNNING, 0.0)
+
+
+class CombinedDetector:
+    """Perception decides; the policy's done signal ends a confirmed subgoal at once, and without it
+    confirmed effects end the subgoal after ``patience`` more steps."""
+
+    name = "perception+vla"
+
+    def __init__(self, perception: PerceptionDetector, done: Callable[[], bool], patience: int = 6):
+        self.perception = perception
+        self.done = done
+        self.patience = patience
+
+    def reset(self, subgoal: Subgoal, obs: Observation) -> None:
+        self.perception.reset(subgoal, obs)
+
+    def check(self, subgoal: Subgoal, obs: Observation) -> Verdict:
+        v = self.perception.check(subgoal, obs)
+        if v.status is not Status.DONE:
+            return v
+        if self.done() or self.perception.streak >= self.perception.confirm + self.patience:
+            return v
+        return Verdict(Status.RUNNING, v.confidence, "effects seen; waiting for the policy to finish")
+
+
+class GroundTruthDetector:
+    """The simulator's own predicates (privileged: benchmarks and upper bounds only)."""
+
+    name = "ground-truth"
+
+    def __init__(self, env, confirm: int = 1):
+        self.env = env
+        self.confirm = confirm
+
+    def reset(self, subgoal: Subgoal, obs: Observation) -> None:
+        kinds = self.env.kinds()
+        self.effects = get_skill(subgoal.skill).ground("post", subgoal.args, kinds)
+        self.env.snapshot()
+        self.streak = 0
+
+    def check(self, subgoal: Subgoal, obs: Observation) -> Verdict:
+        w = self.env.world_state()
+        ok = all(evaluate(w, e) for e in self.effects) and _settled(subgoal, w, np.asarray(obs[STATE], float))
+        self.streak = self.streak + 1 if ok else 0
+        if self.streak >= self.confirm:
+            return Verdict(Status.DONE, 1.0, "ground truth")
+        return Verdict(Status.RUNNING, 0.0)
+
+
+# Detectors by name (``--detector``). A factory is ``factory(arg, env=None)`` and returns
+# ``make(perception, policy) -> SuccessDetector``: the executor builds the detector again after
+# every scene reset, from the perception of that scene. Other packages register theirs under the
+# ``vla_agent.detectors`` entry-point group.
+DETECTORS = registry("detector", "vla_agent.detectors")
+
+
+def _policy_done(policy) -> Callable[[], bool]:
+    return lambda: bool(getattr(policy, "done", False))  # policies without a done signal: never
+
+
+@DETECTORS.register(
+    "perception", help="effects seen in RGB-D pixels, ended early by the policy's done (default)"
+)
+def _perception(arg: str, env=None):
+    return lambda perception, policy: CombinedDetector(PerceptionDetector(perception), _policy_done(policy))
+
+
+@DETECTORS.register("vla", help="the VLA's own done output only")
+def _learned(arg: str, env=None):
+    return lambda perception, policy: LearnedDoneDetector(_policy_done(policy))
+
+
+@DETECTORS.register("ground-truth", help="the simulator's predicates (benchmarks, an upper bound)")
+def _ground_truth(arg: str, env=None):
+    if env is None:
+        raise VlaAgentError("the ground-truth detector exists only in the simulator")
+    return lambda perception, policy: GroundTruthDetector(env)

@@ -1,0 +1,1 @@
+"""Plans: schema and validation, the offline and LLM planners, intent checks."""

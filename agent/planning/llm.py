@@ -1,0 +1,206 @@
+"""The LLM planner: any LangChain chat model by a ``provider:model`` string.
+
+OpenAI by default (``openai:gpt-4o-mini``); any OpenAI-compatible server (vLLM, Ollama,
+llama.cpp) with ``base_url``. Prompts come from ``prompts/``; the answer is structured output
+(JSON mode) parsed into ``PlanOutput`` and validated against the skills and the scene. Parse or
+validation errors go back to the model for ``retries`` more attempts; a timeout or exhausted
+retries end in a clear ``PlannerError`` or, when configured, the offline planner.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import time
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from string import Template
+
+import yaml
+
+from vla_agent.agent.planning.plan import Plan, PlanError, PlanOutput, validate_plan
+from vla_agent.errors import ConfigError, VlaAgentError
+from vla_agent.sim.catalog import REGIONS
+from vla_agent.sim.predicates import DIRECTIONS
+from vla_agent.skills.library import all_skills
+from vla_agent.types import Scene, Status, StepOutcome
+
+DEFAULT_MODEL = "openai:gpt-4o-mini"
+# prompts/ is installed next to agent/ (package vla_agent.prompts), in wheels and editable installs.
+PROMPTS_DIR = Path(str(importlib.resources.files("vla_agent.prompts")))  # installed as package data
+
+
+class PlannerError(VlaAgentError):
+    """The LLM planner could not produce a valid plan (timeout, unreachable, invalid answers)."""
+
+
+@cache
+def prompt(name: str) -> str:
+    """The text of ``prompts/<name>``."""
+    try:
+        return (PROMPTS_DIR / name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"prompt file {name!r} is missing from vla_agent/prompts") from None
+
+
+def render(name: str, **values: str) -> str:
+    return Template(prompt(name)).substitute(**values)
+
+
+def skills_text() -> str:
+    lines = []
+    for s in all_skills():
+        args = ", ".join(f"{a.name}: {a.doc}" for a in s.args)
+        lines.append(f"- {s.name}({args}): {s.doc}")
+    return "\n".join(lines)
+
+
+def scene_values(scene: Scene) -> dict[str, str]:
+    return {
+        "objects": ", ".join(scene.names),
+        "relations": "; ".join(map(str, scene.relations)) or "none",
+        "regions": ", ".join(REGIONS),
+        "directions": ", ".join(DIRECTIONS),
+    }
+
+
+class LLMPlanner:
+    name = "llm"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
+        fallback=None,
+        temperature: float = 0.0,
+    ):
+        self.model_name = model
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self.fallback = fallback
+        self.temperature = temperature
+        self._chat = None
+        self.last_attempts = 0
+
+    def _model(self):
+        if self._chat is None:
+            try:
+                from langchain.chat_models import init_chat_model
+            except ImportError:
+                raise ConfigError(
+                    "the LLM planner needs the [llm] extra: pip install 'vla-agent[llm]'"
+                ) from None
+            kwargs = {"timeout": self.timeout, "max_retries": 0, "temperature": self.temperature}
+            if self.base_url:
+                kwargs["base_url"] = self.base_url
+                kwargs["api_key"] = self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+            elif self.api_key:
+                kwargs["api_key"] = self.api_key
+            elif self.model_name.startswith("openai:") and not os.environ.get("OPENAI_API_KEY"):
+                raise PlannerError("OPENAI_API_KEY is not set (or pass --llm-base-url for a local server)")
+            chat = init_chat_model(self.model_name, **kwargs)
+            self._chat = chat.with_structured_output(PlanOutput, method="json_mode", include_raw=True)
+        return self._chat
+
+    def _few_shot(self) -> list[tuple[str, str]]:
+        msgs = []
+        for ex in yaml.safe_load(prompt("examples.yaml")):
+            names = [n.strip() for n in ex["scene"].split(",")]
+            user = render(
+                "user.md",
+                skills=skills_text(),
+                objects=", ".join(names),
+                relations=ex.get("relations") or "none",
+                regions=", ".join(REGIONS),
+                directions=", ".join(DIRECTIONS),
+                command=ex["command"],
+            )
+            msgs += [("human", user), ("ai", ex["answer"])]
+        return msgs
+
+    # ------------------------------------------------------------------ protocol
+    def plan(self, command: str, scene: Scene) -> Plan:
+        user = render("user.md", skills=skills_text(), command=command, **scene_values(scene))
+        return self._ask(user, scene, lambda: self.fallback.plan(command, scene))
+
+    def replan(self, command: str, scene: Scene, history: Sequence[StepOutcome]) -> Plan:
+        done = [o.subgoal.instruction for o in history if o.status is Status.DONE]
+        failed = [f"{o.subgoal.instruction} ({o.reason})" for o in history if o.status is not Status.DONE]
+        user = render(
+            "replan.md",
+            command=command,
+            done="; ".join(done) or "none",
+            failed=failed[-1] if failed else "none",
+            **{k: v for k, v in scene_values(scene).items() if k in ("objects", "relations")},
+        )
+        return self._ask(user, scene, lambda: self.fallback.replan(command, scene, history))
+
+    def _ask(self, user: str, scene: Scene, fallback) -> Plan:
+        t0 = time.perf_counter()
+        messages: list[tuple[str, str]] = [
+            ("system", prompt("system.md")),
+            *self._few_shot(),
+            ("human", user),
+        ]
+        problems: list[str] = []
+        self.last_attempts = 0
+        for _ in range(self.retries + 1):
+            self.last_attempts += 1
+            try:
+                out = self._model().invoke(messages)
+            except PlannerError:
+                raise
+            except Exception as e:  # network, timeout, HTTP errors: one line, then fallback
+                msg = _describe(e, self.timeout)
+                if self.fallback is not None:
+                    plan = fallback()
+                    plan.planner = f"{self.fallback.name} (llm failed: {msg})"
+                    return plan
+                raise PlannerError(f"LLM planner: {msg}") from None
+            raw = getattr(out.get("raw"), "content", "") or ""
+            parsed = out.get("parsed")
+            if parsed is None:
+                err = out.get("parsing_error")
+                problems = [f"the answer is not valid JSON in the schema ({_first_line(err)})"]
+            elif parsed.refused:
+                return Plan(
+                    refused=parsed.refused, planner=self.name, latency_ms=(time.perf_counter() - t0) * 1000
+                )
+            else:
+                try:
+                    plan = validate_plan(parsed.subgoals, scene, planner=self.name)
+                    plan.latency_ms = (time.perf_counter() - t0) * 1000
+                    return plan
+                except PlanError as e:
+                    problems = e.problems
+            messages += [
+                ("ai", raw if isinstance(raw, str) else json.dumps(raw)),
+                ("human", render("feedback.md", problems="; ".join(problems))),
+            ]
+        if self.fallback is not None:
+            plan = fallback()
+            plan.planner = f"{self.fallback.name} (llm answers invalid)"
+            return plan
+        raise PlannerError(
+            f"LLM planner gave no valid plan in {self.last_attempts} attempts: {'; '.join(problems)}"
+        )
+
+
+def _first_line(e: object) -> str:
+    return str(e).strip().splitlines()[0][:200] if e else "unparseable"
+
+
+def _describe(e: Exception, timeout: float) -> str:
+    name = type(e).__name__
+    if "Timeout" in name or "timed out" in str(e).lower():
+        return f"no answer within {timeout:g} s (timeout)"
+    if "Connection" in name:
+        return f"cannot reach the LLM server ({_first_line(e)})"
+    return f"{name}: {_first_line(e)}"

@@ -1,0 +1,394 @@
+"""The offline planner: deterministic, no network, a few milliseconds per command.
+
+It reads a command as a sequence of clauses ("then", "after that", "finally", "and" before a
+verb, ";", "."), each clause as a verb, the objects it acts on and a target or direction, and
+turns the clauses into goals ("red block in blue bowl", "hold the red block", "push it left").
+Goals compile into subgoals against the current scene (a goal already true is skipped; a block
+already in the hand is not picked again), and the result is validated like any plan.
+
+Language it handles:
+
+- quantifiers: "all the red blocks", "every block", "each cube", "both blocks", "the two blocks",
+  "the other blocks", "the rest";
+- pronouns: "it", "them", "those", "the same with the blue one", "do the same for ...";
+- synonyms (cube/brick/box -> block, container/basket/bin/pot -> bowl, dish/tray -> plate, colour
+  names like violet/teal/navy), and the shipped MiniLM encoder for other unfamiliar nouns (used
+  only when its best match is clearly ahead of the second);
+- relations: in, into, inside, on, onto, on top of, to/at/on the left (side of the table), ...;
+- whole tasks: "clear the table", "sort the blocks into the bowls by colour", "stack all the blocks
+  into a tower".
+
+What it cannot ground it refuses with a message naming the word; it never invents an object.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vla_agent.agent.planning.compile import Goal, compile_goals, freest_region, tower_goals, whole_task_goals
+from vla_agent.agent.planning.lexicon import (
+    COLOR_WORDS,
+    DIRECTION_WORDS,
+    FILLER,
+    GENERIC,
+    KIND_WORDS,
+    REGION_WORDS,
+    SEQUENCERS,
+    all_verbs,
+    phrase_skills,
+    verbs_of,
+)
+from vla_agent.agent.planning.plan import (
+    Plan,
+    PlanError,
+    SymbolicState,
+)
+from vla_agent.errors import VlaAgentError
+from vla_agent.sim.catalog import COLORS
+from vla_agent.skills.library import ArgType, SkillSpec
+from vla_agent.types import Scene, Status, StepOutcome
+
+
+@dataclass
+class _Clause:
+    verb: str
+    objects: list[str]
+    target: str = ""
+    direction: str = ""
+    text: str = ""
+
+
+class OfflinePlanner:
+    """``plan``/``replan`` as in the ``Planner`` protocol; raises PlanError when it must refuse."""
+
+    name = "offline"
+
+    def __init__(self, use_embeddings: bool = True):
+        self.use_embeddings = use_embeddings
+
+    # ------------------------------------------------------------------ protocol
+    def plan(self, command: str, scene: Scene) -> Plan:
+        t0 = time.perf_counter()
+        goals = self.goals(command, scene)
+        plan = compile_goals(goals, scene, planner=self.name)
+        plan.latency_ms = (time.perf_counter() - t0) * 1000
+        return plan
+
+    def replan(self, command: str, scene: Scene, history: Sequence[StepOutcome]) -> Plan:
+        """The rest of the command from the scene as it is now: goals already true are skipped,
+        pushes already done are not repeated."""
+        t0 = time.perf_counter()
+        goals = self.goals(command, scene)
+        done_pushes = [
+            (o.subgoal.args.get("obj"), o.subgoal.args.get("direction"))
+            for o in history
+            if o.subgoal.skill == "push" and o.status is Status.DONE
+        ]
+        rest = []
+        for g in goals:
+            if g.kind == "push" and (g.obj, g.direction) in done_pushes:
+                done_pushes.remove((g.obj, g.direction))
+                continue
+            rest.append(g)
+        held = SymbolicState.from_scene(scene).holding
+        if held is not None and (not rest or rest[0].obj != held):
+            # A failed step left a block in the hand that the rest of the command does not start
+            # with (a wrong block picked, a place that never let go): put it down first, where the
+            # table is freest, rather than refusing to go on.
+            rest.insert(0, Goal("place", held, target=freest_region(scene, held)))
+        plan = compile_goals(rest, scene, planner=self.name, skip_regions=True)
+        plan.latency_ms = (time.perf_counter() - t0) * 1000
+        return plan
+
+    # ------------------------------------------------------------------ language -> goals
+    def goals(self, command: str, scene: Scene) -> list[Goal]:
+        text = _normalize(command)
+        whole = whole_task_goals(text, scene)
+        if whole is not None:
+            return whole
+        clauses: list[_Clause] = []
+        last: list[str] = []
+        for raw in _split(text):
+            c = self._clause(raw, scene, last, clauses)
+            if c is None:
+                continue
+            clauses.append(c)
+            if c.objects:
+                last = c.objects
+        if not clauses:
+            raise PlanError([f"found no action in {command!r}; try 'put the red block in the bowl'"])
+        goals: list[Goal] = []
+        for c in clauses:
+            for obj in c.objects if c.verb != "tower" else ():
+                if c.verb == "push":
+                    goals.append(Goal("push", obj, direction=c.direction))
+                elif c.verb == "place":
+                    goals.append(Goal("place", obj, target=c.target))
+                elif c.verb not in ("hold", "tower"):  # a skill with its own phrase
+                    goals.append(Goal(c.verb, obj, target=c.target, direction=c.direction))
+                else:
+                    goals.append(Goal("hold", obj))
+            if c.verb == "tower":
+                goals.extend(tower_goals(c.objects, scene))
+        return goals
+
+    def _clause(self, text: str, scene: Scene, last: list[str], previous: list[_Clause]) -> _Clause | None:
+        words = text.split()
+        if not words:
+            return None
+        same = re.match(r"^(?:do )?(?:the )?same (?:thing )?(?:with|for|to) (.+)$", text)
+        if same:
+            if not previous:
+                raise PlanError(["'the same' refers to nothing before it"])
+            prev = previous[-1]
+            objs = self._objects(same.group(1), scene, last, exclude={prev.target})
+            return replace(prev, objects=objs, text=text)
+        verbs = all_verbs()
+        verb_i = next((i for i, w in enumerate(words) if w in verbs), None)
+        if verb_i is None:
+            raise PlanError([f"no action verb in {text!r} (known: pick, put, place, stack, push, ...)"])
+        verb = words[verb_i]
+        rest = " ".join(words[verb_i + 1 :])
+        if verb in verbs_of("push") or (verb in ("move", "shift") and _bare_direction(rest)):
+            m = re.match(
+                r"^(.*?)\s*(?:to the |towards the |toward the |to )?"
+                r"\b(left|right|forwards?|backwards?|away|ahead|back)\b(.*)$",
+                rest,
+            )
+            if not m:
+                raise PlanError([f"{text!r}: push needs a direction (left, right, forward, backward)"])
+            objs = self._objects(m.group(1), scene, last)
+            return _Clause("push", objs, direction=DIRECTION_WORDS[m.group(2)], text=text)
+        for spec in phrase_skills():
+            m = re.match(spec.phrase, rest) if verb in spec.verbs else None
+            if m:
+                return self._skill_clause(spec, m.groupdict(), scene, last, text)
+        # A target after a relation word: in / on / at / to (a region or an object).
+        m = re.search(r"\s*\b(in|on|at|to|onto|towards?|next)\b\s+(.*)$", rest)
+        if (
+            m
+            and verb not in verbs_of("pick") | {"stack"}
+            or (m and verb in verbs_of("pick") and m.group(1) in ("in", "on", "to", "onto"))
+        ):
+            obj_text, target_text = rest[: m.start()], m.group(2)
+            target = self._target(target_text, scene, last)
+            objs = self._objects(obj_text, scene, last, exclude={target})
+            return _Clause("place", objs, target=target, text=text)
+        if verb == "stack" and m and m.group(1) in ("on", "onto", "in"):
+            obj_text, target_text = rest[: m.start()], m.group(2)
+            target = self._target(target_text, scene, last)
+            return _Clause(
+                "place", self._objects(obj_text, scene, last, exclude={target}), target=target, text=text
+            )
+        if verb in ("stack", "build", "pile", "make"):
+            objs = self._objects(
+                rest.replace("into a tower", "").replace("a tower", "").replace("tower", ""), scene, last
+            )
+            return _Clause("tower", objs, text=text)
+        if verb in verbs_of("pick"):
+            objs = self._objects(rest, scene, last)
+            if len(objs) > 1:
+                raise PlanError([f"{text!r}: the gripper holds one block at a time ({', '.join(objs)})"])
+            return _Clause("hold", objs, text=text)
+        raise PlanError([f"{text!r}: say where to put it (e.g. 'in the blue bowl', 'on the left side')"])
+
+    def _skill_clause(
+        self, spec: SkillSpec, groups: dict, scene: Scene, last: list[str], text: str
+    ) -> _Clause:
+        """A clause of a skill outside the core grammar, from its phrase's named groups."""
+        types = {a.name: a.type for a in spec.args}
+        target = direction = ""
+        for name in ("target", "direction"):
+            words = (groups.get(name) or "").strip()
+            if name not in types or not words:
+                continue
+            if types[name] is ArgType.DIRECTION:
+                found = [DIRECTION_WORDS[w] for w in words.split() if w in DIRECTION_WORDS]
+                if not found:
+                    raise PlanError(
+                        [f"{text!r}: {spec.name} needs a direction (left, right, forward, backward)"]
+                    )
+                direction = found[0]
+            elif types[name] in (ArgType.OBJECT, ArgType.THING):
+                target = self._objects(words, scene, last[-1:], singular=True)[0]
+            else:
+                target = self._target(words, scene, last)
+        objs = self._objects(groups.get("obj") or "", scene, last, exclude={target})
+        return _Clause(spec.name, objs, target=target, direction=direction, text=text)
+
+    def _target(self, text: str, scene: Scene, last: list[str]) -> str:
+        words = [
+            w for w in text.split() if w not in ("the", "of", "top", "side", "table", "a", "part", "area")
+        ]
+        regions = [REGION_WORDS[w] for w in words if w in REGION_WORDS]
+        if regions and not any(w in KIND_WORDS or w in COLOR_WORDS for w in words):
+            return regions[0]
+        objs = self._objects(text, scene, last[-1:], singular=True)
+        return objs[0]
+
+    def _objects(
+        self,
+        text: str,
+        scene: Scene,
+        last: list[str],
+        exclude: set[str] | None = None,
+        singular: bool = False,
+    ) -> list[str]:
+        """Resolve a noun phrase to scene object names (refusing what it cannot ground)."""
+        exclude = exclude or set()
+        text = text.strip()
+        words = re.findall(r"[a-z]+", text)
+        if not words or words in (["it"], ["that"], ["this"], ["them"], ["those"], ["these"], ["they"]):
+            if not last:
+                raise PlanError([f"{text or 'the command'!r} refers to no object mentioned before"])
+            return list(last)
+        colors: list[str] = []
+        kind = ""
+        plural = False
+        unknown: list[str] = []
+        for w in words:
+            base = (
+                w[:-2]
+                if w.endswith("es") and w[:-2] in KIND_WORDS
+                else w[:-1]
+                if w.endswith("s") and w[:-1] in KIND_WORDS
+                else w
+            )
+            if w in COLOR_WORDS:
+                if COLOR_WORDS[w] is None:
+                    raise PlanError([f"there is no {w} object: the scene has {', '.join(scene.names)}"])
+                colors.append(COLOR_WORDS[w])
+            elif base in KIND_WORDS:
+                kind = KIND_WORDS[base]
+                plural = plural or base != w
+            elif w in ("ones", "objects", "things", "items", "pieces", "them", "they"):
+                plural = True
+            elif w in FILLER or w in GENERIC or w in ("and", "or", "except", "but", "not"):
+                continue
+            else:
+                g = self._ground(w)
+                if g is None:
+                    unknown.append(w)
+                elif g in COLORS:
+                    colors.append(g)
+                else:
+                    kind = g
+        if unknown:
+            raise PlanError([f"cannot ground {unknown[0]!r}: the scene has {', '.join(scene.names)}"])
+        quant = re.search(r"\b(all|every|each|both|two|three|four|five|rest|remaining|other)\b", text)
+        plural = plural or quant is not None or len(colors) > 1
+        exclusions = _except(text, scene)
+        cands = [
+            o
+            for o in scene.objects
+            if (not colors or o.color in colors)
+            and (not kind or o.kind == kind)
+            and o.name not in exclude
+            and o.name not in exclusions
+        ]
+        if not kind and any(o.kind == "block" for o in cands):  # "the red one": blocks first
+            cands = [o for o in cands if o.kind == "block"]
+        if quant and quant.group(1) in ("rest", "remaining", "other") and last:
+            cands = [o for o in cands if o.name not in last]
+        desc = " ".join(colors + [kind or "object"])
+        if not cands:
+            raise PlanError([f"there is no {desc} in the scene (objects: {', '.join(scene.names)})"])
+        if singular or not plural:
+            if len(cands) > 1:
+                exact = [o for o in cands if o.name == " ".join(colors + [kind])]
+                if len(exact) == 1 and re.search(r"\b(a|an|any|one)\b", text) is None:
+                    return [exact[0].name]
+                if re.search(r"\b(a|an|any|one)\b", text):
+                    return [cands[0].name]
+                raise PlanError([f"{text!r} is ambiguous: {', '.join(o.name for o in cands)}"])
+            return [cands[0].name]
+        n = {"both": 2, "two": 2, "three": 3, "four": 4, "five": 5}.get(quant.group(1) if quant else "", 0)
+        if n and len(cands) != n:
+            raise PlanError(
+                [f"{text!r}: expected {n}, found {len(cands)} ({', '.join(o.name for o in cands)})"]
+            )
+        return [o.name for o in cands]
+
+    def _ground(self, word: str) -> str | None:
+        """Map an unfamiliar word to a colour or kind with the shipped MiniLM encoder, only when
+        the best match is clearly ahead."""
+        if not self.use_embeddings or len(word) < 3:
+            return None
+        try:
+            return _embedding_match(word)
+        except VlaAgentError:
+            return None
+
+
+_EMBED_CACHE: dict[str, str | None] = {}
+
+
+def _embedding_match(word: str, min_sim: float = 0.62, margin: float = 0.05) -> str | None:
+    if word in _EMBED_CACHE:
+        return _EMBED_CACHE[word]
+
+    from vla_agent.vla.text import text_encoder
+
+    enc = text_encoder()
+    best: tuple[float, float, str] = (0.0, 0.0, "")
+    for template, vocab in (
+        ("the color {}", list(COLORS)),
+        ("a {} on the table", ["block", "bowl", "plate"]),
+    ):
+        v = enc.embed([template.format(x) for x in vocab])
+        s = (enc.embed([template.format(word)]) @ v.T)[0]
+        order = np.argsort(s)[::-1]
+        top, second = float(s[order[0]]), float(s[order[1]])
+        if top - second >= margin and top >= min_sim and top > best[0]:
+            best = (top, second, vocab[order[0]])
+    _EMBED_CACHE[word] = best[2] or None
+    return _EMBED_CACHE[word]
+
+
+def _normalize(command: str) -> str:
+    t = command.lower().replace("colour", "color")
+    t = re.sub(r"[,]", " , ", t)
+    t = re.sub(r"[^a-z0-9;.!, ]", " ", t)
+    t = re.sub(r"\bon top of\b|\bonto\b|\batop\b|\bupon\b", "on", t)
+    t = re.sub(r"\binto\b|\binside of\b|\binside\b|\bwithin\b", "in", t)
+    t = re.sub(r"\b(towards?|to) me\b", "backward", t)
+    t = re.sub(r"\bpick (\w+(?: \w+)?) up\b", r"pick \1", t)
+    t = re.sub(r"\bput (it|them) down\b", r"put \1", t)
+    return " ".join(t.split())
+
+
+def _split(text: str) -> list[str]:
+    parts = re.split(SEQUENCERS, text)
+    out: list[str] = []
+    verb_alt = "|".join(sorted(all_verbs() | {"same"}, key=len, reverse=True))
+    for part in parts:
+        # ", and <verb>" / "and <verb>" / ", <verb>" start a new clause; "red and blue blocks" does not.
+        for piece in re.split(
+            rf"\s*,?\s*\band\b\s+(?=(?:{verb_alt}|the same)\b)|\s*,\s*(?=(?:{verb_alt}|the same)\b)", part
+        ):
+            piece = piece.strip(" ,")
+            piece = re.sub(r"^(first|and|also|now|please|then)\s+", "", piece)
+            if piece:
+                out.append(piece)
+    return out
+
+
+def _bare_direction(rest: str) -> bool:
+    """'move X left' is a push; 'move X to the left side of the table' is a placement."""
+    return bool(re.search(r"\b(left|right|forwards?|backwards?|away|ahead)\b", rest)) and not re.search(
+        r"\b(side|of the table|area|region|in|on|at)\b", rest
+    )
+
+
+def _except(text: str, scene: Scene) -> set[str]:
+    m = re.search(r"\b(?:except|but not|other than|apart from)\b (?:the )?(.+)$", text)
+    if not m:
+        return set()
+    words = m.group(1).split()
+    colors = {COLOR_WORDS.get(w) for w in words if w in COLOR_WORDS}
+    return {o.name for o in scene.objects if o.color in colors}

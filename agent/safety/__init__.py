@@ -1,0 +1,1 @@
+"""The language guard, the safety envelope and the shield."""

@@ -1,0 +1,264 @@
+"""``bench``: benchmarks that print JSON figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from vla_agent.cli.common import (
+    default_llm,
+    names,
+    out,
+    print_rates,
+    progress,
+)
+
+
+def cmd_bench_expert(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench.skills import ExpertBenchConfig, run_expert_bench
+
+    cfg = ExpertBenchConfig(episodes=a.episodes, seed=a.seed, randomize=not a.no_randomize, robot=a.robot)
+    with progress() as prog:
+        task = prog.add_task("expert episodes", total=cfg.episodes)
+        result = run_expert_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    if a.json:
+        print(json.dumps(result))
+    else:
+        print_rates(f"scripted experts on the {cfg.robot}, {cfg.episodes} episodes", result, "overall")
+        out.print(f"render {result['render_fps']:.0f} frames/s, {result['steps_per_s']:.0f} control steps/s")
+    return 0
+
+
+def cmd_bench_skills(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench.skills import SkillBenchConfig, run_skill_bench
+
+    cfg = SkillBenchConfig(
+        policy=a.policy,
+        checkpoint=a.checkpoint,
+        device=a.device,
+        episodes_per_skill=a.episodes_per_skill,
+        seed=a.seed,
+        execute=a.execute,
+    )
+    with progress() as prog:
+        task = prog.add_task(f"{cfg.policy} rollouts", total=cfg.episodes_per_skill * 3)
+        result = run_skill_bench(cfg, progress=lambda i, n: prog.update(task, completed=i, total=n))
+    if a.json:
+        print(json.dumps(result))
+    else:
+        title = f"{cfg.policy}: {cfg.episodes_per_skill} episodes per skill, unseen seeds and paraphrases"
+        print_rates(title, result, "mean over skills")
+        lat = result["latency_ms"]
+        out.print(f"inference latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    return 0
+
+
+def cmd_bench_server(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench.skills import ServerBenchConfig, run_server_bench
+
+    result = run_server_bench(
+        ServerBenchConfig(checkpoint=a.checkpoint, device=a.device, requests=a.requests, flooders=a.flooders)
+    )
+    if a.json:
+        print(json.dumps(result))
+    else:
+        out.print(
+            f"in-process p50 {result['in_process_ms']['p50']:.2f} ms, loopback p50 "
+            f"{result['loopback_ms']['p50']:.2f} ms, overhead p50 {result['overhead_ms']['p50']:.2f} ms"
+        )
+        if result["loopback_flooded_ms"]:
+            out.print(
+                f"beside {result['flooders']} flooding clients: "
+                f"p99 {result['loopback_flooded_ms']['p99']:.2f} ms "
+                f"({result['flooded_p99_over_idle']:.2f}x the idle p99)"
+            )
+    return 0
+
+
+def cmd_bench_chains(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench.chains import ChainBenchConfig, run_chain_bench
+
+    cfg = ChainBenchConfig(
+        episodes=a.episodes,
+        seed=a.seed,
+        policy=a.policy,
+        checkpoint=Path(a.checkpoint) if a.checkpoint else None,
+        planner=a.planner,
+        detector=a.detector,
+        llm_model=a.llm_model,
+        llm_base_url=a.llm_base_url,
+        home=not a.no_home,
+        robot=a.robot,
+    )
+    with progress() as prog:
+        task = prog.add_task(f"chains ({cfg.policy}, {cfg.robot})", total=cfg.episodes)
+        result = run_chain_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    if a.json:
+        print(json.dumps(result))
+        return 0
+    title = f"{cfg.episodes} chains of 5 on the {cfg.robot}, policy {cfg.policy}, planner {cfg.planner}"
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("average completed length (0-5)", f"{result['avg_len']:.2f}")
+    t.add_row("full-chain success", f"{result['chain_success']:.3f}")
+    for k, v in enumerate(result["per_position"], 1):
+        t.add_row(f"  success at position {k}", f"{v:.3f}")
+    t.add_row("planner accuracy", f"{result['planner_accuracy']:.3f}")
+    t.add_row("detector disagreements", f"{result['detector']['disagreement_rate']:.3f}")
+    t.add_row("shield interventions", str(result["shield_interventions"]))
+    t.add_row("unsafe actions reaching the backend", str(result["unsafe_actions_reached_backend"]))
+    t.add_row("unsafe measured states", str(result["unsafe_states_reached"]))
+    t.add_row("seconds per subgoal", f"{result['seconds_per_subgoal']:.2f}")
+    oh = result["overhead_ms_per_step"]
+    t.add_row("orchestrator overhead/step p50 / p99 (ms)", f"{oh['p50']:.2f} / {oh['p99']:.2f}")
+    out.print(t)
+    return 0
+
+
+def cmd_bench_detector(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench.chains import DetectorBenchConfig, run_detector_bench
+
+    cfg = DetectorBenchConfig(episodes=a.episodes, policy=a.policy)
+    with progress() as prog:
+        task = prog.add_task("detector episodes", total=cfg.episodes)
+        result = run_detector_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    if a.json:
+        print(json.dumps(result))
+    else:
+        for level in ("per_subgoal", "per_step"):
+            r = result[level]
+            out.print(
+                f"{level}: precision {r['precision']:.3f}, recall {r['recall']:.3f} "
+                f"({r['positives']} positives, {r['negatives']} negatives)"
+            )
+    return 0
+
+
+def cmd_bench_shield(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench.shield import ShieldBenchConfig, run_shield_bench
+
+    cfg = ShieldBenchConfig(episodes=a.episodes, steps=a.steps, seed=a.seed, adversary=a.adversary)
+    with progress() as prog:
+        task = prog.add_task("adversarial episodes", total=cfg.episodes)
+        result = run_shield_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    if a.json:
+        print(json.dumps(result))
+        return 0 if result["unsafe_states_reached"] == 0 else 1
+    t = Table(title=f"shield under {cfg.episodes} adversarial episodes ({result['actions']} actions)")
+    t.add_column("adversary")
+    for col in ("actions", "interventions", "holds", "unsafe states", "worst mm / rad"):
+        t.add_column(col, justify="right")
+    for name, row in result["per_adversary"].items():
+        w = row["worst"]
+        t.add_row(
+            name,
+            str(row["actions"]),
+            str(row["interventions"]),
+            str(row["holds"]),
+            str(row["unsafe_states"]),
+            f"{w['position_mm']:.1f} / {max(w['tilt_rad'], w['joint_rad']):.3f}",
+        )
+    out.print(t)
+    w = result["worst_state_excursion"]
+    out.print(
+        f"{result['actions_per_s']:.0f} actions/s; "
+        f"unsafe measured states: {result['unsafe_states_reached']}; "
+        f"unsafe actions reaching the backend: {result['unsafe_actions_reached_backend']}; worst excursion "
+        f"{w['position_mm']:.2f} mm, tilt {w['tilt_rad']:.3f} rad, joint {w['joint_rad']:.3f} rad"
+    )
+    return 0 if result["unsafe_states_reached"] == 0 else 1
+
+
+# ---------------------------------------------------------------------- parsers
+def add_bench(sub) -> None:
+    b = sub.add_parser("bench", help="benchmarks that print JSON figures")
+    bsub = b.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    be = bsub.add_parser(
+        "expert",
+        help="scripted experts on seeded single-skill tasks",
+        description="Run the scripted expert on N seeded single-skill tasks (pick, "
+        "place into bowl/onto plate/stack/at region, push) in randomized "
+        "scenes with distractors, judged by ground-truth predicates.",
+    )
+    be.add_argument("--episodes", type=int, default=60, help="number of episodes (cycled over skills)")
+    be.add_argument("--seed", type=int, default=0, help="first episode seed")
+    be.add_argument("--no-randomize", action="store_true", help="switch domain randomization off")
+    be.add_argument("--robot", default="panda", help=f"{names('robot')} (default panda)")
+    be.add_argument("--json", action="store_true", help="print figures as one JSON object")
+    be.set_defaults(func=cmd_bench_expert)
+
+    bs = bsub.add_parser(
+        "skills",
+        help="closed-loop skill success of a policy on unseen seeds/paraphrases",
+        description="Roll a skill policy out on seeds disjoint from training and "
+        "held-out instruction paraphrases; judged by ground truth.",
+    )
+    bs.add_argument("--policy", default="vla", help=names("policy"))
+    bs.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
+    bs.add_argument("--device", default="cpu", help="cpu | cuda")
+    bs.add_argument("--episodes-per-skill", type=int, default=50)
+    bs.add_argument(
+        "--seed", type=int, default=1_000_000, help="first evaluation seed (training uses < 10^6)"
+    )
+    bs.add_argument("--execute", type=int, default=2, help="actions executed per predicted chunk")
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(func=cmd_bench_skills)
+
+    bsv = bsub.add_parser("server", help="policy-server round trip vs in-process inference latency")
+    bsv.add_argument("--checkpoint", default=None)
+    bsv.add_argument("--device", default="cpu")
+    bsv.add_argument("--requests", type=int, default=200)
+    bsv.add_argument(
+        "--flooders", type=int, default=2, help="hostile clients beside the measured one in a last pass"
+    )
+    bsv.add_argument("--json", action="store_true")
+    bsv.set_defaults(func=cmd_bench_server)
+
+    bc = bsub.add_parser(
+        "chains",
+        help="CALVIN-style long-horizon commands of 5 subgoals, end to end",
+        description="Generated 5-subgoal commands in randomized scenes, run planner -> policy -> "
+        "shield -> sim with the perception detector; ground truth judges each subgoal.",
+    )
+    bc.add_argument("--episodes", type=int, default=100)
+    bc.add_argument("--seed", type=int, default=2_000_000, help="first chain seed")
+    bc.add_argument("--policy", default="vla", help=names("policy"))
+    bc.add_argument("--checkpoint", default=None, help="VLA checkpoint folder (default: the shipped one)")
+    bc.add_argument(
+        "--no-home",
+        action="store_true",
+        help="skills start where the previous one ended (no move home before a pick or push)",
+    )
+    bc.add_argument("--robot", default="panda", help=f"{names('robot')} (default panda)")
+    bc.add_argument("--planner", default="offline", help=names("planner"))
+    bc.add_argument("--detector", default="perception", help=names("detector"))
+    bc.add_argument("--llm-model", default=default_llm())
+    bc.add_argument("--llm-base-url", default=None)
+    bc.add_argument("--json", action="store_true")
+    bc.set_defaults(func=cmd_bench_chains)
+
+    bd = bsub.add_parser(
+        "detector", help="precision/recall of the perception success detector vs ground truth"
+    )
+    bd.add_argument("--episodes", type=int, default=60)
+    bd.add_argument("--policy", default="mixed", choices=["mixed", "expert", "vla"], help="mixed: alternate")
+    bd.add_argument("--json", action="store_true")
+    bd.set_defaults(func=cmd_bench_detector)
+
+    bsh = bsub.add_parser(
+        "shield",
+        help="fuzz the safety shield with adversarial policies; count unsafe measured states",
+        description="Adversarial policies (huge, NaN, malformed, wrist and tilt ramps, drift to every "
+        "face and corner of the workspace, random walks) drive the simulated arm through the shield; "
+        "the backend audits the measured state after every step. Exit 1 if any state left the envelope.",
+    )
+    bsh.add_argument("--episodes", type=int, default=500, help="episodes (cycling through the adversaries)")
+    bsh.add_argument("--steps", type=int, default=200, help="control steps per episode")
+    bsh.add_argument("--seed", type=int, default=3_000_000, help="first episode seed")
+    bsh.add_argument("--adversary", default=None, help="run only this adversary (e.g. yaw-ramp-0.25)")
+    bsh.add_argument("--json", action="store_true")
+    bsh.set_defaults(func=cmd_bench_shield)

@@ -1,0 +1,96 @@
+"""What the commands share: consoles, progress bars, tables, the registries' names, the event
+printer and the exit code of a run."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vla_agent.agent.frontends.console import event_printer, plan_table  # noqa: F401 - re-exported
+from vla_agent.errors import VlaAgentError
+
+err = Console(stderr=True)
+out = Console()
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def print_rates(title: str, result: dict, total_label: str) -> None:
+    """A success table: one row per skill variant, then the headline rate."""
+    t = Table(title=title)
+    t.add_column("skill")
+    t.add_column("success", justify="right")
+    for k, v in result["per_variant"].items():
+        t.add_row(k, f"{v:.3f}")
+    t.add_row(f"[b]{total_label}[/b]", f"[b]{result['success_rate']:.3f}[/b]")
+    out.print(t)
+
+
+def csv_tuple(text: str | None) -> tuple[str, ...] | None:
+    items = tuple(x.strip() for x in (text or "").split(",") if x.strip())
+    return items or None
+
+
+def registries() -> dict:
+    """Every registry of parts, filled (built-ins register on import; plugins by entry point)."""
+    import vla_agent.agent.core.policies  # noqa: F401
+    import vla_agent.agent.perception.detectors  # noqa: F401 - registration on import
+    import vla_agent.agent.planning.planners  # noqa: F401
+    import vla_agent.agent.real.arms  # noqa: F401
+    import vla_agent.sim.robots  # noqa: F401
+    from vla_agent.registry import REGISTRIES
+    from vla_agent.skills.library import skill_names
+
+    skill_names()  # the built-in skills register on first use
+
+    return REGISTRIES
+
+
+def default_llm() -> str:
+    from vla_agent.agent.planning.llm import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def names(kind: str) -> str:
+    return registries()[kind].help()
+
+
+def print_run(summary: dict, as_json: bool) -> None:
+    """A run's summary as one JSON object, or status, end state and where the report folder is."""
+    if as_json:
+        print(json.dumps(summary))
+        return
+    out.print(f"[b]{summary['status']}[/b] {summary.get('reason') or ''}")
+    if "holds" in summary:
+        out.print(f"holds: {', '.join(summary['holds']) or '(nothing)'}")
+        if summary.get("goals_unmet"):
+            out.print(f"[yellow]ground truth disagrees: not {', not '.join(summary['goals_unmet'])}[/yellow]")
+        out.print(
+            f"trace: {summary['trace']}" + (f"\nvideo: {summary['video']}" if "video" in summary else "")
+        )
+        out.print(f"report: {summary['report']}")
+
+
+def run_exit_code(summary: dict) -> int:
+    """0 success, 1 failed or stopped, 2 refused."""
+    return {"success": 0, "refused": 2}.get(summary["status"], 1)
+
+
+def confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise VlaAgentError("confirmation needs a terminal; pass --yes to confirm non-interactively")
+    return input(f"{question} [Y/n] ").strip().lower() in ("", "y", "yes")

@@ -1,0 +1,204 @@
+"""``run``, ``plan`` and ``replay``: one command on a session, a plan without moving, a trace."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.table import Table
+
+from vla_agent.cli.common import (
+    err,
+    event_printer,
+    names,
+    out,
+    plan_table,
+    print_run,
+    progress,
+    run_exit_code,
+)
+from vla_agent.cli.options import agent_config, agent_options
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from vla_agent.agent.core.session import Session
+
+    cfg = agent_config(a)
+    listeners = [] if a.json else [event_printer(err)]
+    if a.backend == "real":
+        return _run_real(a, cfg, listeners)
+    session = Session(cfg, listeners)
+    try:
+        session.reset()
+        summary = session.run(a.command)
+    finally:
+        session.close()
+    print_run(summary, a.json)
+    return run_exit_code(summary)
+
+
+def _run_real(a: argparse.Namespace, cfg, listeners) -> int:
+    from vla_agent.agent.real.session import RealConfig, RealSession
+
+    real = RealConfig(
+        camera=a.camera, arm=a.arm, calibration=a.calibration, shadow=not a.no_shadow, yes=a.yes
+    )
+
+    def confirm(question: str) -> bool:
+        if not sys.stdin.isatty():
+            err.print(f"{question} -> no (not a terminal; pass --yes to approve)")
+            return False
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    session = RealSession(cfg, real, confirm=confirm, listeners=listeners)
+    try:
+        summary = session.run(a.command)
+    finally:
+        session.close()
+    if a.json:
+        print(json.dumps(summary))
+    else:
+        if summary.get("shadow"):
+            out.print(f"shadow: {summary['shadow']['status']} ({summary['shadow']['steps']} steps)")
+        out.print(f"[b]{summary['status']}[/b] {summary.get('reason') or ''}")
+        out.print(
+            f"arm moves: {summary['arm_moves']}; "
+            f"perceived: {', '.join(summary['perceived_holds']) or '(nothing)'}"
+        )
+        out.print(f"trace: {summary['trace']}\nreport: {summary['report']}")
+    return run_exit_code(summary)
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    from vla_agent.agent.core.session import Session
+
+    cfg = agent_config(a).model_copy(update={"policy": "expert", "video": False})
+    session = Session(cfg)
+    try:
+        session.reset()
+        result = session.plan(a.command)
+    finally:
+        session.close()
+    if a.json:
+        print(json.dumps({k: v for k, v in result.items() if k in ("subgoals", "refused")}))
+    elif "refused" in result:
+        err.print(f"[red]refused:[/red] {result['refused']}", highlight=False)
+    else:
+        out.print(
+            plan_table(result["subgoals"], f"plan ({result['planner']}, {result['latency_ms']:.1f} ms)")
+        )
+    return 2 if "refused" in result else 0
+
+
+def cmd_replay(a: argparse.Namespace) -> int:
+    from vla_agent.agent.core.trace import recover_summary, summarize
+
+    summary = summarize(a.trace)
+    recovered = recover_summary(a.trace)
+    if recovered is not None:
+        summary["recovered_summary"] = str(recovered)
+    if a.video:
+        summary["video"] = str(_rerender(a.trace, Path(a.video)))
+    if a.json:
+        print(json.dumps(summary))
+        return 0
+    out.print(
+        f"[b]command:[/b] {summary['command']}\n[b]scene:[/b] {summary['scene']} (seed {summary['seed']})"
+    )
+    if summary["plan"]:
+        out.print(plan_table(summary["plan"]))
+    t = Table(title="subgoals")
+    for col in ("#", "instruction", "status", "steps", "attempts", "reason"):
+        t.add_column(col)
+    for s in summary["subgoals"]:
+        t.add_row(
+            *(str(s.get(k, "")) for k in ("index", "instruction", "status", "steps", "attempts", "reason"))
+        )
+    out.print(t)
+    out.print(
+        f"{summary['steps']} steps, {summary['shield_interventions']} shield interventions "
+        f"({summary['shield_holds']} holds), overhead per step {summary['overhead_ms_per_step']}"
+    )
+    out.print(f"final: {summary['final']}")
+    if summary["final"].get("status") == "interrupted":
+        out.print(
+            f"[yellow]{summary['final']['reason']}[/yellow]; last state {summary['final']['last_state']}"
+        )
+        if "recovered_summary" in summary:
+            out.print(f"summary written: {summary['recovered_summary']}")
+    if "video" in summary:
+        out.print(f"video: {summary['video']}")
+    return 0
+
+
+def _rerender(trace: str, video: Path) -> Path:
+    """Rebuild the episode's sim from the trace header and replay the actions that were sent."""
+    from vla_agent.agent.core.trace import read_trace, sent_actions
+    from vla_agent.sim.catalog import SceneSpec
+    from vla_agent.sim.env import EnvConfig, TabletopEnv
+    from vla_agent.sim.video import write_video
+
+    header = next(read_trace(trace))
+    env = TabletopEnv(EnvConfig(randomize=bool(header.get("randomize"))))
+    env.reset(seed=header["seed"], options={"scene": SceneSpec.parse(header["scene"])})
+    frames = [env.render()]
+    actions = sent_actions(trace)
+    with progress() as prog:
+        task = prog.add_task("re-rendering", total=len(actions))
+        for i, action in enumerate(actions, 1):
+            env.step(action)
+            frames.append(env.render())
+            prog.update(task, completed=i)
+    env.close()
+    return write_video(frames, video, fps=env.config.control_hz)
+
+
+# ---------------------------------------------------------------------- parsers
+def add_run(sub) -> None:
+    from vla_agent.agent.core.session import DEFAULT_COMMAND
+
+    r = sub.add_parser(
+        "run",
+        help="plan and execute a command in the simulator; leaves a video and a trace",
+        description="Plan COMMAND (offline planner or an LLM), check it against the skills and the scene, "
+        "and execute it subgoal by subgoal: policy -> safety shield -> robot, with a perception-based "
+        "success detector, retries and replanning. Exit code 0 success, 1 failed, 2 refused/error.",
+    )
+    r.add_argument("command", nargs="?", default=DEFAULT_COMMAND, help=f"default: {DEFAULT_COMMAND!r}")
+    agent_options(r)
+    real = r.add_argument_group(
+        "real robot (--backend real)",
+        "A RealSense camera (or a recording) and an arm driver. Every plan first runs in the PyBullet "
+        "twin of the perceived scene (the shadow run); a predicted failure or unsafe intervention means "
+        "nothing moves; otherwise you approve (or --yes). --scene lists the objects on the table.",
+    )
+    real.add_argument("--backend", default="sim", choices=["sim", "real"], help="sim (default) or real")
+    real.add_argument(
+        "--camera", default="", help="serial:NUMBER | file:REC.db3|.bag (default: first RealSense)"
+    )
+    real.add_argument("--arm", default="twin", help=f"{names('arm')} (default twin: a PyBullet stand-in)")
+    real.add_argument("--calibration", default=None, help="camera-to-base YAML (default: REC.calib.yaml)")
+    real.add_argument("--no-shadow", action="store_true", help="skip the shadow dry run (not recommended)")
+    real.add_argument("--yes", action="store_true", help="approve a successful shadow run without asking")
+    r.set_defaults(func=cmd_run)
+
+
+def add_plan(sub) -> None:
+    pl = sub.add_parser(
+        "plan",
+        help="plan a command without moving anything",
+        description="Print the plan for COMMAND in the scene, or why it is refused.",
+    )
+    pl.add_argument("command", help="e.g. 'put all the red blocks in the bowl'")
+    agent_options(pl, policy=False)
+    pl.set_defaults(func=cmd_plan)
+
+
+def add_replay(sub) -> None:
+    rp = sub.add_parser("replay", help="summarize a trace; --video re-renders the episode")
+    rp.add_argument("trace", help="a trace.jsonl written by run/task/chat")
+    rp.add_argument("--video", default=None, help="re-render the episode to this .mp4/.gif")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_replay)
