@@ -12,13 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.core.events import EventBus
 from vla_agent.agent.core.homing import go_home
+from vla_agent.agent.core.records import ExecutorConfig, RunResult, Stopped  # noqa: F401 - re-exported
 from vla_agent.agent.core.trace import TraceWriter
 from vla_agent.agent.perception.detectors import SuccessDetector
 from vla_agent.agent.perception.objects import Perception
@@ -30,49 +29,6 @@ from vla_agent.errors import PolicyUnavailable, VlaAgentError
 from vla_agent.sim.predicates import evaluate, holds
 from vla_agent.skills.library import get_skill
 from vla_agent.types import STATE, Scene, SceneObject, Status, StepOutcome, Subgoal
-
-
-class ExecutorConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_retries: int = Field(1, ge=0, description="extra attempts of a failed subgoal")
-    max_replans: int = Field(2, ge=0, description="new plans after a subgoal fails for good")
-    budget_scale: float = Field(1.0, gt=0, description="multiplies each skill's step budget")
-    no_progress_steps: int = Field(30, ge=5, description="steps without hand motion that count as stuck")
-    verify_steps: int = Field(6, ge=0, description="steps lifting the hand to look when the policy ends")
-    home: bool = Field(
-        True,
-        description="before a subgoal that needs an empty hand (pick, push), move the arm back to the "
-        "pose it had at begin() with the gripper open: the pose skills start from in their training",
-    )
-    home_steps: int = Field(40, ge=1, description="most control steps the move home may take")
-
-
-@dataclass
-class RunResult:
-    command: str
-    status: str  # "success" | "failed" | "refused" | "stopped" | "error"
-    plan: Plan | None = None
-    outcomes: list[StepOutcome] = field(default_factory=list)
-    reason: str = ""
-    steps: int = 0
-    replans: int = 0
-    wall_s: float = 0.0
-    overhead_ms: list[float] = field(default_factory=list)
-
-    @property
-    def completed(self) -> int:
-        """Subgoals that ended done, in order, before the first failure."""
-        n = 0
-        for o in self.outcomes:
-            if o.status is not Status.DONE:
-                break
-            n += 1
-        return n
-
-
-class Stopped(VlaAgentError):
-    """The e-stop was pressed."""
 
 
 class Executor:

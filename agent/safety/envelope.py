@@ -172,3 +172,46 @@ def joint_angles(joints, dof: int) -> np.ndarray | None:
 def wrap(x: float) -> float:
     """An angle wrapped into [-pi, pi)."""
     return (x + math.pi) % (2 * math.pi) - math.pi
+
+
+# ---------------------------------------------------------------------- geometry the shield uses
+def gap_to_box(c: ShieldConfig, pos: np.ndarray) -> float:
+    """Distance from ``pos`` to the nearest face of the workspace box (0 outside it)."""
+    lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
+    return float(max(0.0, min(np.min(pos - lo), np.min(hi - pos))))
+
+
+def into_joint_margin(
+    robot: RobotSpec, target: np.ndarray, measured: np.ndarray, margin: float, overshoot: float = 0.6
+) -> str:
+    """'' unless the move takes a joint into the last ``margin`` radians before a limit faster than
+    braking allows (each step covers at most ``1 / (1 + overshoot)`` of the gap left): a joint
+    may reach close to its limit (a stretched elbow for a far push), slowly, never at speed."""
+    lo, hi = robot.limits()
+    up_room = np.maximum(hi - measured, 0.0) / (1.0 + overshoot)
+    down_room = np.maximum(measured - lo, 0.0) / (1.0 + overshoot)
+    creep = 0.02  # rad per step: a joint may always creep (no momentum to speak of), not past its limit
+    deeper = ((target > hi - margin) & (target > measured + np.maximum(up_room, creep))) | (
+        (target < lo + margin) & (target < measured - np.maximum(down_room, creep))
+    )
+    deeper |= ((target > hi) & (target > measured + 1e-4)) | ((target < lo) & (target < measured - 1e-4))
+    if np.any(deeper):
+        i = int(np.flatnonzero(deeper)[0])
+        return f"joint {i + 1} would come within {margin:.2f} rad of its limit"
+    return ""
+
+
+def segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Slab test: does the segment a->b touch the axis-aligned box [lo, hi]?"""
+    d = b - a
+    t0, t1 = 0.0, 1.0
+    for i in range(3):
+        if abs(d[i]) < 1e-12:
+            if a[i] < lo[i] or a[i] > hi[i]:
+                return False
+            continue
+        u, v = (lo[i] - a[i]) / d[i], (hi[i] - a[i]) / d[i]
+        t0, t1 = max(t0, min(u, v)), min(t1, max(u, v))
+        if t0 > t1:
+            return False
+    return True

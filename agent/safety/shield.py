@@ -37,8 +37,11 @@ from vla_agent.agent.safety.envelope import (  # noqa: F401 - the envelope, re-e
     KeepOut,
     ShieldConfig,
     for_robot,
+    gap_to_box,
+    into_joint_margin,
     joint_angles,
     load_shield_config,
+    segment_hits_box,
     state_excursion,
     wrap,
 )
@@ -159,7 +162,7 @@ class SafetyShield:
             self._limit_swing(a, pos, violations)
             self._limit_to_box(a, pos, violations, tilt=max(abs(wrap(rpy[0])), abs(wrap(rpy[1]))))
             for zone in c.keep_out:
-                if _segment_hits_box(pos, pos + a[:3], np.array(zone.min), np.array(zone.max)):
+                if segment_hits_box(pos, pos + a[:3], np.array(zone.min), np.array(zone.max)):
                     violations.append(f"move into keep-out zone {zone.name!r} cancelled")
                     a[:3] = 0.0
         if c.ik_check:
@@ -173,13 +176,13 @@ class SafetyShield:
             check = self.twin.check(pos + a[:3], rpy + a[3:6], tol, c.table_margin, joints)
             problem = check.error
             if not problem and joints is not None:
-                problem = _into_joint_margin(self.robot, check.joints, joints, c.joint_margin, c.overshoot)
+                problem = into_joint_margin(self.robot, check.joints, joints, c.joint_margin, c.overshoot)
                 for scale in (0.5, 0.25):  # a joint near its limit: the same move, slower
                     if not problem:
                         break
                     slower = np.concatenate([a[:6] * scale, a[6:]])
                     check = self.twin.check(pos + slower[:3], rpy + slower[3:6], tol, c.table_margin, joints)
-                    if not check.error and not _into_joint_margin(
+                    if not check.error and not into_joint_margin(
                         self.robot, check.joints, joints, c.joint_margin, c.overshoot
                     ):
                         a, problem = slower, ""
@@ -251,7 +254,7 @@ class SafetyShield:
         up, still, none = np.array([0.0, 0.0, 0.5 * c.max_translation]), np.zeros(3), np.zeros(3)
         for move, turn in ((inward, upright), (inward, nudge), (still, nudge), (inward, none), (up, none)):
             check = self.twin.check(pos + move, rpy + turn, c.predicted_miss, c.table_margin, joints)
-            if not check.error and not _into_joint_margin(self.robot, check.joints, joints, c.joint_margin):
+            if not check.error and not into_joint_margin(self.robot, check.joints, joints, c.joint_margin):
                 return np.array([*move, *turn, self.last_gripper], float)
         return None
 
@@ -326,7 +329,7 @@ class SafetyShield:
         swings off its path (about ``SWING_TILT`` metres per radian of roll or pitch,
         ``SWING_YAW`` of yaw), and that swing must fit in half the gap left."""
         c = self.config
-        gap = _gap(c, pos)
+        gap = gap_to_box(c, pos)
         swing = SWING_TILT * np.abs(a[3:5]).max() + SWING_YAW * abs(a[5])
         room = gap / 2 + c.state_tolerance / 2
         if swing > room:
@@ -402,7 +405,7 @@ class SafetyShield:
         if np.any(out_then > out_now + 1e-6):
             out.append("workspace box")
         for zone in c.keep_out:
-            if np.linalg.norm(a[:3]) > 1e-9 and _segment_hits_box(
+            if np.linalg.norm(a[:3]) > 1e-9 and segment_hits_box(
                 s[:3], target, np.array(zone.min), np.array(zone.max)
             ):
                 out.append(f"keep-out {zone.name}")
@@ -412,45 +415,3 @@ class SafetyShield:
         if self._twin is not None:
             self._twin.close()
             self._twin = None
-
-
-def _gap(c: ShieldConfig, pos: np.ndarray) -> float:
-    """Distance from ``pos`` to the nearest face of the workspace box (0 outside it)."""
-    lo, hi = np.array(c.workspace_min), np.array(c.workspace_max)
-    return float(max(0.0, min(np.min(pos - lo), np.min(hi - pos))))
-
-
-def _into_joint_margin(
-    robot: RobotSpec, target: np.ndarray, measured: np.ndarray, margin: float, overshoot: float = 0.6
-) -> str:
-    """'' unless the move takes a joint into the last ``margin`` radians before a limit faster than
-    braking allows (each step covers at most ``1 / (1 + overshoot)`` of the gap left): a joint
-    may reach close to its limit (a stretched elbow for a far push), slowly, never at speed."""
-    lo, hi = robot.limits()
-    up_room = np.maximum(hi - measured, 0.0) / (1.0 + overshoot)
-    down_room = np.maximum(measured - lo, 0.0) / (1.0 + overshoot)
-    creep = 0.02  # rad per step: a joint may always creep (no momentum to speak of), not past its limit
-    deeper = ((target > hi - margin) & (target > measured + np.maximum(up_room, creep))) | (
-        (target < lo + margin) & (target < measured - np.maximum(down_room, creep))
-    )
-    deeper |= ((target > hi) & (target > measured + 1e-4)) | ((target < lo) & (target < measured - 1e-4))
-    if np.any(deeper):
-        i = int(np.flatnonzero(deeper)[0])
-        return f"joint {i + 1} would come within {margin:.2f} rad of its limit"
-    return ""
-
-
-def _segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
-    """Slab test: does the segment a->b touch the axis-aligned box [lo, hi]?"""
-    d = b - a
-    t0, t1 = 0.0, 1.0
-    for i in range(3):
-        if abs(d[i]) < 1e-12:
-            if a[i] < lo[i] or a[i] > hi[i]:
-                return False
-            continue
-        u, v = (lo[i] - a[i]) / d[i], (hi[i] - a[i]) / d[i]
-        t0, t1 = max(t0, min(u, v)), min(t1, max(u, v))
-        if t0 > t1:
-            return False
-    return True

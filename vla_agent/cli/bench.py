@@ -120,7 +120,7 @@ def cmd_bench_chains(a: argparse.Namespace) -> int:
 
 
 def cmd_bench_detector(a: argparse.Namespace) -> int:
-    from vla_agent.agent.bench.chains import DetectorBenchConfig, run_detector_bench
+    from vla_agent.agent.bench.detector import DetectorBenchConfig, run_detector_bench
 
     cfg = DetectorBenchConfig(episodes=a.episodes, policy=a.policy)
     with progress() as prog:
