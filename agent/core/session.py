@@ -1,5 +1,7 @@
-"""Wiring: build the backend, policy, planner, detector, shield and executor from one config, and
-run a command (``vla-agent run``) or only plan it (``vla-agent plan``)."""
+"""Sessions: the agent around one robot, built from one config (backend, policy, planner, detector,
+one shield), driven by every front-end (``run``, ``plan``, ``chat``, ``voice``, ``task``) through
+the ``AgentSession`` interface. ``Session`` is the simulated robot; ``RealSession``
+(``agent/real/session.py``) the real arm, its plans gated by a shadow run."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,6 +64,40 @@ class AgentConfig(BaseModel):
     video: bool = True
 
 
+class AgentSession(Protocol):
+    """What a front-end drives, whatever the backend: the simulator or a real arm."""
+
+    cfg: AgentConfig
+    executor: Executor
+    frames: list  # video frames of the session so far
+    fps: float
+    seed: int
+    truth: str  # what ``holds``/``evaluate`` read: "ground truth" (simulator) or "perceived" (camera)
+
+    def reset(self, seed: int | None = None, scene: str | None = None) -> None: ...
+    def run(self, command: str, out: Path | None = None, approve: Callable | None = None) -> dict: ...
+    def plan(self, command: str) -> dict: ...
+    def holds(self) -> list[str]: ...
+    def evaluate(self, predicate: str) -> bool: ...
+    def close(self) -> None: ...
+
+
+def plan_only(executor: Executor, planner, command: str) -> dict:
+    """Plan ``command`` without moving: ``{"subgoals": [...]}`` or ``{"refused": reason}``."""
+    reason = check_command(command)
+    if reason is not None:
+        return {"refused": reason}
+    text, scene = normalize(command), executor.scene()
+    try:
+        plan = planner.plan(text, scene)
+    except (PlanError, VlaAgentError) as e:
+        return {"refused": str(e)}
+    mismatch = None if plan.refused is not None else check_plan_intent(text, scene, plan.subgoals)
+    if mismatch is not None:
+        return {"refused": mismatch, "planner": plan.planner}
+    return {**plan.to_json(), "planner": plan.planner, "latency_ms": round(plan.latency_ms, 3)}
+
+
 def detector_factory(name: str, env: TabletopEnv | None = None) -> Callable:
     """``make(perception, policy) -> SuccessDetector`` for the detector ``name``."""
     return DETECTORS.create(name, env)
@@ -68,6 +105,8 @@ def detector_factory(name: str, env: TabletopEnv | None = None) -> Callable:
 
 class Session:
     """A simulated robot with the agent around it: reset scenes, run commands, keep a video."""
+
+    truth = "ground truth"
 
     def __init__(self, cfg: AgentConfig, listeners: list[Callable[[Event], None]] | None = None):
         DETECTORS.get(cfg.detector)  # an unknown name fails before anything is built
@@ -91,6 +130,14 @@ class Session:
         )
         for fn in listeners or []:
             self.executor.events.subscribe(fn)
+        self.fps = self.env.config.control_hz
+        self.seed = cfg.seed
+
+    def holds(self) -> list[str]:
+        return [str(p) for p in self.env.holds()]
+
+    def evaluate(self, predicate: str) -> bool:
+        return bool(self.env.evaluate(predicate))
 
     @property
     def events(self):
@@ -178,18 +225,7 @@ class Session:
 
     def plan(self, command: str) -> dict:
         """Plan only: ``{"subgoals": [...]}`` or ``{"refused": reason}``."""
-        reason = check_command(command)
-        if reason is not None:
-            return {"refused": reason}
-        text, scene = normalize(command), self.executor.scene()
-        try:
-            plan = self.planner.plan(text, scene)
-        except (PlanError, VlaAgentError) as e:
-            return {"refused": str(e)}
-        mismatch = None if plan.refused is not None else check_plan_intent(text, scene, plan.subgoals)
-        if mismatch is not None:
-            return {"refused": mismatch, "planner": plan.planner}
-        return {**plan.to_json(), "planner": plan.planner, "latency_ms": round(plan.latency_ms, 3)}
+        return plan_only(self.executor, self.planner, command)
 
     def close(self) -> None:
         self.executor.shield.close()

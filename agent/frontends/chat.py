@@ -174,7 +174,7 @@ class ChatREPL:
             self.console.print("no video yet (run a command first, and do not pass --no-video)")
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        path = write_video(frames, self.out / "session.mp4", fps=self.session.env.config.control_hz)
+        path = write_video(frames, self.out / "session.mp4", fps=self.session.fps)
         self.console.print(f"video: {path}")
 
     def execute(self, command: str) -> dict | None:

@@ -162,9 +162,11 @@ def load_task_file(path: str | Path) -> TaskFile:
 
 
 def run_task_file(
-    path: str | Path, task: TaskFile, overrides: dict[str, Any], out: Path, listeners=()
+    path: str | Path, task: TaskFile, overrides: dict[str, Any], out: Path, listeners=(), open_session=None
 ) -> dict:
-    """Run one validated task file in a fresh simulated session; return its JSON result."""
+    """Run one validated task file in a fresh session (simulated unless ``open_session`` makes
+    another, e.g. on the real arm); return its JSON result. Expectations are checked on the
+    session's truth: ground truth in the simulator, the perceived scene on a real robot."""
     from vla_agent.agent.core.session import AgentConfig, Session
 
     o = task.options
@@ -173,7 +175,7 @@ def run_task_file(
     fields |= {k: v for k, v in own.items() if v} | overrides  # the command line wins over the file
     cfg = AgentConfig(**fields)
     t0 = time.perf_counter()
-    session = Session(cfg, list(listeners))
+    session = (open_session or Session)(cfg, list(listeners))
     timed_out = threading.Event()
 
     def watchdog() -> None:
@@ -190,8 +192,8 @@ def run_task_file(
             runs.append({k: summary[k] for k in ("command", "status", "reason", "report") if k in summary})
             if timed_out.is_set():
                 break
-        holds = [str(p) for p in session.env.holds()]
-        truth = {e: bool(session.env.evaluate(e)) for e in task.expect}
+        holds = session.holds()
+        truth = {e: session.evaluate(e) for e in task.expect}
         unsafe = session.backend.unsafe_actions
         unsafe_states = session.backend.unsafe_states
     finally:
@@ -212,6 +214,7 @@ def run_task_file(
         "commands": runs,
         "expect": truth,
         "holds": holds,
+        "truth": session.truth,
         "unsafe_actions_reached_backend": unsafe,
         "unsafe_states_reached": unsafe_states,
         "wall_s": round(time.perf_counter() - t0, 2),
@@ -219,7 +222,9 @@ def run_task_file(
     }
 
 
-def run_task_files(paths: list[str | Path], overrides: dict[str, Any], out: Path, listeners=()) -> dict:
+def run_task_files(
+    paths: list[str | Path], overrides: dict[str, Any], out: Path, listeners=(), open_session=None
+) -> dict:
     """Validate every file first (one malformed file: nothing runs), then run them in order."""
     if len(paths) > MAX_FILES:
         raise ConfigError(f"{len(paths)} task files; a batch may hold {MAX_FILES}")
@@ -227,7 +232,7 @@ def run_task_files(paths: list[str | Path], overrides: dict[str, Any], out: Path
     results = []
     for p, task in tasks:
         try:
-            results.append(run_task_file(p, task, overrides, out / Path(p).stem, listeners))
+            results.append(run_task_file(p, task, overrides, out / Path(p).stem, listeners, open_session))
         except Exception as e:  # noqa: BLE001 - a dead server, a bug: this file fails, the rest still run
             problem = str(e) if isinstance(e, VlaAgentError) else f"internal error: {type(e).__name__}: {e}"
             results.append(

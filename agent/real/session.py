@@ -1,5 +1,7 @@
-"""``vla-agent run --backend real``: the agent on a RealSense camera (live or a recording) and an
-arm driver, every plan gated by a shadow dry run in the PyBullet twin of the perceived scene."""
+"""``--backend real``: the agent on a RealSense camera (live or a recording) and an arm driver,
+every plan gated by a shadow dry run in the PyBullet twin of the perceived scene, then by the user.
+``RealSession`` is an ``AgentSession``: run, chat, voice and task files drive it as they drive the
+simulator (``holds``/``evaluate`` read the perceived scene)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from vla_agent.agent.safety.shield import SafetyShield
 from vla_agent.errors import ConfigError
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
-from vla_agent.sim.predicates import holds
+from vla_agent.sim.predicates import evaluate, holds
 from vla_agent.sim.robots.base import robot_spec
 from vla_agent.sim.video import write_video
 from vla_agent.types import SceneObject
@@ -56,6 +58,8 @@ def default_calibration(camera: str) -> Path:
 
 
 class RealSession:
+    truth = "perceived"
+
     def __init__(
         self,
         cfg: AgentConfig,
@@ -120,6 +124,32 @@ class RealSession:
         for fn in listeners or []:
             self.executor.events.subscribe(fn)
         self.executor.begin(self.objects)
+        self.fps, self.seed = 10.0, cfg.seed
+        self._approve: Callable | None = None
+
+    @property
+    def events(self):
+        return self.executor.events
+
+    def reset(self, seed: int | None = None, scene: str | None = None) -> None:
+        """Re-read the world (the real scene is whatever is on the table; ``seed`` and ``scene``
+        are the simulator's and only recorded)."""
+        self.backend.reset()
+        self.executor.begin(self.objects)
+        self.events.history.clear()
+        self.seed = self.cfg.seed if seed is None else seed
+        self.frames = [self.backend.render()] if self.cfg.video else []
+
+    def plan(self, command: str) -> dict:
+        from vla_agent.agent.core.session import plan_only
+
+        return plan_only(self.executor, self.executor.planner, command)
+
+    def holds(self) -> list[str]:
+        return [str(p) for p in holds(self._perceive())]
+
+    def evaluate(self, predicate: str) -> bool:
+        return bool(evaluate(self._perceive(), predicate))
 
     def _perceive(self):
         return Perception(self.objects, self.backend.camera).world(self.backend.observe())
@@ -149,11 +179,17 @@ class RealSession:
         question = (self.shadow.verdict() + "; " if self.shadow else "no shadow run; ") + "move the real arm?"
         if self.real.yes:
             return True
+        if self._approve is not None:  # the front-end's own question (a chat prompt, a voice confirmation)
+            verdict = self._approve(plan)
+            return verdict if verdict is not True else True
         if self.confirm is None or not self.confirm(question):
             return "not approved by the user"
         return True
 
-    def run(self, command: str, out: Path | None = None) -> dict:
+    def run(self, command: str, out: Path | None = None, approve: Callable | None = None) -> dict:
+        """Execute ``command`` after the shadow run and the approval (``approve(plan)``, else the
+        session's ``confirm``); write the report folder; return the JSON summary."""
+        self._approve = approve
         out = out or self.cfg.out or Path("runs") / time.strftime("real-%Y%m%d-%H%M%S")
         out.mkdir(parents=True, exist_ok=True)
         self._command = command
@@ -200,7 +236,9 @@ class RealSession:
                 }
                 for o in result.outcomes
             ],
-            "perceived_holds": [str(p) for p in holds(world)],
+            "perceived_holds": (perceived := [str(p) for p in holds(world)]),
+            "holds": perceived,
+            "truth": self.truth,
             "arm_moves": self.backend.applied - moves_before,
             "unsafe_actions_reached_backend": self.backend.unsafe_actions,
             "unsafe_states_reached": self.backend.unsafe_states,

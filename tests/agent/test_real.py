@@ -310,3 +310,37 @@ def test_the_shield_twin_and_envelope_are_the_connected_arms(recording):
     panda = SafetyShield()
     assert panda.twin.check(far, down, 0.01, 0.002).error == ""
     assert "out of reach" in panda.twin.check(near, down, 0.01, 0.002).error
+
+
+def test_task_files_and_chat_drive_the_real_backend_too(recording, tmp_path, capsys):
+    """One session interface: a task file and a chat run on the real path (recorded camera, twin
+    arm, shadow run first); expectations are checked on the perceived scene, and say so."""
+    task = tmp_path / "real.yaml"
+    task.write_text(
+        yaml.safe_dump(
+            {
+                "scene": SCENE,
+                "commands": ["put the red block in the blue bowl"],
+                "expect": ["in(red block, blue bowl)"],
+                "options": {"policy": "expert"},
+            }
+        )
+    )
+    real = ["--backend", "real", "--camera", f"file:{recording}", "--arm", "twin"]
+    code = main(["task", str(task), *real, "--yes", "--out", str(tmp_path / "tasks"), "--json"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (file,) = result["files"]
+    assert file["truth"] == "perceived" and file["commands"][0]["status"] in ("success", "failed")
+    # recorded frames do not change, so the perceived end state is the recorded one: an honest FAIL
+    assert code == 1 and file["expect"] == {"in(red block, blue bowl)": False}
+
+    import subprocess
+    import sys
+
+    chat = subprocess.run(
+        [sys.executable, "-m", "vla_agent.cli", "chat", "--scene", SCENE, "--policy", "expert", "--yes",
+         "--no-video", "--out", str(tmp_path / "chat"), *real],
+        input="pick up the red block\n/quit\n", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert "shadow run" in chat.stdout + chat.stderr and "pick up the red block" in chat.stdout

@@ -17,26 +17,28 @@ from vla_agent.cli.common import (
     print_run,
     run_exit_code,
 )
-from vla_agent.cli.options import agent_config, agent_options
+from vla_agent.cli.options import agent_config, agent_options, real_config, real_confirm, real_options
 from vla_agent.errors import VlaAgentError
 
 
 def cmd_chat(a: argparse.Namespace) -> int:
     from vla_agent.agent.frontends.chat import ChatREPL
+    from vla_agent.agent.frontends.sessions import open_session
 
-    cfg = agent_config(a)
+    cfg, real = agent_config(a), real_config(a)
     repl = ChatREPL(
         cfg,
         out,
         confirm=not a.yes,
         out=Path(a.out) if a.out else None,
         history=Path(a.history).expanduser() if a.history else None,
+        session_factory=lambda cfg, listeners: open_session(cfg, real, listeners, real_confirm),
     )
     return repl.loop()
 
 
 def cmd_voice(a: argparse.Namespace) -> int:
-    from vla_agent.agent.core.session import Session
+    from vla_agent.agent.frontends.sessions import open_session
     from vla_agent.agent.frontends.voice import (
         is_stop,
         make_transcriber,
@@ -49,12 +51,11 @@ def cmd_voice(a: argparse.Namespace) -> int:
         raise VlaAgentError("give exactly one of --wav FILE or --mic")
     audio = read_wav(a.wav) if a.wav else None  # a bad file fails before the robot is built
     cfg = agent_config(a)
-    session = Session(cfg, [] if a.json else [event_printer(err)])
+    session = open_session(cfg, real_config(a), [] if a.json else [event_printer(err)], real_confirm)
     try:
         session.reset()
-        stt = make_transcriber(
-            a.stt, session.env.names, base_url=a.llm_base_url, whisper_model=a.whisper_model
-        )
+        names = session.executor.scene().names
+        stt = make_transcriber(a.stt, names, base_url=a.llm_base_url, whisper_model=a.whisper_model)
         if audio is None:
             err.print(f"listening for {a.seconds:g} s ...")
             audio = record_mic(a.seconds)
@@ -89,7 +90,16 @@ def cmd_task(a: argparse.Namespace) -> int:
     if a.no_video:
         overrides["video"] = False
     listeners = [] if a.json else [event_printer(err)]
-    result = run_task_files(a.files, overrides, Path(a.out), listeners)
+    from vla_agent.agent.frontends.sessions import open_session
+
+    real = real_config(a)
+    if real is not None:
+        overrides["video"] = False  # the camera's frames are in each run's trace
+
+    def session(cfg, listeners):
+        return open_session(cfg, real, listeners, real_confirm)
+
+    result = run_task_files(a.files, overrides, Path(a.out), listeners, session)
     if a.json:
         print(json.dumps(result))
     else:
@@ -120,6 +130,7 @@ def add_chat(sub) -> None:
         "/reset [seed], /video, /help, /quit. Every run leaves a report folder (video, trace, report.html).",
     )
     agent_options(ch)
+    real_options(ch, yes=False)
     ch.add_argument("--yes", action="store_true", help="execute plans without asking")
     ch.add_argument("--history", default="~/.vla_agent_history", help="input history file ('' for none)")
     ch.set_defaults(func=cmd_chat)
@@ -141,6 +152,7 @@ def add_voice(sub) -> None:
     vo.add_argument("--whisper-model", default=None, help="faster-whisper model folder for --stt whisper")
     vo.add_argument("--yes", action="store_true", help="run the transcript without asking")
     agent_options(vo)
+    real_options(vo, yes=False)
     vo.set_defaults(func=cmd_voice)
 
 
@@ -161,4 +173,5 @@ def add_task(sub) -> None:
     tk.add_argument("--out", default="runs/tasks", help="report folders go here, one per file and command")
     tk.add_argument("--no-video", action="store_true")
     tk.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    real_options(tk)
     tk.set_defaults(func=cmd_task)

@@ -4,6 +4,7 @@ and the typed ``AgentConfig`` they make."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from vla_agent.cli.common import default_llm, names
@@ -89,3 +90,43 @@ def agent_options(p: argparse.ArgumentParser, policy: bool = True) -> None:
         )
         p.add_argument("--out", default=None, help="report folder (default runs/run-DATE-TIME)")
         p.add_argument("--no-video", action="store_true", help="skip the video")
+
+
+def real_options(p: argparse.ArgumentParser, yes: bool = True) -> None:
+    """The real-robot options (``--backend real``); ``yes=False`` when the command has its own --yes."""
+    real = p.add_argument_group(
+        "real robot (--backend real)",
+        "A RealSense camera (or a recording) and an arm driver. Every plan first runs in the PyBullet "
+        "twin of the perceived scene (the shadow run); a predicted failure or unsafe intervention means "
+        "nothing moves; otherwise you approve (or --yes). --scene lists the objects on the table.",
+    )
+    real.add_argument("--backend", default="sim", choices=["sim", "real"], help="sim (default) or real")
+    real.add_argument(
+        "--camera", default="", help="serial:NUMBER | file:REC.db3|.bag (default: first RealSense)"
+    )
+    real.add_argument("--arm", default="twin", help=f"{names('arm')} (default twin: a PyBullet stand-in)")
+    real.add_argument("--calibration", default=None, help="camera-to-base YAML (default: REC.calib.yaml)")
+    real.add_argument("--no-shadow", action="store_true", help="skip the shadow dry run (not recommended)")
+    if yes:
+        real.add_argument("--yes", action="store_true", help="approve a successful shadow run without asking")
+
+
+def real_config(a: argparse.Namespace):
+    """The ``RealConfig`` of the real-robot options, or None for the simulator."""
+    if getattr(a, "backend", "sim") != "real":
+        return None
+    from vla_agent.agent.real.session import RealConfig
+
+    return RealConfig(
+        camera=a.camera, arm=a.arm, calibration=a.calibration, shadow=not a.no_shadow, yes=a.yes
+    )
+
+
+def real_confirm(question: str) -> bool:
+    """Ask before the real arm moves; without a terminal the answer is no."""
+    from vla_agent.cli.common import err
+
+    if not sys.stdin.isatty():
+        err.print(f"{question} -> no (not a terminal; pass --yes to approve)")
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from rich.table import Table
@@ -12,52 +11,35 @@ from rich.table import Table
 from vla_agent.cli.common import (
     err,
     event_printer,
-    names,
     out,
     plan_table,
     print_run,
     progress,
     run_exit_code,
 )
-from vla_agent.cli.options import agent_config, agent_options
+from vla_agent.cli.options import agent_config, agent_options, real_config, real_confirm, real_options
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from vla_agent.agent.core.session import Session
+    from vla_agent.agent.frontends.sessions import open_session
 
-    cfg = agent_config(a)
-    listeners = [] if a.json else [event_printer(err)]
-    if a.backend == "real":
-        return _run_real(a, cfg, listeners)
-    session = Session(cfg, listeners)
+    real = real_config(a)
+    session = open_session(agent_config(a), real, [] if a.json else [event_printer(err)], real_confirm)
     try:
-        session.reset()
+        if real is None:
+            session.reset()
         summary = session.run(a.command)
     finally:
         session.close()
-    print_run(summary, a.json)
+    if real is None:
+        print_run(summary, a.json)
+    else:
+        _print_real(summary, a.json)
     return run_exit_code(summary)
 
 
-def _run_real(a: argparse.Namespace, cfg, listeners) -> int:
-    from vla_agent.agent.real.session import RealConfig, RealSession
-
-    real = RealConfig(
-        camera=a.camera, arm=a.arm, calibration=a.calibration, shadow=not a.no_shadow, yes=a.yes
-    )
-
-    def confirm(question: str) -> bool:
-        if not sys.stdin.isatty():
-            err.print(f"{question} -> no (not a terminal; pass --yes to approve)")
-            return False
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-
-    session = RealSession(cfg, real, confirm=confirm, listeners=listeners)
-    try:
-        summary = session.run(a.command)
-    finally:
-        session.close()
-    if a.json:
+def _print_real(summary: dict, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(summary))
     else:
         if summary.get("shadow"):
@@ -68,7 +50,6 @@ def _run_real(a: argparse.Namespace, cfg, listeners) -> int:
             f"perceived: {', '.join(summary['perceived_holds']) or '(nothing)'}"
         )
         out.print(f"trace: {summary['trace']}\nreport: {summary['report']}")
-    return run_exit_code(summary)
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
@@ -168,20 +149,7 @@ def add_run(sub) -> None:
     )
     r.add_argument("command", nargs="?", default=DEFAULT_COMMAND, help=f"default: {DEFAULT_COMMAND!r}")
     agent_options(r)
-    real = r.add_argument_group(
-        "real robot (--backend real)",
-        "A RealSense camera (or a recording) and an arm driver. Every plan first runs in the PyBullet "
-        "twin of the perceived scene (the shadow run); a predicted failure or unsafe intervention means "
-        "nothing moves; otherwise you approve (or --yes). --scene lists the objects on the table.",
-    )
-    real.add_argument("--backend", default="sim", choices=["sim", "real"], help="sim (default) or real")
-    real.add_argument(
-        "--camera", default="", help="serial:NUMBER | file:REC.db3|.bag (default: first RealSense)"
-    )
-    real.add_argument("--arm", default="twin", help=f"{names('arm')} (default twin: a PyBullet stand-in)")
-    real.add_argument("--calibration", default=None, help="camera-to-base YAML (default: REC.calib.yaml)")
-    real.add_argument("--no-shadow", action="store_true", help="skip the shadow dry run (not recommended)")
-    real.add_argument("--yes", action="store_true", help="approve a successful shadow run without asking")
+    real_options(r)
     r.set_defaults(func=cmd_run)
 
 
