@@ -13,10 +13,7 @@ Tolerances (metres, base frame; blocks are 4 cm cubes):
   rectangle (see ``catalog.REGIONS``).
 - ``hand_empty()``: the fingers touch no object.
 - ``clear(obj)``: no object is on or in ``obj``.
-- ``beside(obj, other)``: not held, resting on the table itself (as ``at``), with at most 6 cm of
-  table between the two footprints (``catalog.KINDS``) and at least -1.5 cm (the footprints are
-  circles: two square blocks side by side overlap them slightly; a block on or in ``other`` is
-  not beside it).
+- skills add their own (``register_predicate``): ``beside`` comes with ``skills/place_beside.py``.
 - ``moved(obj, direction)``: relative to a reference snapshot, ``obj`` moved >= 5 cm along the
   direction (left=+y, right=-y, forward=+x, backward=-x) and <= 5 cm sideways.
 """
@@ -34,7 +31,6 @@ from vla_agent.sim.catalog import (
     BLOCK_SIZE,
     BOWL_HEIGHT,
     BOWL_INNER_RADIUS,
-    KINDS,
     PLATE_RADIUS,
     REGIONS,
     WALL,
@@ -87,7 +83,7 @@ def _half_height(o: ObjectState) -> float:
     return BLOCK_SIZE / 2 if o.kind == "block" else 0.0
 
 
-def _hdist(a: ObjectState, b: ObjectState) -> float:
+def hdist(a: ObjectState, b: ObjectState) -> float:
     return float(np.linalg.norm(a.position[:2] - b.position[:2]))
 
 
@@ -95,7 +91,7 @@ def in_(w: WorldState, obj: str, container: str) -> bool:
     o, c = w.get(obj), w.get(container)
     if c.kind != "bowl" or obj == container or holding(w, obj):
         return False
-    return _hdist(o, c) <= BOWL_INNER_RADIUS and o.position[2] <= c.position[2] + BOWL_HEIGHT + 0.02
+    return hdist(o, c) <= BOWL_INNER_RADIUS and o.position[2] <= c.position[2] + BOWL_HEIGHT + 0.02
 
 
 def on(w: WorldState, obj: str, below: str) -> bool:
@@ -105,10 +101,10 @@ def on(w: WorldState, obj: str, below: str) -> bool:
     if b.kind == "plate":
         top = b.position[2] + WALL
         bottom = o.position[2] - _half_height(o)
-        return _hdist(o, b) <= PLATE_RADIUS - WALL and -0.005 <= bottom - top <= 0.025
+        return hdist(o, b) <= PLATE_RADIUS - WALL and -0.005 <= bottom - top <= 0.025
     if b.kind == "block":
         dz = o.position[2] - b.position[2]
-        return _hdist(o, b) <= 0.025 and abs(dz - BLOCK_SIZE) <= 0.01
+        return hdist(o, b) <= 0.025 and abs(dz - BLOCK_SIZE) <= 0.01
     return False
 
 
@@ -117,17 +113,6 @@ def at(w: WorldState, obj: str, region: str) -> bool:
     (x0, x1), (y0, y1) = REGIONS[canonical_region(region)]
     x, y, z = o.position
     return not holding(w, obj) and z <= BLOCK_SIZE / 2 + 0.004 and x0 <= x <= x1 and y0 <= y <= y1
-
-
-BESIDE_GAP = (-0.015, 0.06)  # metres of table between the footprints of ``beside(obj, other)``
-
-
-def beside(w: WorldState, obj: str, other: str) -> bool:
-    o, t = w.get(obj), w.get(other)
-    if obj == other or holding(w, obj) or o.position[2] > BLOCK_SIZE / 2 + 0.004:
-        return False
-    gap = _hdist(o, t) - KINDS[o.kind].footprint_radius - KINDS[t.kind].footprint_radius
-    return BESIDE_GAP[0] <= gap <= BESIDE_GAP[1]
 
 
 def hand_empty(w: WorldState) -> bool:
@@ -163,12 +148,11 @@ PREDICATES: dict[str, Callable[..., bool]] = {
     "hand_empty": hand_empty,
     "clear": clear,
     "moved": moved,
-    "beside": beside,
 }
 
 
 # Binary relations between a block and another object that ``holds`` lists (beside those above).
-RELATIONS: list[str] = ["beside"]
+RELATIONS: list[str] = []
 
 
 def register_predicate(name: str, fn: Callable[..., bool], relation: bool = False) -> None:
@@ -192,8 +176,8 @@ def evaluate(w: WorldState, pred: Predicate | str) -> bool:
 
 
 def holds(w: WorldState) -> list[Predicate]:
-    """Every true ground predicate among holding/in/on/at and the relations (beside, plugins')
-    over the scene's objects (sorted)."""
+    """Every true ground predicate among holding/in/on/at and the registered relations (beside,
+    plugins') over the scene's objects (sorted)."""
     out: list[Predicate] = []
     names = list(w.objects)
     for a in names:

@@ -3,6 +3,7 @@ next to the blue bowl"). Added in round 2 as one file: the placement users of a 
 for most after in/on/at, and the one the offline planner used to turn into a stack ("next to the
 blue block" read as "on the blue block").
 
+Its effect, ``beside(obj, other)``, is a predicate registered here.
 The expert picks, of eight spots around the target at a 2.5 cm gap, the one on the table farthest
 from every other object, then lowers and releases there as ``place`` does.
 """
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from vla_agent.sim.catalog import BLOCK_SIZE, KINDS, WORKSPACE_X, WORKSPACE_Y, ObjectSpec
+from vla_agent.sim.predicates import WorldState, hdist, holding, register_predicate
 from vla_agent.skills.experts import ExpertPolicy, Waypoint, footprint
 from vla_agent.skills.library import ArgType, SkillArg, SkillSpec, register_skill
 from vla_agent.skills.place import release_at, settled
@@ -23,6 +25,21 @@ from vla_agent.skills.tasks import TaskDraw, TaskParts
 from vla_agent.types import Subgoal
 
 GAP = 0.025  # metres of table the expert leaves between the two footprints
+BESIDE_GAP = (-0.015, 0.06)  # metres of table between the footprints of ``beside(obj, other)``
+
+
+def beside(w: WorldState, obj: str, other: str) -> bool:
+    """Not held, resting on the table itself (as ``at``), with at most 6 cm of table between the
+    two footprints (``catalog.KINDS``) and at least -1.5 cm (the footprints are circles: two
+    square blocks side by side overlap them slightly; a block on or in ``other`` is not beside it)."""
+    o, t = w.get(obj), w.get(other)
+    if obj == other or holding(w, obj) or o.position[2] > BLOCK_SIZE / 2 + 0.004:
+        return False
+    gap = hdist(o, t) - KINDS[o.kind].footprint_radius - KINDS[t.kind].footprint_radius
+    return BESIDE_GAP[0] <= gap <= BESIDE_GAP[1]
+
+
+register_predicate("beside", beside, relation=True)
 VARIANTS = ("block", "bowl", "plate")
 
 

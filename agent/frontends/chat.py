@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vla_agent.agent.core.session import AgentConfig, Session
+from vla_agent.agent.frontends.console import ask_yes
 from vla_agent.errors import VlaAgentError
 from vla_agent.sim.video import write_video
 
@@ -73,11 +74,7 @@ class ChatREPL:
         return lambda text: ps.prompt(text)
 
     def ask_yes(self, question: str) -> bool:
-        try:
-            answer = self._prompt(f"{question} [Y/n] ").strip().lower()
-        except (EOFError, KeyboardInterrupt):
-            return False
-        return answer in ("", "y", "yes")
+        return ask_yes(question, default=True, ask=self._prompt)
 
     # ------------------------------------------------------------------ loop
     def start(self, seed: int | None = None) -> None:

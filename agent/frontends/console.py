@@ -4,8 +4,27 @@ line with a count), refusals, the shadow run's verdict."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.table import Table
+
+
+def ask_yes(
+    question: str, default: bool, ask: Callable[[str], str] = input, console: Console | None = None
+) -> bool:
+    """The one yes/no question of every front-end. Enter takes ``default`` (yes to run a plan
+    shown, no to move a real arm); without a terminal to ask on (and the default ``input``) the
+    answer is no, said on ``console``; Ctrl-C or Ctrl-D answer no."""
+    if ask is input and not sys.stdin.isatty():
+        (console or Console(stderr=True)).print(f"{question} -> no (not a terminal; pass --yes to approve)")
+        return False
+    try:
+        answer = ask(f"{question} {'[Y/n]' if default else '[y/N]'} ").strip().lower()
+    except (EOFError, KeyboardInterrupt):
+        return False
+    return default if not answer else answer in ("y", "yes")
 
 
 def plan_table(subgoals: list[dict], title: str = "plan") -> Table:

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vla_agent.errors import ConfigError, VlaAgentError
 from vla_agent.sim.catalog import REGIONS, SceneSpec
 from vla_agent.sim.predicates import DIRECTIONS, PREDICATES
+from vla_agent.skills.library import skill_names
 from vla_agent.types import Predicate
 
 MAX_TASK_BYTES = 256 * 1024
@@ -151,6 +152,7 @@ def load_task_file(path: str | Path) -> TaskFile:
             pred = Predicate.parse(text)
         except ValueError as e:
             raise ConfigError(f"{where}: {e}") from None
+        skill_names()  # the skills' own predicates (beside, plugins') register with them
         if pred.name not in PREDICATES:
             raise ConfigError(
                 f"{where}: unknown predicate {pred.name!r} (known: {', '.join(sorted(PREDICATES))})"

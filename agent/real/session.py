@@ -23,7 +23,7 @@ from vla_agent.agent.planning.plan import Plan
 from vla_agent.agent.planning.planners import make_planner
 from vla_agent.agent.real.arms import ArmDriver, TwinArm, make_arm
 from vla_agent.agent.real.calibration import load_calibration
-from vla_agent.agent.real.camera import RealSenseCamera
+from vla_agent.agent.real.cameras import CAMERAS, make_camera
 from vla_agent.agent.real.shadow import ShadowReport, shadow_run, twin_scene
 from vla_agent.agent.safety.shield import SafetyShield
 from vla_agent.errors import ConfigError
@@ -75,10 +75,11 @@ class RealSession:
             )
         if cfg.detector == "ground-truth":
             raise ConfigError("the ground-truth detector exists only in the simulator")
+        CAMERAS.get(real.camera or "realsense")  # a misspelt camera fails first, with a suggestion
         self.cfg, self.real, self.confirm = cfg, real, confirm
         self.objects = scene_objects(cfg.scene)
         self.calibration = load_calibration(real.calibration or default_calibration(real.camera))
-        camera = RealSenseCamera(real.camera, hold_last=real.camera.startswith("file:"))
+        camera = make_camera(real.camera)
         self.arm = arm or make_arm(real.arm)
         if policy_factory is None:
             if cfg.policy == "expert" and not isinstance(self.arm, TwinArm):

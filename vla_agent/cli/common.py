@@ -4,14 +4,12 @@ printer and the exit code of a run."""
 from __future__ import annotations
 
 import json
-import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from vla_agent.agent.frontends.console import event_printer, plan_table  # noqa: F401 - re-exported
-from vla_agent.errors import VlaAgentError
+from vla_agent.agent.frontends.console import ask_yes, event_printer, plan_table  # noqa: F401 - re-exported
 
 err = Console(stderr=True)
 out = Console()
@@ -50,6 +48,7 @@ def registries() -> dict:
     import vla_agent.agent.perception.detectors  # noqa: F401 - registration on import
     import vla_agent.agent.planning.planners  # noqa: F401
     import vla_agent.agent.real.arms  # noqa: F401
+    import vla_agent.agent.real.cameras  # noqa: F401
     import vla_agent.sim.robots  # noqa: F401
     from vla_agent.registry import REGISTRIES
     from vla_agent.skills.library import skill_names
@@ -91,6 +90,5 @@ def run_exit_code(summary: dict) -> int:
 
 
 def confirm(question: str) -> bool:
-    if not sys.stdin.isatty():
-        raise VlaAgentError("confirmation needs a terminal; pass --yes to confirm non-interactively")
-    return input(f"{question} [Y/n] ").strip().lower() in ("", "y", "yes")
+    """Run what was heard or shown? (Enter: yes; no terminal: no.)"""
+    return ask_yes(question, default=True, console=err)

@@ -4,7 +4,6 @@ and the typed ``AgentConfig`` they make."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from vla_agent.cli.common import default_llm, names
@@ -101,9 +100,7 @@ def real_options(p: argparse.ArgumentParser, yes: bool = True) -> None:
         "nothing moves; otherwise you approve (or --yes). --scene lists the objects on the table.",
     )
     real.add_argument("--backend", default="sim", choices=["sim", "real"], help="sim (default) or real")
-    real.add_argument(
-        "--camera", default="", help="serial:NUMBER | file:REC.db3|.bag (default: first RealSense)"
-    )
+    real.add_argument("--camera", default="", help=f"{names('camera')} (default: the first RealSense)")
     real.add_argument("--arm", default="twin", help=f"{names('arm')} (default twin: a PyBullet stand-in)")
     real.add_argument("--calibration", default=None, help="camera-to-base YAML (default: REC.calib.yaml)")
     real.add_argument("--no-shadow", action="store_true", help="skip the shadow dry run (not recommended)")
@@ -123,10 +120,7 @@ def real_config(a: argparse.Namespace):
 
 
 def real_confirm(question: str) -> bool:
-    """Ask before the real arm moves; without a terminal the answer is no."""
-    from vla_agent.cli.common import err
+    """Move the real arm? (Enter: no; no terminal: no.)"""
+    from vla_agent.cli.common import ask_yes, err
 
-    if not sys.stdin.isatty():
-        err.print(f"{question} -> no (not a terminal; pass --yes to approve)")
-        return False
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    return ask_yes(question, default=False, console=err)
