@@ -344,3 +344,16 @@ def test_task_files_and_chat_drive_the_real_backend_too(recording, tmp_path, cap
     )  # fmt: skip
     assert chat.returncode == 0, chat.stderr[-2000:]
     assert "shadow run" in chat.stdout + chat.stderr and "pick up the red block" in chat.stdout
+
+
+@pytest.mark.hardware
+def test_a_live_realsense_gives_aligned_rgbd_frames():
+    """With a RealSense connected (``pytest -m hardware``): frames, depth in metres, intrinsics."""
+    import pyrealsense2 as rs
+
+    if not rs.context().query_devices().size():
+        pytest.skip("no RealSense connected")
+    with RealSenseCamera("") as cam:
+        f = cam.read()
+    assert f.rgb.ndim == 3 and f.depth.shape == f.rgb.shape[:2] and f.K[0, 0] > 0
+    assert np.nanmax(f.depth) < 20.0  # metres, not millimetres

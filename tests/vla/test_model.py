@@ -39,6 +39,7 @@ def test_bins_round_trip_within_half_a_bin():
     assert (m.decode_arm(logits) - x).abs().max() <= step / 2 + 1e-6
 
 
+@pytest.mark.slow  # training to convergence: ~20-50 s per head on 2 cores
 @pytest.mark.parametrize("head", ["continuous", "bins"])
 def test_overfits_one_batch(tiny_dataset, head):
     torch.manual_seed(0)
