@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from vla_agent.errors import ConfigError, unknown
+from vla_agent.errors import ConfigError, suggest, unknown
 
 # Reachable area where objects are placed (metres, base frame).
 WORKSPACE_X = (0.34, 0.70)
@@ -58,7 +58,35 @@ KINDS: dict[str, KindSpec] = {
     "plate": KindSpec("plate", PLATE_RADIUS + 0.005, PLATE_HEIGHT, "by its 8 mm raised rim"),
 }
 CONTAINERS = ("bowl", "plate")
-KIND_ALIASES = {"cube": "block", "brick": "block", "dish": "plate"}
+# The synonym tables of the project (scene specs, plan names, the offline planner, voice): one each.
+KIND_ALIASES = {
+    "cube": "block",
+    "brick": "block",
+    "box": "block",
+    "container": "bowl",
+    "basket": "bowl",
+    "bin": "bowl",
+    "pot": "bowl",
+    "dish": "plate",
+    "tray": "plate",
+    "saucer": "plate",
+}
+COLOR_ALIASES = {
+    "violet": "purple",
+    "magenta": "pink",
+    "teal": "cyan",
+    "turquoise": "cyan",
+    "aqua": "cyan",
+    "navy": "blue",
+    "crimson": "red",
+    "scarlet": "red",
+    "lime": "green",
+    "golden": "yellow",
+    "gold": "yellow",
+    "tan": "brown",
+    "ivory": "white",
+}
+ABSENT_COLORS = ("grey", "gray", "black")  # colours people name that no object here has
 
 # Region name -> (x range, y range) and the point a placement aims at.
 REGIONS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
@@ -68,7 +96,7 @@ REGIONS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "back": ((0.60, 0.78), (-0.30, 0.30)),
     "centre": ((0.45, 0.60), (-0.08, 0.08)),
 }
-REGION_ALIASES = {"center": "centre", "middle": "centre", "near": "front", "far": "back"}
+REGION_ALIASES = {"center": "centre", "middle": "centre", "near": "front", "far": "back", "rear": "back"}
 
 NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 MAX_OBJECTS = 12
@@ -98,7 +126,9 @@ class ObjectSpec(BaseModel):
         v = v.strip().lower()
         v = KIND_ALIASES.get(v, v)
         if v not in KINDS:
-            raise unknown("object kind", v, list(KINDS) + list(KIND_ALIASES))
+            raise ConfigError(
+                f"unknown object kind {v!r}{suggest(v, [*KINDS, *KIND_ALIASES])}; valid: {', '.join(KINDS)}"
+            )
         return v
 
     @field_validator("color")

@@ -44,7 +44,15 @@ DIRECTIONS: dict[str, tuple[float, float]] = {
     "forward": (1.0, 0.0),
     "backward": (-1.0, 0.0),
 }
-DIRECTION_ALIASES = {"away": "forward", "back": "backward", "towards me": "backward", "toward me": "backward"}
+DIRECTION_ALIASES = {
+    "forwards": "forward",
+    "away": "forward",
+    "ahead": "forward",
+    "backwards": "backward",
+    "back": "backward",
+    "towards me": "backward",
+    "toward me": "backward",
+}
 PUSH_MIN_DISTANCE = 0.05
 PUSH_MAX_SIDEWAYS = 0.05
 

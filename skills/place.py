@@ -8,7 +8,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from vla_agent.sim.catalog import BLOCK_SIZE, BOWL_INNER_RADIUS, HELD_WIDTH, REGIONS, WALL, ObjectSpec
+from vla_agent.sim.catalog import (
+    BLOCK_SIZE,
+    BOWL_INNER_RADIUS,
+    HELD_WIDTH,
+    REGIONS,
+    WALL,
+    WORKSPACE_X,
+    WORKSPACE_Y,
+    ObjectSpec,
+)
 from vla_agent.sim.predicates import ObjectState
 from vla_agent.skills.experts import SAFE_Z, ExpertPolicy, Waypoint, align_yaw, footprint
 from vla_agent.skills.library import ArgType, SkillArg, SkillSpec, register_skill
@@ -116,8 +125,9 @@ def free_spot(x: ExpertPolicy, region: str) -> np.ndarray:
     """The point of the region farthest from every other object (privileged, deterministic)."""
     (x0, x1), (y0, y1) = REGIONS[region]
     margin = 0.04
-    xs = np.linspace(max(x0 + margin, 0.36), min(x1 - margin, 0.70), 9)
-    ys = np.linspace(max(y0 + margin, -0.26), min(y1 - margin, 0.26), 9)
+    # inside the region and the table's work area (where scenes place objects), 2 cm off its near edge
+    xs = np.linspace(max(x0 + margin, round(WORKSPACE_X[0] + 0.02, 6)), min(x1 - margin, WORKSPACE_X[1]), 9)
+    ys = np.linspace(max(y0 + margin, WORKSPACE_Y[0]), min(y1 - margin, WORKSPACE_Y[1]), 9)
     held = x.subgoal.args["obj"]
     others = [s for n, s in x.env.world_state().objects.items() if n != held]
     best, best_d = None, -1.0

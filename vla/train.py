@@ -22,7 +22,8 @@ from torch.nn import functional as F
 
 from vla_agent.errors import ConfigError
 from vla_agent.vla.checkpoint import load_checkpoint, save_checkpoint, torch_device
-from vla_agent.vla.dataset import WRIST_KEY, Demonstrations, load_datasets
+from vla_agent.vla.dataset import WRIST_KEY
+from vla_agent.vla.demos import Demonstrations, load_datasets
 from vla_agent.vla.model import AUX_CENTER, AUX_SCALE, VLAConfig, VLANet
 from vla_agent.vla.normalize import Normalizer
 from vla_agent.vla.text import text_encoder

@@ -4,66 +4,24 @@ that separate clauses."""
 
 from __future__ import annotations
 
-from vla_agent.sim.catalog import COLORS
+from vla_agent.sim.catalog import (
+    ABSENT_COLORS,
+    COLOR_ALIASES,
+    COLORS,
+    KIND_ALIASES,
+    KINDS,
+    REGION_ALIASES,
+    REGIONS,
+)
+from vla_agent.sim.predicates import DIRECTION_ALIASES, DIRECTIONS
 from vla_agent.skills.library import SkillSpec, all_skills, get_skill
 
-KIND_WORDS = {
-    "block": "block",
-    "cube": "block",
-    "brick": "block",
-    "box": "block",
-    "bowl": "bowl",
-    "container": "bowl",
-    "basket": "bowl",
-    "bin": "bowl",
-    "pot": "bowl",
-    "plate": "plate",
-    "dish": "plate",
-    "tray": "plate",
-    "saucer": "plate",
-}
+# From the catalogue's tables: the words of the planner are the project's words.
+KIND_WORDS = {k: k for k in KINDS} | KIND_ALIASES
 GENERIC = {"one", "ones", "object", "objects", "thing", "things", "item", "items", "piece", "pieces"}
-COLOR_WORDS = {c: c for c in COLORS} | {
-    "violet": "purple",
-    "magenta": "pink",
-    "teal": "cyan",
-    "turquoise": "cyan",
-    "aqua": "cyan",
-    "navy": "blue",
-    "crimson": "red",
-    "scarlet": "red",
-    "lime": "green",
-    "golden": "yellow",
-    "gold": "yellow",
-    "tan": "brown",
-    "ivory": "white",
-    "grey": None,
-    "gray": None,
-    "black": None,
-}
-REGION_WORDS = {
-    "left": "left",
-    "right": "right",
-    "front": "front",
-    "near": "front",
-    "back": "back",
-    "far": "back",
-    "rear": "back",
-    "centre": "centre",
-    "center": "centre",
-    "middle": "centre",
-}
-DIRECTION_WORDS = {
-    "left": "left",
-    "right": "right",
-    "forward": "forward",
-    "forwards": "forward",
-    "away": "forward",
-    "ahead": "forward",
-    "backward": "backward",
-    "backwards": "backward",
-    "back": "backward",
-}
+COLOR_WORDS: dict[str, str | None] = {c: c for c in COLORS} | COLOR_ALIASES | dict.fromkeys(ABSENT_COLORS)
+REGION_WORDS = {r: r for r in REGIONS} | REGION_ALIASES
+DIRECTION_WORDS = {d: d for d in DIRECTIONS} | {k: v for k, v in DIRECTION_ALIASES.items() if " " not in k}
 CORE_SKILLS = ("pick", "place", "push")  # the skills of the grammar below; others bring a phrase
 TASK_VERBS = {"do", "sort", "clear", "tidy", "clean", "build", "make", "gather", "collect", "pile"}
 

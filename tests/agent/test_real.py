@@ -20,7 +20,8 @@ pytest.importorskip(
 from vla_agent.agent.core.session import AgentConfig  # noqa: E402
 from vla_agent.agent.real.arms import ArmError, TwinArm, XArmDriver  # noqa: E402
 from vla_agent.agent.real.calibration import calibrate, load_calibration, load_targets, target_errors_mm  # noqa: E402
-from vla_agent.agent.real.camera import CameraError, RealSenseCamera, write_recording  # noqa: E402
+from vla_agent.agent.real.camera import CameraError, RealSenseCamera  # noqa: E402
+from vla_agent.agent.real.recording import write_recording  # noqa: E402
 from vla_agent.agent.real.session import RealConfig, RealSession  # noqa: E402
 from vla_agent.agent.safety.shield import SafetyShield  # noqa: E402
 from vla_agent.cli import main  # noqa: E402

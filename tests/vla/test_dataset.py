@@ -5,7 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from vla_agent.errors import ConfigError
-from vla_agent.vla.dataset import LeRobotWriter, load_dataset
+from vla_agent.vla.dataset import LeRobotWriter
+from vla_agent.vla.demos import load_dataset
 
 
 def test_lerobot_v3_layout(tiny_dataset):
@@ -61,7 +62,7 @@ def test_load_rejects_non_dataset(tmp_path):
 
 
 def test_load_several_datasets_as_one(tiny_dataset):
-    from vla_agent.vla.dataset import load_datasets
+    from vla_agent.vla.demos import load_datasets
 
     root, result = tiny_dataset
     one = load_dataset(root)
@@ -77,7 +78,7 @@ def test_load_several_datasets_as_one(tiny_dataset):
 
 def test_filter_keeps_the_episodes_of_the_chosen_skills(tiny_dataset, tmp_path):
     from vla_agent.skills.library import skill_of_instruction
-    from vla_agent.vla.dataset import filter_dataset
+    from vla_agent.vla.demos import filter_dataset
 
     root, result = tiny_dataset
     src = load_dataset(root)
@@ -181,7 +182,7 @@ def test_reproduce_runs_every_stage_of_the_recipe_and_resumes(tmp_path):
     from vla_agent.cli import main
     from vla_agent.skills.library import skill_of_instruction
     from vla_agent.vla.checkpoint import load_checkpoint
-    from vla_agent.vla.dataset import load_dataset
+    from vla_agent.vla.demos import load_dataset
     from vla_agent.vla.recipes import RECIPE
 
     args = ["vla", "reproduce", "--out", str(tmp_path), "--workers", "1", "--scale", "0.002"]

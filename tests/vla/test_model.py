@@ -9,7 +9,7 @@ from vla_agent.errors import ConfigError
 from vla_agent.skills.library import get_skill
 from vla_agent.types import IMAGE, STATE, WRIST_IMAGE
 from vla_agent.vla.checkpoint import load_checkpoint, save_checkpoint
-from vla_agent.vla.dataset import load_dataset
+from vla_agent.vla.demos import load_dataset
 from vla_agent.vla.model import VLAConfig, VLANet
 from vla_agent.vla.normalize import Normalizer
 from vla_agent.vla.policy import VLAPolicy

@@ -13,7 +13,7 @@ from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE
 from vla_agent.vla import msgpack_numpy
 from vla_agent.vla.checkpoint import save_checkpoint
 from vla_agent.vla.client import PolicyServerError, RemotePolicy, WebsocketClientPolicy
-from vla_agent.vla.dataset import load_dataset
+from vla_agent.vla.demos import load_dataset
 from vla_agent.vla.model import VLAConfig, VLANet
 from vla_agent.vla.policy import VLAPolicy
 from vla_agent.vla.server import BackgroundServer, PolicyService, ServeConfig, serve_async

@@ -42,9 +42,11 @@ def cmd_bench_skills(a: argparse.Namespace) -> int:
         episodes_per_skill=a.episodes_per_skill,
         seed=a.seed,
         execute=a.execute,
+        robot=a.robot,
+        **({"skills": tuple(a.skills.split(","))} if a.skills else {}),
     )
     with progress() as prog:
-        task = prog.add_task(f"{cfg.policy} rollouts", total=cfg.episodes_per_skill * 3)
+        task = prog.add_task(f"{cfg.policy} rollouts", total=cfg.episodes_per_skill * len(cfg.skills))
         result = run_skill_bench(cfg, progress=lambda i, n: prog.update(task, completed=i, total=n))
     if a.json:
         print(json.dumps(result))
@@ -205,6 +207,10 @@ def add_bench(sub) -> None:
         "--seed", type=int, default=1_000_000, help="first evaluation seed (training uses < 10^6)"
     )
     bs.add_argument("--execute", type=int, default=2, help="actions executed per predicted chunk")
+    bs.add_argument("--robot", default="panda", help=f"{names('robot')} (default panda)")
+    bs.add_argument(
+        "--skills", default=None, help="comma-separated (default: the shipped VLA's: pick,place,push)"
+    )
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_bench_skills)
 

@@ -14,7 +14,7 @@ def cmd_record_sim(a: argparse.Namespace) -> int:
     import numpy as np
 
     from vla_agent.agent.real.calibration import Calibration
-    from vla_agent.agent.real.camera import write_recording
+    from vla_agent.agent.real.recording import write_recording
     from vla_agent.sim.catalog import SceneSpec
     from vla_agent.sim.env import EnvConfig, TabletopEnv
     from vla_agent.types import DEPTH, IMAGE

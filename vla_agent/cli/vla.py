@@ -84,7 +84,7 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
 
 def cmd_vla_filter(a: argparse.Namespace) -> int:
     from vla_agent.skills.library import get_skill, skill_of_instruction
-    from vla_agent.vla.dataset import filter_dataset
+    from vla_agent.vla.demos import filter_dataset
 
     skills = set(csv_tuple(a.skills) or ())
     for name in skills:
