@@ -63,7 +63,8 @@ class GraspSlop:
 
 
 class ExpertPolicy:
-    """The scripted oracle; implements the ``SkillPolicy`` protocol (``reset``/``act``).
+    """The scripted oracle; implements the ``SkillPolicy`` protocol (``reset``/``act``/``done``;
+    ``skills`` None: any skill with an ``expert`` hook).
 
     With ``slop`` (and its ``rng``) every pick is deliberately imperfect (see ``GraspSlop``);
     the other skills are unchanged.
@@ -78,6 +79,7 @@ class ExpertPolicy:
         self.slop, self.rng = slop, rng
         self.subgoal: Subgoal | None = None
         self.done = False
+        self.skills: tuple[str, ...] | None = None
 
     def reset(self, subgoal: Subgoal) -> None:
         script = get_skill(subgoal.skill).expert  # unknown skills raise here, not mid-episode

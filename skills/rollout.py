@@ -56,7 +56,7 @@ def run_subgoal(
     t0 = time.perf_counter()
     frames = [env.render()] if record else []
     steps = 0
-    while steps < budget and not getattr(policy, "done", False):
+    while steps < budget and not policy.done:
         chunk = np.atleast_2d(policy.act(obs))
         for action in chunk:
             if on_step is not None:
@@ -66,9 +66,9 @@ def run_subgoal(
             steps += 1
             if record:
                 frames.append(env.render())
-            if steps >= budget or getattr(policy, "done", False):
+            if steps >= budget or policy.done:
                 break
-    policy_done = bool(getattr(policy, "done", False))
+    policy_done = bool(policy.done)
     hold = np.array([0, 0, 0, 0, 0, 0, 1.0 if env.gripper_open else -1.0])
     for _ in range(settle_steps):
         if on_step is not None:

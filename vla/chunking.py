@@ -198,6 +198,7 @@ class ChunkedPolicy:
     and the server client alike: what the executor and the detector read after each chunk."""
 
     runner: ChunkRunner
+    skills: tuple[str, ...] | None = None  # what it was trained on, when known
 
     @property
     def execute(self) -> int:

@@ -35,9 +35,13 @@ class Planner(Protocol):
 
 @runtime_checkable
 class SkillPolicy(Protocol):
-    """A VLA, a remote VLA or a scripted expert. ``act`` returns the next actions, (H, 7).
-    Optional: ``skills``, the skill names it can run (None or absent: any); the executor refuses
-    a plan with other skills before anything moves."""
+    """A VLA, a remote VLA or a scripted expert. ``act`` returns the next actions, (H, 7);
+    ``done`` is the policy's own "subgoal finished" (False when it cannot tell); ``skills`` the
+    skill names it can run (None: any), so the executor refuses a plan with others before
+    anything moves."""
+
+    done: bool
+    skills: tuple[str, ...] | None
 
     def reset(self, subgoal: Subgoal) -> None: ...
     def act(self, obs: Observation) -> ActionChunk: ...

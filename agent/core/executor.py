@@ -107,8 +107,8 @@ class Executor:
     def _untrained(self, plan: Plan) -> str | None:
         """A plan step whose skill the policy cannot run (a VLA trained on other skills): refused
         before anything moves rather than handed to a policy that never saw it. A policy states
-        its skills in ``skills`` (None or absent: any)."""
-        skills = getattr(self.policy, "skills", None)
+        its skills in ``skills`` (None: any)."""
+        skills = self.policy.skills
         if skills is None:
             return None
         missing = sorted({sg.skill for sg in plan.subgoals} - set(skills))
@@ -295,7 +295,7 @@ class Executor:
         while True:
             self._check_stop()
             t_pol = time.perf_counter()
-            if getattr(self.policy, "done", False) and steps > 0:
+            if self.policy.done and steps > 0:
                 if verifying >= cfg.verify_steps:
                     return Status.FAILED, steps, "the policy finished but the effects are not seen"
                 verifying += 1
@@ -389,7 +389,7 @@ class Executor:
                 n = cfg.no_progress_steps
                 if len(history) > n and np.ptp(np.array(history[-n:]), axis=0).max() < 0.005:
                     return Status.FAILED, steps, f"no progress in {n} steps"
-                if getattr(self.policy, "done", False) and not verifying:
+                if self.policy.done and not verifying:
                     break
 
     def _clock(self) -> float:

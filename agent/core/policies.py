@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vla_agent.errors import ConfigError
+from vla_agent.interfaces import SkillPolicy
 from vla_agent.registry import registry
 from vla_agent.sim.env import TabletopEnv
 
@@ -55,4 +57,8 @@ def make_policy(spec: str, env: TabletopEnv | None, **options):
     """Build the policy named by ``spec``; an unknown name raises with suggestions. A remote
     policy's API key comes from ``api_key``, a key file, ``VLA_AGENT_API_KEY`` or the config file
     (``vla_agent.vla.auth``)."""
-    return POLICIES.create(spec, env, **options)
+    policy = POLICIES.create(spec, env, **options)
+    if not isinstance(policy, SkillPolicy):  # a plugin's policy: say what it lacks, before any use
+        missing = [m for m in ("reset", "act", "done", "skills") if not hasattr(policy, m)]
+        raise ConfigError(f"policy {spec!r} does not implement SkillPolicy (missing: {', '.join(missing)})")
+    return policy

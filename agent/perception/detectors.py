@@ -183,7 +183,7 @@ DETECTORS = registry("detector", "vla_agent.detectors")
 
 
 def _policy_done(policy) -> Callable[[], bool]:
-    return lambda: bool(getattr(policy, "done", False))  # policies without a done signal: never
+    return lambda: bool(policy.done)  # a policy without a done signal says False
 
 
 @DETECTORS.register(

@@ -152,6 +152,7 @@ def test_the_offline_planner_never_acts_on_an_excluded_block(session):
 
 class _DeadServer:
     done = False
+    skills = None
 
     def reset(self, subgoal):
         pass

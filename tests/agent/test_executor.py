@@ -54,6 +54,7 @@ class Frozen:
     """A policy that never moves (a broken VLA): the executor must retry, then replan, then stop."""
 
     done = False
+    skills = None
 
     def reset(self, subgoal):
         pass

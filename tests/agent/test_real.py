@@ -178,6 +178,7 @@ def test_run_backend_real_on_a_recording_with_the_twin_arm(recording, tmp_path, 
 
 class NaNPolicy:
     done = False
+    skills = None
 
     def reset(self, subgoal):
         pass
