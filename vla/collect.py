@@ -67,6 +67,7 @@ class CollectConfig(BaseModel):
     skills: tuple[str, ...] | None = Field(None, description="skills of the tasks, cycled (default: all)")
     place_variants: tuple[str, ...] = Field(PLACE_VARIANTS, description="drawn uniformly; repeat to weight")
     crowded: bool = Field(False, description="scenes like bench chains: 4-5 blocks, a bowl and a plate")
+    robot: str = Field("panda", description="the simulated robot (a registered RobotSpec)")
 
     @field_validator("skills", "place_variants")
     @classmethod
@@ -140,11 +141,20 @@ def _drive(env: TabletopEnv, policy, sg, obs, steps: int):
 def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = None) -> dict:
     """Run the expert on ``cfg.episodes`` seeded tasks and write the dataset; return counts."""
     env = TabletopEnv(
-        EnvConfig(randomize=True, image_size=cfg.image_size, wrist_size=cfg.wrist_size, segmentation=False)
+        EnvConfig(
+            randomize=True,
+            image_size=cfg.image_size,
+            wrist_size=cfg.wrist_size,
+            segmentation=False,
+            robot=cfg.robot,
+        )
     )
     K_wrist = intrinsics(cfg.wrist_size, cfg.wrist_size, env.camera.fov_deg)
     writer = LeRobotWriter(
-        cfg.out, fps=env.config.control_hz, image_shape=(cfg.image_size, cfg.image_size, 3)
+        cfg.out,
+        fps=env.config.control_hz,
+        image_shape=(cfg.image_size, cfg.image_size, 3),
+        robot_type=cfg.robot,
     )
     expert = ExpertPolicy(env)
     driver = None

@@ -9,6 +9,7 @@ from pathlib import Path
 from vla_agent.cli.common import (
     csv_tuple,
     err,
+    names,
     out,
     progress,
 )
@@ -31,6 +32,7 @@ def cmd_vla_collect(a: argparse.Namespace) -> int:
         skills=csv_tuple(a.skills),
         place_variants=csv_tuple(a.place_variants) or PLACE_VARIANTS,
         crowded=a.crowded,
+        robot=a.robot,
     )
     with progress() as prog:
         what = "recovery demonstrations" if cfg.policy else "expert demonstrations"
@@ -139,6 +141,7 @@ def add_vla(sub) -> None:
     vc.add_argument("--out", default="data/demos", help="dataset folder (must not exist)")
     vc.add_argument("--episodes", type=int, default=1200, help="tasks to run (place tasks add their pick)")
     vc.add_argument("--seed", type=int, default=0)
+    vc.add_argument("--robot", default="panda", help=f"{names('robot')} (default panda)")
     vc.add_argument("--image-size", type=int, default=128)
     vc.add_argument("--noise-prob", type=float, default=0.5, help="fraction of episodes with action noise")
     vc.add_argument(
