@@ -98,3 +98,21 @@ def test_replan_sends_history_and_scene():
         planner(srv).replan("put the red block in the bowl", SCENE, history)
     text = srv.requests[0]["messages"][-1]["content"]
     assert "pick up the red block (budget)" in text and "green bowl" in text
+
+
+def test_the_llm_plans_a_skill_added_as_one_file():
+    """place_beside reaches the model through the registry (the prompt's skill list) and its plan is
+    validated like any other; a beside-the-held-block step is fed back as a validation error."""
+    beside = (
+        '{"subgoals": [{"skill": "pick", "args": {"obj": "red block"}, "instruction": "x"},'
+        ' {"skill": "place_beside", "args": {"obj": "red block", "target": "%s"}, "instruction": "x"}]}'
+    )
+    with FakeOpenAI([beside % "red block", beside % "green bowl"]) as srv:
+        plan = planner(srv).plan("put the red block next to the bowl", SCENE)
+    assert "place_beside(obj" in srv.requests[0]["messages"][-1]["content"]
+    assert [(s.skill, s.args) for s in plan.subgoals] == [
+        ("pick", {"obj": "red block"}),
+        ("place_beside", {"obj": "red block", "target": "green bowl"}),
+    ]
+    assert plan.subgoals[1].instruction == "put the red block next to the green bowl"
+    assert "next to itself" in srv.requests[1]["messages"][-1]["content"]  # the error fed back
