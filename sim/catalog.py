@@ -8,6 +8,7 @@ is the strip nearest the robot, ``back`` the far strip.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -218,3 +219,23 @@ def _first_error(e: Exception) -> str:
         msg = str(errors()[0].get("msg", e))
         return msg.removeprefix("Value error, ")
     return str(e)
+
+
+def random_scene(rng, lo: int, hi: int) -> SceneSpec:
+    """A scene of ``lo``-``hi`` objects drawn from ``rng``: blocks, the last sometimes a bowl or plate."""
+    n = int(rng.integers(lo, hi + 1))
+    colors = rng.permutation(list(COLORS))
+    kinds = ["block"] * n
+    if n >= 3 and rng.random() < 0.6:
+        kinds[-1] = str(rng.choice(["bowl", "plate"]))
+    return SceneSpec(objects=tuple(ObjectSpec(kind=k, color=str(col)) for k, col in zip(kinds, colors)))
+
+
+def free_spot(rng, radius: float, placed: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """A point of the work area at least 2 cm from every (x, y, radius) in ``placed``."""
+    for _ in range(500):
+        x = rng.uniform(WORKSPACE_X[0] + radius * 0.5, WORKSPACE_X[1] - radius * 0.5)
+        y = rng.uniform(WORKSPACE_Y[0] + radius * 0.5, WORKSPACE_Y[1] - radius * 0.5)
+        if all(math.hypot(x - px, y - py) >= radius + pr + 0.02 for px, py, pr in placed):
+            return float(x), float(y)
+    raise ConfigError(f"could not place {len(placed) + 1} objects without overlap; use fewer objects")

@@ -43,10 +43,9 @@ from vla_agent.sim.camera import CameraConfig, Frame, Light, look_at_extrinsics,
 from vla_agent.sim.catalog import (
     COLORS,
     KINDS,
-    WORKSPACE_X,
-    WORKSPACE_Y,
-    ObjectSpec,
     SceneSpec,
+    free_spot,
+    random_scene,
 )
 from vla_agent.sim.predicates import ObjectState, WorldState, evaluate, holds
 from vla_agent.sim.robots.base import robot_spec
@@ -149,21 +148,12 @@ class TabletopEnv(gym.Env):
         if isinstance(scene, str):
             scene = SceneSpec.parse(scene)
         rng = self.np_random
-        self.scene = scene or self._random_scene(rng)
+        self.scene = scene or random_scene(rng, *self.config.random_objects)
         self._build(rng)
         self.steps = 0
         self.snapshot()
         obs = self._observe()
         return obs, self._info()
-
-    def _random_scene(self, rng: np.random.Generator) -> SceneSpec:
-        lo, hi = self.config.random_objects
-        n = int(rng.integers(lo, hi + 1))
-        colors = rng.permutation(list(COLORS))
-        kinds = ["block"] * n
-        if n >= 3 and rng.random() < 0.6:
-            kinds[-1] = str(rng.choice(["bowl", "plate"]))
-        return SceneSpec(objects=tuple(ObjectSpec(kind=k, color=str(col)) for k, col in zip(kinds, colors)))
 
     def _build(self, rng: np.random.Generator) -> None:
         cid, c = self.cid, self.config
@@ -204,7 +194,7 @@ class TabletopEnv(gym.Env):
         self.bodies = {}
         placed: list[tuple[float, float, float]] = []
         for name, spec in zip(self.names, self.scene.objects):
-            xy = spec.position or self._free_spot(rng, KINDS[spec.kind].footprint_radius, placed)
+            xy = spec.position or free_spot(rng, KINDS[spec.kind].footprint_radius, placed)
             placed.append((xy[0], xy[1], KINDS[spec.kind].footprint_radius))
             yaw = spec.yaw if spec.yaw is not None else float(rng.uniform(-math.pi, math.pi))
             rgb = np.array(COLORS[spec.color])
@@ -219,14 +209,6 @@ class TabletopEnv(gym.Env):
         self._command_gripper(True)
         for _ in range(c.substeps):
             p.stepSimulation(physicsClientId=cid)
-
-    def _free_spot(self, rng, radius: float, placed) -> tuple[float, float]:
-        for _ in range(500):
-            x = rng.uniform(WORKSPACE_X[0] + radius * 0.5, WORKSPACE_X[1] - radius * 0.5)
-            y = rng.uniform(WORKSPACE_Y[0] + radius * 0.5, WORKSPACE_Y[1] - radius * 0.5)
-            if all(math.hypot(x - px, y - py) >= radius + pr + 0.02 for px, py, pr in placed):
-                return float(x), float(y)
-        raise ConfigError(f"could not place {len(placed) + 1} objects without overlap; use fewer objects")
 
     # ------------------------------------------------------------------ control
     def step(self, action):
