@@ -33,10 +33,18 @@ def site(tmp_path_factory) -> Path:
         ignore=shutil.ignore_patterns(".venv", ".git", "runs", "build", "*.egg-info", "__pycache__", "data"),
     )
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp / "site"), str(src)]
-    if importlib.util.find_spec("setuptools") is not None:
+    if _recent_setuptools():  # build with the setuptools at hand (no download); else pip fetches one
         cmd.insert(4, "--no-build-isolation")
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)
     return tmp / "site"
+
+
+def _recent_setuptools() -> bool:
+    if importlib.util.find_spec("setuptools") is None:
+        return False
+    import setuptools
+
+    return int(setuptools.__version__.split(".")[0]) >= 77  # pyproject's build requirement
 
 
 def _python(site: Path, cwd: Path, code: str) -> str:
