@@ -121,9 +121,21 @@ class WebsocketClientPolicy:
                 self._drop()
                 if attempt:
                     raise PolicyServerError(f"policy server {self.uri}: connection lost ({e})") from None
-        if isinstance(reply, str):
-            raise PolicyServerError(f"policy server {self.uri}: {reply}")
+        if isinstance(reply, str):  # the server's error; openpi's sends its whole traceback
+            self._drop()  # openpi's server closes the connection after an error
+            raise PolicyServerError(f"policy server {self.uri} failed: {server_error(reply)}")
         return msgpack_numpy.unpackb(reply)
+
+
+def server_error(text: str) -> str:
+    """The line of a server's error text that says what went wrong: a traceback's last line
+    (``ValueError: ...``), not its header."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return "an empty error message"
+    if lines[0].startswith("Traceback"):
+        return lines[-1][:300]
+    return lines[0][:300]
 
     def close(self) -> None:
         self._drop()

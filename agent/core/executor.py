@@ -158,7 +158,7 @@ class Executor:
             ev.emit("refused", reason=f"{untrained}; nothing moved", stage="policy")
             res.status, res.reason = "refused", f"{untrained}; nothing moved"
             return self._finish(res, t0)
-        ev.emit("plan", subgoals=plan.to_json()["subgoals"], planner=plan.planner, latency_ms=plan.latency_ms)
+        ev.emit("plan", subgoals=plan.to_json()["subgoals"], **plan.provenance(), latency_ms=plan.latency_ms)
         verdict = approve(plan) if approve is not None else True
         if verdict is not True:  # False, or the reason for refusing
             reason = verdict if isinstance(verdict, str) and verdict else "not approved by the user"

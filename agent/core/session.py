@@ -95,7 +95,7 @@ def plan_only(executor: Executor, planner, command: str) -> dict:
     mismatch = None if plan.refused is not None else check_plan_intent(text, scene, plan.subgoals)
     if mismatch is not None:
         return {"refused": mismatch, "planner": plan.planner}
-    return {**plan.to_json(), "planner": plan.planner, "latency_ms": round(plan.latency_ms, 3)}
+    return {**plan.to_json(), **plan.provenance(), "latency_ms": round(plan.latency_ms, 3)}
 
 
 def detector_factory(name: str, env: TabletopEnv | None = None) -> Callable:
@@ -200,6 +200,7 @@ class Session:
             "scene": self.env.scene.describe(),
             "seed": self.seed,
             **plan,
+            **(r.plan.provenance() if r.plan is not None else {}),
             "outcomes": [
                 {
                     "skill": o.subgoal.skill,

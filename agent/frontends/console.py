@@ -61,6 +61,8 @@ def event_printer(console: Console):
             return
         flush()
         if ev.kind == "plan":
+            if d.get("fallback"):
+                console.print(f"[yellow]fell back to the {d['planner']} planner:[/yellow] {d['fallback']}")
             console.print(
                 plan_table(d["subgoals"], f"plan ({d.get('planner', '')}, {d.get('latency_ms', 0):.1f} ms)")
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from vla_agent.types import Scene, Status, StepOutcome
 
 DEFAULT_MODEL = "openai:gpt-4o-mini"
 # prompts/ is installed next to agent/ (package vla_agent.prompts), in wheels and editable installs.
+log = logging.getLogger(__name__)
 PROMPTS_DIR = Path(str(importlib.resources.files("vla_agent.prompts")))  # installed as package data
 
 
@@ -160,9 +162,7 @@ class LLMPlanner:
             except Exception as e:  # network, timeout, HTTP errors: one line, then fallback
                 msg = _describe(e, self.timeout)
                 if self.fallback is not None:
-                    plan = fallback()
-                    plan.planner = f"{self.fallback.name} (llm failed: {msg})"
-                    return plan
+                    return self._fell_back(fallback, f"the LLM failed: {msg}", t0)
                 raise PlannerError(f"LLM planner: {msg}") from None
             raw = getattr(out.get("raw"), "content", "") or ""
             parsed = out.get("parsed")
@@ -185,12 +185,19 @@ class LLMPlanner:
                 ("human", render("feedback.md", problems="; ".join(problems))),
             ]
         if self.fallback is not None:
-            plan = fallback()
-            plan.planner = f"{self.fallback.name} (llm answers invalid)"
-            return plan
+            reason = f"no valid LLM plan in {self.last_attempts} attempts ({'; '.join(problems)[:200]})"
+            return self._fell_back(fallback, reason, t0)
         raise PlannerError(
             f"LLM planner gave no valid plan in {self.last_attempts} attempts: {'; '.join(problems)}"
         )
+
+    def _fell_back(self, fallback, reason: str, t0: float) -> Plan:
+        """The fallback planner's plan, saying so: its name, why, and the whole wait."""
+        plan = fallback()
+        plan.planner, plan.fallback = self.fallback.name, reason
+        plan.latency_ms = (time.perf_counter() - t0) * 1000
+        log.warning("fell back to the %s planner: %s", self.fallback.name, reason)
+        return plan
 
 
 def _first_line(e: object) -> str:

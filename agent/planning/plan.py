@@ -56,8 +56,9 @@ class Plan:
 
     subgoals: list[Subgoal] = field(default_factory=list)
     refused: str | None = None
-    planner: str = ""
-    latency_ms: float = 0.0
+    planner: str = ""  # the planner that produced it ("offline" when the LLM fell back)
+    latency_ms: float = 0.0  # what the user waited, a failed LLM request included
+    fallback: str | None = None  # why the asked-for planner did not produce it (None: it did)
 
     def to_json(self) -> dict:
         if self.refused is not None:
@@ -67,6 +68,11 @@ class Plan:
                 {"skill": s.skill, "args": dict(s.args), "instruction": s.instruction} for s in self.subgoals
             ]
         }
+
+    def provenance(self) -> dict:
+        """Who planned it, whether it fell back and why, and the wait: for JSON outputs."""
+        out = {"planner": self.planner, "plan_latency_ms": round(self.latency_ms, 3)}
+        return {**out, "fallback": self.fallback} if self.fallback else out
 
 
 def resolve_name(name: str, scene: Scene) -> str | None:

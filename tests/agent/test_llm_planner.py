@@ -1,5 +1,6 @@
 """The LLM planner through LangChain against a scripted OpenAI-compatible server on 127.0.0.1."""
 
+import json
 import time
 
 import pytest
@@ -85,7 +86,8 @@ def test_timeout_fails_fast_or_falls_back_to_offline():
         plan = planner(srv, timeout=0.5, fallback=OfflinePlanner()).plan(
             "put the red block in the bowl", SCENE
         )
-    assert plan.planner.startswith("offline (llm failed") and len(plan.subgoals) == 2
+    assert plan.planner == "offline" and "timeout" in plan.fallback and len(plan.subgoals) == 2
+    assert plan.latency_ms >= 500  # the user's whole wait, the timed-out request included
 
 
 def test_replan_sends_history_and_scene():
@@ -116,3 +118,32 @@ def test_the_llm_plans_a_skill_added_as_one_file():
     ]
     assert plan.subgoals[1].instruction == "put the red block next to the green bowl"
     assert "next to itself" in srv.requests[1]["messages"][-1]["content"]  # the error fed back
+
+
+@pytest.mark.parametrize("server", ["slow", "unreachable"])
+def test_plan_json_says_the_llm_fell_back_and_why(server, capsys):
+    """`vla-agent plan --planner llm --json` over real HTTP: a slow or unreachable server yields the
+    offline plan, and the JSON says so (planner, fallback reason, the whole wait)."""
+    import socket
+
+    from vla_agent.cli import main
+
+    def plan(url: str) -> dict:
+        llm = ["--planner", "llm", "--llm-base-url", url, "--llm-timeout", "0.5"]
+        code = main(
+            ["plan", "put the red block in the bowl", "--scene", "red block, blue bowl", *llm, "--json"]
+        )
+        assert code == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    if server == "slow":
+        with FakeOpenAI([("sleep", 3.0)]) as srv:
+            out = plan(srv.base_url)
+        assert "timeout" in out["fallback"] and out["plan_latency_ms"] >= 500
+    else:
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        out = plan(f"http://127.0.0.1:{port}/v1")
+        assert "cannot reach" in out["fallback"] or "Connection" in out["fallback"]
+    assert out["planner"] == "offline" and [s["skill"] for s in out["subgoals"]] == ["pick", "place"]

@@ -212,3 +212,44 @@ def test_a_client_that_keeps_sending_bad_requests_is_cut_off():
         client = WebsocketClientPolicy(f"ws://127.0.0.1:{srv.port}")  # others are still served
         assert client.infer(good_obs())["actions"].shape == (4, 7)
         client.close()
+
+
+def test_a_server_traceback_reaches_the_user_as_its_last_line_and_ends_the_run(tmp_path):
+    """openpi's server answers a failed inference with its whole traceback as a text frame and
+    closes the connection: the run ends at once with one clear error (the traceback's last line),
+    never retried or replanned against the closed socket."""
+    import threading
+    import traceback
+
+    from websockets.sync.server import serve
+
+    from vla_agent.agent.core.session import AgentConfig, Session
+    from vla_agent.vla import msgpack_numpy
+
+    def handler(ws):
+        ws.send(msgpack_numpy.packb({"action_horizon": 4}))  # openpi: metadata first
+        for _ in ws:
+            try:
+                raise ValueError("checkpoint expects 8-D state, got 7")
+            except ValueError:
+                ws.send(traceback.format_exc())
+                ws.close()
+                return
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        port = server.socket.getsockname()[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        cfg = AgentConfig(
+            scene="red block, blue bowl", policy=f"ws://127.0.0.1:{port}", video=False, out=tmp_path
+        )
+        session = Session(cfg)
+        try:
+            session.reset()
+            result = session.executor.run("pick up the red block")
+        finally:
+            session.close()
+            server.shutdown()
+    assert result.status == "error" and result.replans == 0
+    assert "ValueError: checkpoint expects 8-D state, got 7" in result.reason
+    assert "Traceback" not in result.reason and "\n" not in result.reason
+    assert [o.attempts for o in result.outcomes] in ([], [1])

@@ -63,10 +63,13 @@ def cmd_plan(a: argparse.Namespace) -> int:
     finally:
         session.close()
     if a.json:
-        print(json.dumps({k: v for k, v in result.items() if k in ("subgoals", "refused")}))
+        keep = ("subgoals", "refused", "planner", "fallback", "plan_latency_ms")
+        print(json.dumps({k: v for k, v in result.items() if k in keep}))
     elif "refused" in result:
         err.print(f"[red]refused:[/red] {result['refused']}", highlight=False)
     else:
+        if result.get("fallback"):
+            err.print(f"[yellow]fell back to the {result['planner']} planner:[/yellow] {result['fallback']}")
         out.print(
             plan_table(result["subgoals"], f"plan ({result['planner']}, {result['latency_ms']:.1f} ms)")
         )
