@@ -122,9 +122,11 @@ class WebsocketClientPolicy:
                 if attempt:
                     raise PolicyServerError(f"policy server {self.uri}: connection lost ({e})") from None
         if isinstance(reply, str):  # the server's error; openpi's sends its whole traceback
-            self._drop()  # openpi's server closes the connection after an error
             raise PolicyServerError(f"policy server {self.uri} failed: {server_error(reply)}")
         return msgpack_numpy.unpackb(reply)
+
+    def close(self) -> None:
+        self._drop()
 
 
 def server_error(text: str) -> str:
@@ -136,9 +138,6 @@ def server_error(text: str) -> str:
     if lines[0].startswith("Traceback"):
         return lines[-1][:300]
     return lines[0][:300]
-
-    def close(self) -> None:
-        self._drop()
 
 
 class RemotePolicy(ChunkedPolicy):
