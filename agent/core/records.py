@@ -38,6 +38,8 @@ class RunResult:
     replans: int = 0
     wall_s: float = 0.0
     overhead_ms: list[float] = field(default_factory=list)
+    interventions: int = 0  # shield interventions (changed or held actions) during the run
+    holds: int = 0  # of which the shield held the arm still
 
     @property
     def completed(self) -> int:
@@ -48,6 +50,15 @@ class RunResult:
                 break
             n += 1
         return n
+
+    def tally(self) -> str:
+        """The run in one line: subgoals done, retries, replans, shield interventions, wall time."""
+        done = sum(o.status is Status.DONE for o in self.outcomes)
+        retries = sum(max(0, o.attempts - 1) for o in self.outcomes)
+        return (
+            f"{self.status}: {done}/{len(self.outcomes)} subgoals done, {retries} retries, {self.replans} "
+            f"replans, {self.interventions} shield interventions ({self.holds} holds), {self.wall_s:.1f} s"
+        )
 
 
 class Stopped(VlaAgentError):

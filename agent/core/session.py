@@ -214,6 +214,8 @@ class Session:
                 for o in r.outcomes
             ],
             "replans": r.replans,
+            "shield_interventions": r.interventions,
+            "tally": r.tally(),
             "holds": [str(p) for p in self.env.holds()],
             # The dry run can check the agent's claims: where it says it put things, by ground truth.
             "goals": (goals := placed_goals(r.outcomes)),

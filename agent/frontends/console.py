@@ -81,5 +81,7 @@ def event_printer(console: Console):
             console.print(f"[{'green' if d['ok'] else 'red'}]{d['verdict']}[/]")
         elif ev.kind in ("error", "stopped"):
             console.print(f"  [red]{ev.kind}[/red]: {d['reason']}")
+        elif ev.kind == "finished" and d.get("tally"):
+            console.print(f"[dim]{d['tally']}[/dim]")
 
     return show

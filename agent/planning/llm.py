@@ -196,7 +196,7 @@ class LLMPlanner:
         plan = fallback()
         plan.planner, plan.fallback = self.fallback.name, reason
         plan.latency_ms = (time.perf_counter() - t0) * 1000
-        log.warning("fell back to the %s planner: %s", self.fallback.name, reason)
+        log.info("fell back to the %s planner: %s", self.fallback.name, reason)
         return plan
 
 

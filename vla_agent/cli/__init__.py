@@ -65,6 +65,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return ap
 
 
+def _route_logging(console) -> None:
+    """Library messages go through ``logging``; the CLI shows warnings and errors with rich
+    (``VLA_AGENT_LOG=INFO`` or ``DEBUG`` for more)."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    level = os.environ.get("VLA_AGENT_LOG", "WARNING").upper()
+    handler = RichHandler(console=console, show_path=False, show_time=False)
+    logging.basicConfig(
+        level=getattr(logging, level, logging.WARNING), format="%(message)s", handlers=[handler]
+    )
+
+
 def _command(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
@@ -76,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from vla_agent.cli.common import err
     from vla_agent.errors import VlaAgentError
+
+    _route_logging(err)
 
     try:
         args = build_parser(command if command in COMMANDS else None).parse_args(argv)
