@@ -158,3 +158,28 @@ def test_truncation_at_max_episode_steps():
     assert not env.step(np.zeros(7))[3]
     assert env.step(np.zeros(7))[3]
     env.close()
+
+
+def test_registered_horizon_and_vectorised_envs():
+    """RL libraries read the horizon from the spec; Sync and Async vector envs step the tabletop
+    (async without gymnasium's shared memory, which garbles ``Text`` spaces such as the prompt)."""
+    from vla_agent.sim import ENV_ID
+
+    assert gym.spec(ENV_ID).max_episode_steps == EnvConfig().max_episode_steps
+    small = EnvConfig(image_size=32, wrist_camera=False, segmentation=False)
+
+    def make():
+        return gym.make(ENV_ID, config=small)
+
+    for vec in (
+        gym.vector.SyncVectorEnv([make, make]),
+        gym.vector.AsyncVectorEnv([make, make], shared_memory=False),
+    ):
+        try:
+            obs, _ = vec.reset(seed=[1, 2], options={"prompt": "pick up the red block"})
+            assert obs["observation/image"].shape == (2, 32, 32, 3)
+            assert list(obs["prompt"]) == ["pick up the red block"] * 2
+            obs, reward, terminated, truncated, _ = vec.step(np.zeros((2, 7)))
+            assert obs["observation/state"].shape == (2, 7) and not truncated.any()
+        finally:
+            vec.close()
