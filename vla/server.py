@@ -85,6 +85,14 @@ class PolicyService:
             "state_key": STATE,
             "image_size": cfg.image_size,
             "wrist_size": cfg.wrist_size,
+            "state_dim": 7,
+            # what the model sees; other sizes are resized with padding (openpi's convention),
+            # HWC or CHW, uint8 or float in [0, 1]
+            "image_shapes": {
+                IMAGE: [cfg.image_size, cfg.image_size, 3],
+                WRIST_IMAGE: [cfg.wrist_size] * 2 + [3],
+            },
+            "image_dtype": "uint8",
             "server": "vla-agent",
         }
 
@@ -95,12 +103,8 @@ class PolicyService:
         if missing:
             raise ValueError(f"request lacks {missing}")
         image, wrist, state, prompt = obs[IMAGE], obs[WRIST_IMAGE], obs[STATE], obs[PROMPT]
-        for key, img, size in (
-            (IMAGE, image, self.metadata["image_size"]),
-            (WRIST_IMAGE, wrist, self.metadata["wrist_size"]),
-        ):
-            if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.shape == (size, size, 3)):
-                raise ValueError(f"{key} must be a uint8 array of shape ({size}, {size}, 3)")
+        image = as_model_image(IMAGE, image, self.metadata["image_size"])
+        wrist = as_model_image(WRIST_IMAGE, wrist, self.metadata["wrist_size"])
         state = np.asarray(state, dtype=np.float32)
         start = obs.get(OBJECT_START)
         if start is not None:
@@ -122,6 +126,34 @@ class PolicyService:
             "server_timing": {"infer_ms": (time.perf_counter() - t0) * 1000},
         }
         return reply
+
+
+def as_model_image(key: str, img, size: int) -> np.ndarray:
+    """An (H, W, 3) or (3, H, W) image, uint8 or float in [0, 1], as the model's (size, size, 3)
+    uint8: resized to fit with its aspect ratio kept and padded with black (openpi's
+    resize-with-pad), so a 224 px camera or a 640x480 one serves as well as a 128 px one."""
+    if not isinstance(img, np.ndarray) or img.ndim != 3:
+        raise ValueError(f"{key} must be a uint8 array of shape (H, W, 3)")
+    if img.shape[0] == 3 and img.shape[2] != 3:
+        img = np.transpose(img, (1, 2, 0))  # CHW -> HWC
+    if img.shape[2] != 3 or min(img.shape[:2]) < 8:
+        raise ValueError(f"{key} must be a uint8 array of shape (H, W, 3), got {img.shape}")
+    if img.dtype != np.uint8:
+        if img.dtype.kind != "f" or not np.all(np.isfinite(img)) or img.min() < 0 or img.max() > 1:
+            raise ValueError(f"{key} must be a uint8 array of shape (H, W, 3), or floats in [0, 1]")
+        img = np.round(img * 255).astype(np.uint8)
+    h, w = img.shape[:2]
+    if (h, w) == (size, size):
+        return img
+    from PIL import Image
+
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
+    out = np.zeros((size, size, 3), np.uint8)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top : top + nh, left : left + nw] = resized
+    return out
 
 
 ACTION_LIMITS = np.array([0.04] * 3 + [0.25] * 3 + [1.0])  # the sim's per-step limits (EnvConfig)

@@ -181,3 +181,28 @@ def test_replies_survive_openpis_action_chunk_broker(server, checkpoint):
         np.testing.assert_array_equal(out["actions"], reply["actions"][step])
         assert len(out["object_position"]) == 3
     client.close()
+
+
+def test_other_camera_sizes_are_resized_with_padding_as_openpi_does(server, checkpoint):
+    """The metadata says what the model sees (state dim, each camera's shape and dtype); images of
+    other sizes, CHW or float in [0, 1] are resized with padding instead of refused."""
+    from vla_agent.vla.server import as_model_image
+
+    _, d = checkpoint
+    client = WebsocketClientPolicy(f"ws://127.0.0.1:{server.port}")
+    meta = client.metadata
+    size = meta["image_shapes"][IMAGE][0]
+    assert meta["state_dim"] == 7 and meta["image_shapes"][IMAGE] == [size, size, 3]
+    assert meta["image_dtype"] == "uint8"
+    img = d.images[0]
+    big = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)  # the same view at twice the resolution
+    back = as_model_image(IMAGE, big, size)
+    assert np.abs(back.astype(int) - img.astype(int)).mean() < 4  # the same picture
+    wide = np.full((30, 60, 3), 200, np.uint8)  # 2:1: fitted to the width, black bands above and below
+    fitted = as_model_image(IMAGE, wide, 32)
+    assert fitted[8:24].min() == 200 and fitted[:7].max() == 0 and fitted[25:].max() == 0
+    chw_float = np.transpose(big.astype(np.float32) / 255, (2, 0, 1))
+    for image in (big, chw_float):
+        reply = client.infer({**_obs(d), IMAGE: image})
+        assert reply["actions"].shape == (meta["action_horizon"], 7)
+    client.close()
