@@ -51,14 +51,58 @@ def _png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}  # LeRobot v3.0's
+
+
 def stats_of(x: np.ndarray, axis=0) -> dict:
-    return {
-        "min": x.min(axis).tolist(),
-        "max": x.max(axis).tolist(),
-        "mean": x.mean(axis).tolist(),
-        "std": x.std(axis).tolist(),
+    """A feature's stats as LeRobot v3.0 keeps them: min, max, mean, std, count and the quantiles
+    its QUANTILES normalisation (pi0, pi0.5) reads; NaN entries (unknown labels) are skipped."""
+    x = np.asarray(x, np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    known = x.copy()
+    known[:, np.isnan(x).all(axis=0)] = 0.0  # a column never known: zeros, not NaN in the JSON
+    out = {
+        "min": np.nanmin(known, axis).tolist(),
+        "max": np.nanmax(known, axis).tolist(),
+        "mean": np.nanmean(known, axis).tolist(),
+        "std": np.nanstd(known, axis).tolist(),
         "count": [int(x.shape[0])],
     }
+    out |= {k: np.nanquantile(known, q, axis=axis).tolist() for k, q in QUANTILES.items()}
+    return out
+
+
+class ImageStats:
+    """Per-channel pixel histograms of a camera over a dataset, and its stats from them (in [0, 1],
+    shaped (3, 1, 1) per statistic as LeRobot stores image stats)."""
+
+    def __init__(self):
+        self.hist = np.zeros((3, 256), np.int64)
+        self.frames = 0
+
+    def add(self, images: np.ndarray) -> None:
+        px = images.reshape(-1, 3)
+        for c in range(3):
+            self.hist[c] += np.bincount(px[:, c], minlength=256)
+        self.frames += len(images)
+
+    def stats(self) -> dict:
+        v = np.arange(256) / 255.0
+        n = self.hist.sum(1)
+        mean = (self.hist * v).sum(1) / n
+        std = np.sqrt(np.maximum((self.hist * v**2).sum(1) / n - mean**2, 0.0))
+        cum = np.cumsum(self.hist, 1) / n[:, None]
+        nonzero = self.hist > 0
+        per_channel = {
+            "min": v[nonzero.argmax(1)],
+            "max": v[255 - nonzero[:, ::-1].argmax(1)],
+            "mean": mean,
+            "std": std,
+            **{k: v[np.array([np.searchsorted(cum[c], q) for c in range(3)])] for k, q in QUANTILES.items()},
+        }
+        out = {k: [[[float(x)]] for x in a] for k, a in per_channel.items()}
+        return {**out, "count": [self.frames]}
 
 
 class LeRobotWriter:
@@ -92,11 +136,7 @@ class LeRobotWriter:
         self.tasks: dict[str, int] = {}
         self._states: list[np.ndarray] = []
         self._actions: list[np.ndarray] = []
-        self._image_sum = np.zeros(3)
-        self._image_sq = np.zeros(3)
-        self._image_min = np.full(3, 255.0)
-        self._image_max = np.zeros(3)
-        self._wrist_moments = np.zeros((3, 3))  # per channel: sum, sum of squares, pixel count
+        self._image_stats, self._wrist_stats = ImageStats(), ImageStats()
 
     def add_episode(
         self,
@@ -118,8 +158,7 @@ class LeRobotWriter:
                 raise ConfigError("wrist images must match the episode length")
             self.wrist_shape = tuple(wrist.shape[1:])
             self.rows[WRIST_KEY] += [{"bytes": _png(im), "path": None} for im in wrist]
-            wpx = wrist.reshape(-1, 3).astype(np.float64) / 255.0
-            self._wrist_moments += [wpx.sum(0), (wpx**2).sum(0), np.full(3, len(wpx))]
+            self._wrist_stats.add(wrist)
         ep = len(self.episodes)
         start = len(self.rows["index"])
         ti = self.tasks.setdefault(task, len(self.tasks))
@@ -137,11 +176,7 @@ class LeRobotWriter:
         self.rows["task_index"] += [ti] * n
         self._states.append(states)
         self._actions.append(actions)
-        px = images.reshape(-1, 3).astype(np.float64) / 255.0
-        self._image_sum += px.sum(0)
-        self._image_sq += (px**2).sum(0)
-        self._image_min = np.minimum(self._image_min, px.min(0))
-        self._image_max = np.maximum(self._image_max, px.max(0))
+        self._image_stats.add(images)
         self.episodes.append(
             {
                 "episode_index": ep,
@@ -216,29 +251,18 @@ class LeRobotWriter:
         t = t.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
         pq.write_table(t, root / "meta" / "tasks.parquet")
         n = len(self.rows["index"])
-        npx = n * h * w
-        mean = self._image_sum / npx
-        std = np.sqrt(np.maximum(self._image_sq / npx - mean**2, 0))
-        as_img = lambda v: [[[float(x)]] for x in v]  # noqa: E731  (3,1,1) as LeRobot stores image stats
+        col = lambda k: np.asarray(self.rows[k], np.float64)  # noqa: E731
+        counters = ("timestamp", "frame_index", "episode_index", "index", "task_index")
         stats = {
-            IMAGE_KEY: {
-                "min": as_img(self._image_min),
-                "max": as_img(self._image_max),
-                "mean": as_img(mean),
-                "std": as_img(std),
-                "count": [n],
-            },
+            IMAGE_KEY: self._image_stats.stats(),
             STATE_KEY: stats_of(np.concatenate(self._states)),
             ACTION_KEY: stats_of(np.concatenate(self._actions)),
+            DONE_KEY: stats_of(col(DONE_KEY)),
+            **{k: stats_of(col(k)) for k in AUX_KEYS},
+            **{k: stats_of(col(k)) for k in counters},
         }
         if self.wrist_shape:
-            s1, s2, cnt = self._wrist_moments
-            wmean = s1 / cnt
-            stats[WRIST_KEY] = {
-                "mean": as_img(wmean),
-                "std": as_img(np.sqrt(np.maximum(s2 / cnt - wmean**2, 0))),
-                "count": [n],
-            }
+            stats[WRIST_KEY] = self._wrist_stats.stats()
         (root / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
         features = {
             IMAGE_KEY: {"dtype": "image", "shape": [h, w, c], "names": ["height", "width", "channels"]},

@@ -64,9 +64,7 @@ def load_dataset(root: str | Path) -> Demonstrations:
     images = _decode(table.column(IMAGE_KEY).to_pylist())
     wrist = _decode(table.column(WRIST_KEY).to_pylist()) if WRIST_KEY in table.column_names else None
     col = lambda k: np.asarray(table.column(k).to_pylist())  # noqa: E731
-    tasks_table = pq.read_table(root / "meta" / "tasks.parquet")
-    order = np.argsort(tasks_table.column("task_index").to_numpy())
-    tasks = [tasks_table.column("task").to_pylist()[i] for i in order]
+    tasks = read_tasks(root / "meta" / "tasks.parquet")
     done = (
         col(DONE_KEY).astype(np.float32)
         if DONE_KEY in table.column_names
@@ -95,6 +93,23 @@ def load_dataset(root: str | Path) -> Demonstrations:
 
 def _decode(pngs: list[dict]) -> np.ndarray:
     return np.stack([np.asarray(Image.open(io.BytesIO(x["bytes"])).convert("RGB")) for x in pngs])
+
+
+def read_tasks(path: Path) -> list[str]:
+    """Task strings by task index, from a ``tasks.parquet`` with a ``task`` column (ours) or with
+    the task as the pandas index (what LeRobot writes: the column named in the file's pandas
+    metadata, ``__index_level_0__`` when the index has no name)."""
+    t = pq.read_table(path)
+    name = "task"
+    if name not in t.column_names:
+        meta = json.loads((t.schema.metadata or {}).get(b"pandas", b"{}"))
+        index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+        name = index[0] if index else ""
+    if name not in t.column_names or "task_index" not in t.column_names:
+        raise ConfigError(f"{path}: no task strings (a 'task' column or a pandas index) and task_index")
+    order = np.argsort(t.column("task_index").to_numpy())
+    texts = t.column(name).to_pylist()
+    return [texts[i] for i in order]
 
 
 def load_datasets(roots: list[str | Path]) -> Demonstrations:

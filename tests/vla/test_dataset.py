@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -215,3 +216,52 @@ def test_filter_cli(tiny_dataset, tmp_path, capsys):
     assert rc == 0 and out["episodes_kept"] > 0 and out["episodes_dropped"] > 0
     assert main([*cmd, str(tmp_path / "q"), "--skills", "shove"]) == 2
     assert "unknown skill 'shove'" in capsys.readouterr().err and not (tmp_path / "q").exists()
+
+
+def test_stats_are_the_full_lerobot_v3_set_for_every_feature(tiny_dataset):
+    """min, max, mean, std, count and q01-q99 for every feature, images as (3, 1, 1) in [0, 1]:
+    what LeRobot's aggregate/merge check and its MIN_MAX and QUANTILES normalisations read."""
+    root, _ = tiny_dataset
+    stats = json.loads((root / "meta" / "stats.json").read_text())
+    info = json.loads((root / "meta" / "info.json").read_text())
+    keys = {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
+    assert set(info["features"]) <= set(stats)
+    for name, feature in info["features"].items():
+        s = stats[name]
+        assert set(s) == keys, name
+        assert np.asarray(s["count"]).shape == (1,) and s["count"][0] > 0
+        values = {k: np.asarray(v, float) for k, v in s.items() if k != "count"}
+        assert all(np.all(np.isfinite(v)) for v in values.values()), name
+        if feature["dtype"] in ("image", "video"):
+            assert all(v.shape == (3, 1, 1) for v in values.values()), name
+            assert all(((v >= 0) & (v <= 1)).all() for v in values.values()), name
+        lo, hi = values["min"], values["max"]
+        for q in ("q01", "q10", "q50", "q90", "q99"):
+            assert np.all(lo - 1e-6 <= values[q]) and np.all(values[q] <= hi + 1e-6), (name, q)
+        assert np.all(values["q01"] <= values["q99"] + 1e-9)
+
+
+def test_tasks_written_the_lerobot_way_are_read(tiny_dataset, tmp_path):
+    """LeRobot keeps each task string as the pandas index of ``tasks.parquet`` (an unnamed index:
+    the ``__index_level_0__`` column), not as a ``task`` column."""
+    import shutil
+
+    from vla_agent.vla.demos import load_dataset
+
+    root, _ = tiny_dataset
+    copy = tmp_path / "lerobot-edited"
+    shutil.copytree(root, copy)
+    ours = load_dataset(root)
+    order = list(range(len(ours.tasks)))[::-1]  # rows in another order: task_index decides
+    table = pa.table(
+        {
+            "task_index": pa.array(order, pa.int64()),
+            "__index_level_0__": pa.array([ours.tasks[i] for i in order], pa.string()),
+        }
+    )
+    meta = {"index_columns": ["__index_level_0__"], "columns": [], "pandas_version": "2.2.3"}
+    pq.write_table(
+        table.replace_schema_metadata({b"pandas": json.dumps(meta).encode()}), copy / "meta" / "tasks.parquet"
+    )
+    theirs = load_dataset(copy)
+    assert theirs.tasks == ours.tasks and len(theirs.states) == len(ours.states)
