@@ -24,6 +24,27 @@ class CameraConfig:
     far: float = 2.5
 
 
+# The viewer camera of videos (``TabletopEnv.render``): from the robot's front left, the whole arm in view.
+VIEWER_EYE = (1.20, 0.95, 0.95)
+VIEWER_TARGET = (0.30, 0.0, 0.22)
+
+
+def caption(rgb: np.ndarray, text: str) -> np.ndarray:
+    """``rgb`` with ``text`` written on a dark band along its bottom edge."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.fromarray(rgb)
+    h = max(18, rgb.shape[0] // 16)
+    try:
+        font = ImageFont.load_default(size=int(h * 0.7))
+    except TypeError:  # Pillow < 10.1: the bitmap font
+        font = ImageFont.load_default()
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, rgb.shape[0] - h - 8, rgb.shape[1], rgb.shape[0]], fill=(30, 30, 30))
+    draw.text((10, rgb.shape[0] - h - 4), text[:120], fill=(240, 240, 240), font=font)
+    return np.asarray(img)
+
+
 @dataclass(frozen=True)
 class Frame:
     """One rendered view: RGB (H,W,3) uint8, depth (H,W) float32 metres, segmentation (H,W) int32

@@ -39,7 +39,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.errors import ActionError, ConfigError
 from vla_agent.sim import assets
-from vla_agent.sim.camera import CameraConfig, Frame, Light, look_at_extrinsics, render
+from vla_agent.sim.camera import (
+    VIEWER_EYE,
+    VIEWER_TARGET,
+    CameraConfig,
+    Frame,
+    Light,
+    caption,
+    look_at_extrinsics,
+    render,
+)
 from vla_agent.sim.catalog import (
     COLORS,
     KINDS,
@@ -82,7 +91,8 @@ class EnvConfig(BaseModel):
     max_translation: float = Field(0.04, gt=0, description="metres per control step")
     max_rotation: float = Field(0.25, gt=0, description="radians per control step")
     random_objects: tuple[int, int] = (3, 6)  # object count range for scenes sampled from the seed
-    video_size: int = Field(256, ge=32, le=1024)
+    video_size: tuple[int, int] = (640, 480)  # width, height of ``render()``: the viewer camera
+    caption: bool = True  # ``render()`` writes the prompt (the running subgoal) under the picture
     robot: str = Field("panda", description="a registered robot (vla-agent plugins): panda, xarm6, ...")
     base_position: tuple[float, float, float] | None = Field(
         None, description="where the robot's base stands (default: its spec's mounting in this cell)"
@@ -354,10 +364,15 @@ class TabletopEnv(gym.Env):
         )
 
     def render(self) -> np.ndarray | None:
-        """The static camera at ``video_size`` (for videos and humans)."""
+        """What a person watches (videos, reports): a viewer camera at ``video_size`` that shows
+        the arm and the table from the side, the running subgoal as a caption; separate from the
+        cameras the policy sees, and rendered only when asked for."""
         if self.render_mode != "rgb_array":
             return None
-        return self._render(self.config.video_size, self._cam_pose, False).rgb
+        w, h = self.config.video_size
+        T = look_at_extrinsics(np.array(VIEWER_EYE), np.array(VIEWER_TARGET))
+        rgb = render(self.cid, w, h, 50.0, 0.02, 4.0, T, self._light, False).rgb
+        return caption(rgb, self.prompt) if self.config.caption and self.prompt else rgb
 
     @property
     def camera_frame(self) -> Frame:
