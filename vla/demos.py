@@ -23,6 +23,7 @@ from vla_agent.vla.dataset import (
     IMAGE_KEY,
     STATE_KEY,
     WRIST_KEY,
+    ImageStats,
     LeRobotWriter,
     stats_of,
 )
@@ -76,19 +77,28 @@ def load_dataset(root: str | Path) -> Demonstrations:
         else np.full((len(images), 3), np.nan, np.float32)
         for k in AUX_KEYS
     }
+    states, actions = col(STATE_KEY).astype(np.float32), col(ACTION_KEY).astype(np.float32)
+    stats_path = root / "meta" / "stats.json"
+    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    stats = complete_stats(stats, images, states, actions, wrist)
     return Demonstrations(
-        images,
-        col(STATE_KEY).astype(np.float32),
-        col(ACTION_KEY).astype(np.float32),
-        done,
-        col("episode_index"),
-        col("task_index"),
-        aux,
-        tasks,
-        wrist,
-        json.loads((root / "meta" / "stats.json").read_text()),
-        info,
+        images, states, actions, done, col("episode_index"), col("task_index"), aux, tasks, wrist, stats, info
     )
+
+
+def complete_stats(stats: dict, images, states, actions, wrist) -> dict:
+    """``stats`` with what training reads recomputed from the data where a file lacks it (LeRobot's
+    episode editing may leave ``stats.json`` empty when per-episode stats are absent)."""
+    stats = dict(stats)
+    for key, x in ((STATE_KEY, states), (ACTION_KEY, actions)):
+        if "mean" not in stats.get(key, {}):
+            stats[key] = stats_of(x)
+    for key, imgs in ((IMAGE_KEY, images), (WRIST_KEY, wrist)):
+        if imgs is not None and "mean" not in stats.get(key, {}):
+            acc = ImageStats()
+            acc.add(imgs)
+            stats[key] = acc.stats()
+    return stats
 
 
 def _decode(pngs: list[dict]) -> np.ndarray:

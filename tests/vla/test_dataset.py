@@ -265,3 +265,21 @@ def test_tasks_written_the_lerobot_way_are_read(tiny_dataset, tmp_path):
     )
     theirs = load_dataset(copy)
     assert theirs.tasks == ours.tasks and len(theirs.states) == len(ours.states)
+
+
+def test_a_dataset_whose_stats_an_editor_emptied_still_loads_and_trains(tiny_dataset, tmp_path):
+    """LeRobot's ``delete_episodes`` leaves ``stats.json`` empty for datasets without per-episode
+    stats: the reader recomputes what training reads from the data."""
+    import shutil
+
+    from vla_agent.vla.demos import load_dataset
+
+    root, _ = tiny_dataset
+    copy = tmp_path / "edited"
+    shutil.copytree(root, copy)
+    (copy / "meta" / "stats.json").write_text("{}")
+    full, emptied = load_dataset(root), load_dataset(copy)
+    for key in ("observation.state", "action", "observation.image"):
+        np.testing.assert_allclose(
+            np.asarray(emptied.stats[key]["mean"]), np.asarray(full.stats[key]["mean"]), atol=1e-5
+        )
