@@ -54,8 +54,15 @@ class AgentConfig(BaseModel):
     planner: str = "offline"
     llm_model: str = DEFAULT_MODEL
     llm_base_url: str | None = None
-    llm_timeout: float = 30.0
+    llm_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="seconds per LLM request (default 30 for a cloud model, 120 for --llm-base-url)",
+    )
     llm_fallback: bool = True
+    llm_warm_up: bool = Field(
+        False, description="one tiny request at start: a local server loads its model then"
+    )
     detector: str = "perception"
     max_retries: int = Field(1, ge=0)
     max_replans: int = Field(2, ge=0)

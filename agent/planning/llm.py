@@ -99,7 +99,13 @@ class LLMPlanner:
                 raise ConfigError(
                     "the LLM planner needs the [llm] extra: pip install 'vla-agent[llm]'"
                 ) from None
-            kwargs = {"timeout": self.timeout, "max_retries": 0, "temperature": self.temperature}
+            # max_tokens bounds what a timed-out request keeps generating on a single-slot server
+            kwargs = {
+                "timeout": self.timeout,
+                "max_retries": 0,
+                "temperature": self.temperature,
+                "max_tokens": 1024,
+            }
             if self.base_url:
                 kwargs["base_url"] = self.base_url
                 kwargs["api_key"] = self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
@@ -126,6 +132,20 @@ class LLMPlanner:
             )
             msgs += [("human", user), ("ai", ex["answer"])]
         return msgs
+
+    def warm_up(self) -> bool:
+        """One tiny request, so that a local server loads its model now rather than during the
+        user's first plan; a failure is only logged (the plan will say what happened)."""
+        t0 = time.perf_counter()
+        try:
+            self._model().invoke([("human", 'Answer {"subgoals": []}')])
+        except Exception as e:  # noqa: BLE001 - any failure: the first plan reports it
+            log.info(
+                "LLM warm-up failed after %.1f s: %s", time.perf_counter() - t0, _describe(e, self.timeout)
+            )
+            return False
+        log.info("LLM warm-up answered in %.1f s", time.perf_counter() - t0)
+        return True
 
     # ------------------------------------------------------------------ protocol
     def plan(self, command: str, scene: Scene) -> Plan:

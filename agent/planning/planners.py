@@ -27,12 +27,17 @@ def _offline(arg: str, cfg: AgentConfig):
 def _llm(arg: str, cfg: AgentConfig):
     from vla_agent.agent.planning.llm import LLMPlanner
 
-    return LLMPlanner(
+    # a local server on a CPU answers in tens of seconds (a 1.5B model: ~33 s); a cloud one in a few
+    timeout = cfg.llm_timeout or (120.0 if cfg.llm_base_url else 30.0)
+    planner = LLMPlanner(
         cfg.llm_model,
         base_url=cfg.llm_base_url,
-        timeout=cfg.llm_timeout,
+        timeout=timeout,
         fallback=OfflinePlanner() if cfg.llm_fallback else None,
     )
+    if cfg.llm_warm_up:
+        planner.warm_up()  # the first request of a local server loads its model: not the user's
+    return planner
 
 
 def make_planner(cfg: AgentConfig):

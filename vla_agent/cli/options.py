@@ -29,6 +29,7 @@ def agent_config(a: argparse.Namespace):
         llm_base_url=a.llm_base_url,
         llm_timeout=a.llm_timeout,
         llm_fallback=not a.no_llm_fallback,
+        llm_warm_up=a.llm_warm_up,
         detector=getattr(a, "detector", "perception"),
         max_retries=getattr(a, "retries", 1),
         max_replans=getattr(a, "replans", 2),
@@ -54,7 +55,17 @@ def agent_options(p: argparse.ArgumentParser, policy: bool = True) -> None:
     p.add_argument(
         "--llm-base-url", default=None, help="OpenAI-compatible server, e.g. http://localhost:11434/v1"
     )
-    p.add_argument("--llm-timeout", type=float, default=30.0, help="seconds per LLM request")
+    p.add_argument(
+        "--llm-timeout",
+        type=float,
+        default=None,
+        help="seconds per LLM request (30; 120 with --llm-base-url)",
+    )
+    p.add_argument(
+        "--llm-warm-up",
+        action="store_true",
+        help="send one tiny request first (a local server loads its model)",
+    )
     p.add_argument("--no-llm-fallback", action="store_true", help="fail instead of using the offline planner")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     if policy:
