@@ -239,9 +239,11 @@ class OfflinePlanner:
         exclude: set[str] | None = None,
         singular: bool = False,
     ) -> list[str]:
-        """Resolve a noun phrase to scene object names (refusing what it cannot ground)."""
-        exclude = exclude or set()
-        text = text.strip()
+        """Resolve a noun phrase to scene object names (refusing what it cannot ground). An
+        exclusion ("but the yellow one", "that is not green", "other than the red block") is taken
+        off the phrase first: its colours and kinds name what must not be chosen."""
+        text, exclusions = _split_exclusion(text.strip(), scene)
+        exclude = (exclude or set()) | exclusions
         words = re.findall(r"[a-z]+", text)
         if not words or words in (["it"], ["that"], ["this"], ["them"], ["those"], ["these"], ["they"]):
             if not last:
@@ -282,14 +284,10 @@ class OfflinePlanner:
             raise PlanError([f"cannot ground {unknown[0]!r}: the scene has {', '.join(scene.names)}"])
         quant = re.search(r"\b(all|every|each|both|two|three|four|five|rest|remaining|other)\b", text)
         plural = plural or quant is not None or len(colors) > 1
-        exclusions = _except(text, scene)
         cands = [
             o
             for o in scene.objects
-            if (not colors or o.color in colors)
-            and (not kind or o.kind == kind)
-            and o.name not in exclude
-            and o.name not in exclusions
+            if (not colors or o.color in colors) and (not kind or o.kind == kind) and o.name not in exclude
         ]
         if not kind and any(o.kind == "block" for o in cands):  # "the red one": blocks first
             cands = [o for o in cands if o.kind == "block"]
@@ -385,10 +383,24 @@ def _bare_direction(rest: str) -> bool:
     )
 
 
-def _except(text: str, scene: Scene) -> set[str]:
-    m = re.search(r"\b(?:except|but not|other than|apart from)\b (?:the )?(.+)$", text)
+EXCLUSION = re.compile(
+    r"\s*\b(?:except(?: for)?|but not|but|other than|apart from|besides|excluding|not|"
+    r"(?:that|which) (?:is|are) not|(?:that|which) (?:isn|aren) t|(?:that|which) (?:isnt|arent))\b\s*(.*)$"
+)
+
+
+def _split_exclusion(text: str, scene: Scene) -> tuple[str, set[str]]:
+    """``"all blocks but the yellow one"`` -> (``"all blocks"``, {yellow block}): the phrase to
+    ground, and the scene objects its exclusion names (by colour, kind or both)."""
+    m = EXCLUSION.search(text)
     if not m:
-        return set()
+        return text, set()
     words = m.group(1).split()
-    colors = {COLOR_WORDS.get(w) for w in words if w in COLOR_WORDS}
-    return {o.name for o in scene.objects if o.color in colors}
+    colors = {COLOR_WORDS[w] for w in words if COLOR_WORDS.get(w)}
+    kinds = {KIND_WORDS[w.rstrip("s")] for w in words if w.rstrip("s") in KIND_WORDS}
+    named = {
+        o.name
+        for o in scene.objects
+        if (not colors or o.color in colors) and (not kinds or o.kind in kinds) and (colors or kinds)
+    }
+    return text[: m.start()], named

@@ -111,6 +111,17 @@ def steps(plan) -> list[str]:
             ],
         ),
         ("put the red block next to the red block", None),  # next to itself
+        # exclusion and negation: what the command excludes is never chosen
+        (
+            "put all the blocks but the yellow and green ones in the bowl",
+            ["pick red block", "place red block blue bowl", "pick blue block", "place blue block blue bowl"],
+        ),
+        (
+            "put the block other than the red, blue and yellow ones on the plate",
+            ["pick green block", "place green block pink plate"],
+        ),
+        ("pick up the block that is not green", None),  # three blocks are not green: ambiguous
+        ("put the cube that isnt red in the bowl", None),  # still three candidates
         ("put the violet block in the bowl", None),  # a synonym of a colour that is not in the scene
         ("put the red block in the green bowl", None),
         ("put the block in the bowl", None),  # ambiguous
@@ -126,6 +137,19 @@ def test_offline_planner_table(command, expected):
             planner.plan(command, S)
         return
     assert steps(planner.plan(command, S)) == expected
+
+
+def test_exclusion_leaves_one_candidate_and_never_the_excluded_one():
+    two = scene("red block, green block, blue bowl")
+    planner = OfflinePlanner()
+    for command in (
+        "pick up the block that is not green",
+        "pick up the block that isn't green",
+        "pick up the block that isnt green",
+        "pick up the block other than the green one",
+        "grab the block except the green one",
+    ):
+        assert steps(planner.plan(command, two)) == ["pick red block"], command
 
 
 def test_refusals_name_the_problem():
