@@ -89,7 +89,9 @@ _RULES: tuple[tuple[str, str], ...] = (
 
 _TASK_WORDS = re.compile(
     r"\b(pick|grab|grasp|lift|take|get|put|place|drop|move|stack|push|slide|shove|nudge|set|lay|"
-    r"deposit|sort|clear|tidy|clean|arrange|do|same|build|make|gather|collect|pile|hold|leave)\b"
+    r"deposit|sort|clear|tidy|clean|arrange|do|same|build|make|gather|collect|pile|hold|leave|"
+    r"putting|placing|moving|stacking|pushing|picking|sliding|setting|dropping|grabbing|lifting|"
+    r"(?:should|must|needs? to|has to) (?:end up|be|go|sit)|(?:want|like|need) the)\b"
 )
 
 

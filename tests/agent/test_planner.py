@@ -283,3 +283,42 @@ def test_the_planner_reads_the_normalised_command():
     from vla_agent.agent.safety.guard import normalize
 
     assert normalize("Put the R\u0435d\u200b block in the b\u043ewl") == "put the red block in the bowl"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        # typos in common words and names
+        ("put the red blok in teh bowl", ["pick red block", "place red block blue bowl"]),
+        # politeness, indirect and declarative forms
+        ("would you mind putting the red block in the bowl", ["pick red block", "place red block blue bowl"]),
+        ("could you please put the red block in the bowl", ["pick red block", "place red block blue bowl"]),
+        ("the red block should end up in the bowl", ["pick red block", "place red block blue bowl"]),
+        ("I want the green block on the plate", ["pick green block", "place green block pink plate"]),
+        # corrections: the later words replace what they correct
+        (
+            "put the red block on the plate, sorry, in the bowl",
+            ["pick red block", "place red block blue bowl"],
+        ),
+        (
+            "put the red block, I mean the blue block, in the bowl",
+            ["pick blue block", "place blue block blue bowl"],
+        ),
+        # ellipsis and "too"
+        (
+            "put the green block in the bowl and the red one on the plate",
+            [
+                "pick green block",
+                "place green block blue bowl",
+                "pick red block",
+                "place red block pink plate",
+            ],
+        ),
+        (
+            "push the blue block to the right and then the red one too",
+            ["push blue block right", "push red block right"],
+        ),
+    ],
+)
+def test_people_say_it_in_many_ways(command, expected):
+    assert steps(OfflinePlanner().plan(command, S)) == expected
