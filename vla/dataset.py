@@ -105,6 +105,12 @@ class ImageStats:
         return {**out, "count": [self.frames]}
 
 
+def _image_stats_of(images: np.ndarray) -> dict:
+    acc = ImageStats()
+    acc.add(images)
+    return acc.stats()
+
+
 class LeRobotWriter:
     """Accumulates episodes in memory and writes the dataset on ``close()``."""
 
@@ -177,6 +183,15 @@ class LeRobotWriter:
         self._states.append(states)
         self._actions.append(actions)
         self._image_stats.add(images)
+        # per-episode stats, as LeRobot keeps them in meta/episodes: its episode editing
+        # (delete_episodes, merge) recomputes the dataset's stats from these columns
+        ep_stats = {
+            IMAGE_KEY: _image_stats_of(images),
+            STATE_KEY: stats_of(states),
+            ACTION_KEY: stats_of(actions),
+        }
+        if wrist is not None:
+            ep_stats[WRIST_KEY] = _image_stats_of(wrist)
         self.episodes.append(
             {
                 "episode_index": ep,
@@ -184,6 +199,7 @@ class LeRobotWriter:
                 "length": n,
                 "dataset_from_index": start,
                 "dataset_to_index": start + n,
+                **{f"stats/{k}/{s}": v for k, st in ep_stats.items() for s, v in st.items()},
             }
         )
 
