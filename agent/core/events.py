@@ -23,6 +23,7 @@ from typing import Any
 KINDS = (
     "command",
     "refused",
+    "question",  # the command is ambiguous: a question with options instead of a guess
     "plan",
     "shadow",  # the real backend's shadow dry run of the plan, before approval
     "subgoal_start",

@@ -145,6 +145,10 @@ class Executor:
             res.status, res.reason = "refused", str(e)
             return self._finish(res, t0)
         res.plan = plan
+        if plan.question is not None:  # asked, not guessed: the front-end brings the answer back
+            ev.emit("question", question=plan.question, options=list(plan.options), about=plan.about)
+            res.status, res.reason = "question", plan.question
+            return self._finish(res, t0)
         if plan.refused is not None:
             ev.emit("refused", reason=plan.refused, stage="planner")
             res.status, res.reason = "refused", plan.refused

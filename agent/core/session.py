@@ -99,7 +99,8 @@ def plan_only(executor: Executor, planner, command: str) -> dict:
         plan = planner.plan(text, scene)
     except (PlanError, VlaAgentError) as e:
         return {"refused": str(e)}
-    mismatch = None if plan.refused is not None else check_plan_intent(text, scene, plan.subgoals)
+    asked_or_refused = plan.refused is not None or plan.question is not None
+    mismatch = None if asked_or_refused else check_plan_intent(text, scene, plan.subgoals)
     if mismatch is not None:
         return {"refused": mismatch, "planner": plan.planner}
     return {**plan.to_json(), **plan.provenance(), "latency_ms": round(plan.latency_ms, 3)}

@@ -227,8 +227,30 @@ class ChatREPL:
                 signal.signal(signal.SIGINT, previous)
         if errors:
             raise VlaAgentError(f"the run failed: {errors[0]}")
+        if result.get("status") == "question":
+            return self._answer(command, result)
         self._show_result(result)
         return result
+
+    def _answer(self, command: str, asked: dict) -> dict | None:
+        """Ask the planner's question; run the command again with the object the answer picks."""
+        from vla_agent.agent.planning.offline import answered
+        from vla_agent.agent.planning.plan import resolve_answer
+
+        options = asked["options"]
+        try:
+            answer = self._prompt(f"{asked['question']} (1-{len(options)} or a name) > ")
+        except (EOFError, KeyboardInterrupt):
+            answer = ""
+        choice = resolve_answer(answer, options)
+        if choice is None:
+            self.console.print(
+                f"[yellow]{answer!r} is not one of {', '.join(options)}; nothing moved[/yellow]"
+            )
+            return asked
+        command = answered(command, asked.get("about", ""), choice)
+        self.console.print(f"[dim]-> {command}[/dim]")
+        return self.execute(command)
 
     def _status_text(self) -> str:
         p = self.session.executor.progress
@@ -241,9 +263,9 @@ class ChatREPL:
     def _show_result(self, s: dict) -> None:
         if not s:
             return
-        color = {"success": "green", "refused": "yellow"}.get(s["status"], "red")
+        color = {"success": "green", "refused": "yellow", "question": "cyan"}.get(s["status"], "red")
         self.console.print(f"[{color}][b]{s['status']}[/b][/{color}] {s.get('reason') or ''}")
-        if s["status"] != "refused":
+        if s["status"] not in ("refused", "question"):
             self.console.print(f"holds: {', '.join(s['holds']) or '(nothing)'}", highlight=False)
             self.console.print(f"report: {s['report']}", highlight=False)
         self.session.executor.progress = {}

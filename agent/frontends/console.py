@@ -75,6 +75,9 @@ def event_printer(console: Console):
             console.print(f"  {marks.get(d['status'], d['status'])} after {d['steps']} steps: {d['reason']}")
         elif ev.kind == "retry":
             console.print(f"  [yellow]retry[/yellow]: {d['reason']}")
+        elif ev.kind == "question":
+            options = "; ".join(f"{i}. {o}" for i, o in enumerate(d["options"], 1))
+            console.print(f"[cyan]question:[/cyan] {d['question']} ({options})")
         elif ev.kind == "refused":
             console.print(f"[red]refused[/red] ({d['stage']}): {d['reason']}")
         elif ev.kind == "shadow":

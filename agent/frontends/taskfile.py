@@ -192,6 +192,8 @@ def run_task_file(
         for i, command in enumerate(task.commands):
             summary = session.run(command, out=out / f"{i + 1:02d}")
             runs.append({k: summary[k] for k in ("command", "status", "reason", "report") if k in summary})
+            if summary.get("status") == "question":  # unattended: nobody to answer, the file fails
+                runs[-1]["reason"] = f"asks: {summary['question']} (name the object in the file)"
             if timed_out.is_set():
                 break
         holds = session.holds()
@@ -202,7 +204,7 @@ def run_task_file(
         timer.cancel()
         session.close()
     failed = [e for e, ok in truth.items() if not ok]
-    problems = []
+    problems = [f"{r['command']!r} {r['reason']}" for r in runs if r["status"] == "question"]
     if timed_out.is_set():
         problems.append(f"time limit of {o.time_limit_s:g} s reached")
     problems += [f"expected {e}" for e in failed]

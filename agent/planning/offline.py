@@ -44,6 +44,7 @@ from vla_agent.agent.planning.lexicon import (
     verbs_of,
 )
 from vla_agent.agent.planning.plan import (
+    Ambiguous,
     Plan,
     PlanError,
     SymbolicState,
@@ -74,7 +75,10 @@ class OfflinePlanner:
     # ------------------------------------------------------------------ protocol
     def plan(self, command: str, scene: Scene) -> Plan:
         t0 = time.perf_counter()
-        goals = self.goals(command, scene)
+        try:
+            goals = self.goals(command, scene)
+        except Ambiguous as e:  # a question, answered by the person (chat, voice) or failed on (task files)
+            return Plan(question=e.question, options=e.options, about=e.about, planner=self.name)
         plan = compile_goals(goals, scene, planner=self.name)
         plan.latency_ms = (time.perf_counter() - t0) * 1000
         return plan
@@ -303,7 +307,7 @@ class OfflinePlanner:
                     return [exact[0].name]
                 if re.search(r"\b(a|an|any|one)\b", text):
                     return [cands[0].name]
-                raise PlanError([f"{text!r} is ambiguous: {', '.join(o.name for o in cands)}"])
+                raise Ambiguous(text, [o.name for o in cands])
             return [cands[0].name]
         n = {"both": 2, "two": 2, "three": 3, "four": 4, "five": 5}.get(quant.group(1) if quant else "", 0)
         if n and len(cands) != n:
@@ -453,6 +457,12 @@ def _normalize(command: str) -> str:
 
 
 RELATION = r"\b(?:in|on|at|to|next to|beside|by|behind)\b"
+
+
+def answered(command: str, about: str, option: str) -> str:
+    """``command`` with the ambiguous words ``about`` replaced by the object the answer chose."""
+    text = _normalize(command)
+    return text.replace(about.strip(), f"the {option}", 1) if about.strip() in text else text
 
 
 def _split(text: str) -> list[str]:

@@ -31,6 +31,32 @@ class PlanError(VlaAgentError, ValueError):
         super().__init__("; ".join(self.problems))
 
 
+class Ambiguous(PlanError):
+    """The command names more than one object where it means one: a question, not a refusal."""
+
+    def __init__(self, about: str, options: Sequence[str]):
+        self.about, self.options = about, list(options)
+        *first, last = self.options
+        self.question = f"which one do you mean by {about.strip()!r}: {', '.join(first)} or {last}?"
+        super().__init__([self.question])
+
+
+def resolve_answer(answer: str, options: Sequence[str]) -> str | None:
+    """The option an answer picks: its number ("2", "the second"), its name, or the one option
+    whose colour or kind the answer says ("the red one"); None when it picks none or several."""
+    text = " ".join(answer.lower().replace("the ", " ").split())
+    ordinals = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1": 1, "2": 2, "3": 3, "4": 4}
+    for word, k in ordinals.items():
+        if re.fullmatch(rf"{word}(?: one)?", text) and k <= len(options):
+            return options[k - 1]
+    exact = [o for o in options if o.lower() == text]
+    if exact:
+        return exact[0]
+    words = set(text.split())
+    hits = [o for o in options if words & set(o.lower().split()) - {"block", "bowl", "plate", "one"}]
+    return hits[0] if len(hits) == 1 else None
+
+
 class PlanStep(BaseModel):
     """One subgoal as a planner writes it."""
 
@@ -59,8 +85,13 @@ class Plan:
     planner: str = ""  # the planner that produced it ("offline" when the LLM fell back)
     latency_ms: float = 0.0  # what the user waited, a failed LLM request included
     fallback: str | None = None  # why the asked-for planner did not produce it (None: it did)
+    question: str | None = None  # asked instead of guessing (an ambiguous command), with options
+    options: list[str] = field(default_factory=list)
+    about: str = ""  # the words of the command the question is about
 
     def to_json(self) -> dict:
+        if self.question is not None:
+            return {"question": self.question, "options": list(self.options), "about": self.about}
         if self.refused is not None:
             return {"refused": self.refused}
         return {

@@ -206,3 +206,32 @@ def test_voice_rejects_a_bad_audio_file_before_anything_is_built(tmp_path, capsy
     f.write_text("not audio")
     assert main(["voice", "--wav", str(f), "--policy", "expert"]) == 2
     assert "not a PCM WAV file" in capsys.readouterr().err
+
+
+def test_chat_asks_which_object_and_runs_with_the_answer(tmp_path):
+    """An ambiguous command gets a question with the options, not a guess or a refusal; the
+    answer completes the plan and the object the answer named ends where the command said."""
+    child = _spawn_chat(tmp_path, "--yes")
+    child.sendline("put the block in the bowl")  # four blocks in the default scene
+    child.expect("or a name")
+    child.sendline("the green one")
+    child.expect("put the green block in the bowl")
+    child.expect("success")
+    child.expect("vla-agent>")
+    child.sendline("/scene")
+    child.expect("relations: in\\(green block, purple bowl\\)")
+    child.sendline("/quit")
+    child.expect(__import__("pexpect").EOF)
+
+
+def test_a_task_file_fails_with_the_question_in_one_line(tmp_path, capsys):
+    task = tmp_path / "ambiguous.yaml"
+    task.write_text("scene: red block, blue block, pink plate\ncommands: [move the cube onto the plate]\n")
+    assert (
+        main(["task", str(task), "--policy", "expert", "--no-video", "--out", str(tmp_path / "o"), "--json"])
+        == 1
+    )
+    (result,) = json.loads(capsys.readouterr().out)["files"]
+    assert "asks: which one do you mean by 'the cube': red block or blue block?" in " ".join(
+        result["problems"]
+    )

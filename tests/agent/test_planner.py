@@ -132,9 +132,12 @@ def steps(plan) -> list[str]:
 )
 def test_offline_planner_table(command, expected):
     planner = OfflinePlanner()
-    if expected is None:
-        with pytest.raises(PlanError):
-            planner.plan(command, S)
+    if expected is None:  # refused, or asked (an ambiguous command): nothing planned either way
+        try:
+            plan = planner.plan(command, S)
+        except PlanError:
+            return
+        assert plan.question and not plan.subgoals, command
         return
     assert steps(planner.plan(command, S)) == expected
 
@@ -158,8 +161,8 @@ def test_refusals_name_the_problem():
         p.plan("put the banana in the bowl", S)
     with pytest.raises(PlanError, match="no green bowl"):
         p.plan("put the red block in the green bowl", S)
-    with pytest.raises(PlanError, match="ambiguous"):
-        p.plan("put the block in the bowl", S)
+    asked = p.plan("put the block in the bowl", S)  # ambiguous: a question, not a refusal
+    assert asked.question and asked.options == ["red block", "blue block", "green block", "yellow block"]
 
 
 def test_whole_tasks():
@@ -322,3 +325,19 @@ def test_the_planner_reads_the_normalised_command():
 )
 def test_people_say_it_in_many_ways(command, expected):
     assert steps(OfflinePlanner().plan(command, S)) == expected
+
+
+def test_an_ambiguous_command_is_a_question_with_options_and_the_answer_resolves_it():
+    from vla_agent.agent.planning.offline import answered
+    from vla_agent.agent.planning.plan import resolve_answer
+
+    two = scene("red block, blue block, pink plate")
+    plan = OfflinePlanner().plan("move the cube onto the plate", two)
+    assert not plan.subgoals and plan.refused is None
+    assert plan.options == ["red block", "blue block"] and "which one" in plan.question
+    assert plan.to_json()["question"] == plan.question
+    for answer, choice in (("the red one", "red block"), ("2", "blue block"), ("Blue block", "blue block")):
+        assert resolve_answer(answer, plan.options) == choice
+    assert resolve_answer("the green one", plan.options) is None  # not an option: nothing is chosen
+    command = answered("move the cube onto the plate", plan.about, "blue block")
+    assert steps(OfflinePlanner().plan(command, two)) == ["pick blue block", "place blue block pink plate"]

@@ -63,8 +63,11 @@ def cmd_plan(a: argparse.Namespace) -> int:
     finally:
         session.close()
     if a.json:
-        keep = ("subgoals", "refused", "planner", "fallback", "plan_latency_ms")
+        keep = ("subgoals", "refused", "question", "options", "planner", "fallback", "plan_latency_ms")
         print(json.dumps({k: v for k, v in result.items() if k in keep}))
+    elif "question" in result:
+        options = "; ".join(f"{i}. {o}" for i, o in enumerate(result["options"], 1))
+        err.print(f"[cyan]question:[/cyan] {result['question']} ({options})", highlight=False)
     elif "refused" in result:
         err.print(f"[red]refused:[/red] {result['refused']}", highlight=False)
     else:
@@ -73,7 +76,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
         out.print(
             plan_table(result["subgoals"], f"plan ({result['planner']}, {result['latency_ms']:.1f} ms)")
         )
-    return 2 if "refused" in result else 0
+    return 2 if "refused" in result or "question" in result else 0
 
 
 def cmd_replay(a: argparse.Namespace) -> int:
