@@ -87,8 +87,12 @@ def _moved(sg: Subgoal) -> str | None:
 
 
 def check_plan_intent(command: str, scene: Scene, subgoals: list[Subgoal], first: bool = True) -> str | None:
-    """The reason ``subgoals`` do not match ``command`` (None when they do)."""
-    intent = command_intent(command, scene)
+    """The reason ``subgoals`` do not match ``command`` (None when they do). The command is read
+    as the planner reads it: corrections applied ("on the plate, sorry, in the bowl" names the
+    bowl, not the plate), typos and polite forms normalised."""
+    from vla_agent.agent.planning.offline import reading
+
+    intent = command_intent(reading(command), scene)
     for sg in subgoals:
         obj = _moved(sg)
         if obj is None:

@@ -459,6 +459,12 @@ def _normalize(command: str) -> str:
 RELATION = r"\b(?:in|on|at|to|next to|beside|by|behind)\b"
 
 
+def reading(command: str) -> str:
+    """The command as the planner reads it (lower case, typos fixed, requests as commands,
+    corrections applied): what the intent check compares the plan with."""
+    return _normalize(command)
+
+
 def answered(command: str, about: str, option: str) -> str:
     """``command`` with the ambiguous words ``about`` replaced by the object the answer chose."""
     text = _normalize(command)

@@ -341,3 +341,26 @@ def test_an_ambiguous_command_is_a_question_with_options_and_the_answer_resolves
     assert resolve_answer("the green one", plan.options) is None  # not an option: nothing is chosen
     command = answered("move the cube onto the plate", plan.about, "blue block")
     assert steps(OfflinePlanner().plan(command, two)) == ["pick blue block", "place blue block pink plate"]
+
+
+def test_planner_bench_reports_every_category_and_no_wrong_object_plan():
+    from vla_agent.agent.bench.planner import PlannerBenchConfig, run_planner_bench
+
+    r = run_planner_bench(PlannerBenchConfig(per_category=3, seed=77))
+    assert r["commands"] == 42 and len(r["per_category"]) == 14
+    assert r["wrong_object_plans"] == 0 and r["question_recall"] == 1.0 and r["refusal_recall"] == 1.0
+    assert r["accuracy"] >= 0.95, r["failures"]
+
+    class Careless:  # picks the first block whatever the command says: the judge must see it
+        def plan(self, command, scene):
+            from vla_agent.agent.planning.plan import validate_plan
+
+            first = next(o.name for o in scene.objects if o.kind == "block")
+            return validate_plan([PlanStep(skill="pick", args={"obj": first})], scene)
+
+    guarded = run_planner_bench(PlannerBenchConfig(per_category=3, seed=77), planner=Careless())
+    assert guarded["wrong_object_plans"] == 0 and guarded["accuracy"] < 0.5  # the intent check refuses
+    alone = run_planner_bench(
+        PlannerBenchConfig(per_category=3, seed=77, intent_check=False), planner=Careless()
+    )
+    assert alone["wrong_object_plans"] > 0 and alone["accuracy"] < 0.5

@@ -78,7 +78,12 @@ def cmd_bench_server(a: argparse.Namespace) -> int:
 
 
 def add_bench(sub) -> None:
-    from vla_agent.cli.bench_agent import cmd_bench_chains, cmd_bench_detector, cmd_bench_shield
+    from vla_agent.cli.bench_agent import (
+        cmd_bench_chains,
+        cmd_bench_detector,
+        cmd_bench_planner,
+        cmd_bench_shield,
+    )
 
     b = sub.add_parser("bench", help="benchmarks that print JSON figures")
     bsub = b.add_subparsers(dest="bench", metavar="BENCH", required=True)
@@ -157,6 +162,20 @@ def add_bench(sub) -> None:
     bd.add_argument("--policy", default="mixed", choices=["mixed", "expert", "vla"], help="mixed: alternate")
     bd.add_argument("--json", action="store_true")
     bd.set_defaults(func=cmd_bench_detector)
+
+    bp = bsub.add_parser(
+        "planner",
+        help="the planner alone on 350 generated commands: end states, questions, refusals",
+        description="Commands across 14 categories (basic, synonyms, multi-step, push, exclusion, ellipsis, "
+        "politeness, correction, typos, beside, ambiguous, unsafe, ungroundable, not a task), each with its "
+        "expected end state, question or refusal; plans are judged symbolically (no simulator).",
+    )
+    bp.add_argument("--planner", default="offline", help=names("planner"))
+    bp.add_argument("--per-category", type=int, default=25)
+    bp.add_argument("--seed", type=int, default=3_000_000)
+    bp.add_argument("--llm-base-url", default=None)
+    bp.add_argument("--json", action="store_true")
+    bp.set_defaults(func=cmd_bench_planner)
 
     bsh = bsub.add_parser(
         "shield",

@@ -111,3 +111,29 @@ def cmd_bench_shield(a: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parsers
+
+
+def cmd_bench_planner(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench.planner import PlannerBenchConfig, run_planner_bench
+
+    cfg = PlannerBenchConfig(
+        planner=a.planner, per_category=a.per_category, seed=a.seed, llm_base_url=a.llm_base_url
+    )
+    result = run_planner_bench(cfg)
+    if a.json:
+        print(json.dumps(result))
+        return 0
+    t = Table(title=f"planner {cfg.planner}: {result['commands']} commands")
+    t.add_column("category")
+    t.add_column("accuracy", justify="right")
+    for k, v in result["per_category"].items():
+        t.add_row(k, f"{v:.2f}")
+    t.add_row("[b]all[/b]", f"[b]{result['accuracy']:.3f}[/b]")
+    out.print(t)
+    lat = result["latency_ms"]
+    r = result
+    out.print(
+        f"wrong-object plans {r['wrong_object_plans']}, question recall {r['question_recall']:.2f}, "
+        f"refusal recall {r['refusal_recall']:.2f}, latency p50 {lat['p50']:.2f} / p99 {lat['p99']:.2f} ms"
+    )
+    return 0
