@@ -418,7 +418,8 @@ def _fix_typos(t: str) -> str:
     words = []
     for w in t.split():
         w = COMMON_TYPOS.get(w, w)
-        if len(w) >= 4 and w not in known and w not in FILLER and not w.endswith("s"):
+        words_we_know = w in known or w in FILLER or w in COLOR_WORDS or w in GENERIC or w in DIRECTION_WORDS
+        if len(w) >= 4 and not words_we_know and not w.endswith("s"):
             near = [k for k in known if len(k) >= 4 and _one_edit(w, k)]
             if len(near) == 1:
                 w = near[0]

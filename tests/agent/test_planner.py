@@ -123,6 +123,7 @@ def steps(plan) -> list[str]:
         ("pick up the block that is not green", None),  # three blocks are not green: ambiguous
         ("put the cube that isnt red in the bowl", None),  # still three candidates
         ("put the violet block in the bowl", None),  # a synonym of a colour that is not in the scene
+        ("put the gray block in the bowl", None),  # a colour no object has, not a typo of "grab"
         ("put the red block in the green bowl", None),
         ("put the block in the bowl", None),  # ambiguous
         ("put the banana in the bowl", None),  # cannot be grounded
