@@ -20,7 +20,7 @@ from vla_agent.sim.predicates import WorldState, hdist, holding, register_predic
 from vla_agent.skills.experts import ExpertPolicy, Waypoint, footprint
 from vla_agent.skills.library import ArgType, SkillArg, SkillSpec, register_skill
 from vla_agent.skills.place import release_at, settled
-from vla_agent.skills.symbolic import SymbolicState, needs_held
+from vla_agent.skills.symbolic import SymbolicState, set_down_near
 from vla_agent.skills.tasks import TaskDraw, TaskParts
 from vla_agent.types import Subgoal
 
@@ -75,16 +75,7 @@ def sample(d: TaskDraw) -> TaskParts:
 
 
 def walk(st: SymbolicState, sg: Subgoal, kinds: Mapping[str, str], where: str) -> list[str]:
-    obj, target = sg.args["obj"], sg.args["target"]
-    errs = needs_held(st, obj, "set down", where)
-    if target == obj:
-        errs.append(f"{where}: cannot put {obj} next to itself")
-    elif target not in kinds:
-        errs.append(f"{where}: {target!r} is not an object in the scene")
-    if not errs:
-        st.holding = None
-        st.support.pop(obj, None)  # on the table
-    return errs
+    return set_down_near(st, sg, where, "next to")
 
 
 PLACE_BESIDE = SkillSpec(

@@ -50,6 +50,19 @@ def needs_empty_hand(st: SymbolicState, what: str, where: str) -> list[str]:
     return [f"{where}: cannot {what} while holding {st.holding}"] if st.holding is not None else []
 
 
+def set_down_near(st: SymbolicState, sg, where: str, relation: str) -> list[str]:
+    """The plan walk of a skill that sets the held object down on the table relative to another
+    object (``relation``: "next to", "behind"): it must be held and not be its own reference."""
+    obj, target = sg.args["obj"], sg.args["target"]
+    errs = needs_held(st, obj, "set down", where)
+    if target == obj:
+        errs.append(f"{where}: cannot put {obj} {relation} itself")
+    if not errs:
+        st.holding = None
+        st.support.pop(obj, None)  # on the table
+    return errs
+
+
 def needs_held(st: SymbolicState, obj: str, what: str, where: str) -> list[str]:
     if st.holding == obj:
         return []

@@ -81,11 +81,19 @@ class ImageStats:
         self.hist = np.zeros((3, 256), np.int64)
         self.frames = 0
 
-    def add(self, images: np.ndarray) -> None:
+    @classmethod
+    def of(cls, images: np.ndarray) -> ImageStats:
+        acc = cls()
         px = images.reshape(-1, 3)
         for c in range(3):
-            self.hist[c] += np.bincount(px[:, c], minlength=256)
-        self.frames += len(images)
+            acc.hist[c] = np.bincount(px[:, c], minlength=256)
+        acc.frames = len(images)
+        return acc
+
+    def absorb(self, other: ImageStats) -> None:
+        """Add ``other``'s pixels (an episode's, into the dataset's)."""
+        self.hist += other.hist
+        self.frames += other.frames
 
     def stats(self) -> dict:
         v = np.arange(256) / 255.0
@@ -103,12 +111,6 @@ class ImageStats:
         }
         out = {k: [[[float(x)]] for x in a] for k, a in per_channel.items()}
         return {**out, "count": [self.frames]}
-
-
-def _image_stats_of(images: np.ndarray) -> dict:
-    acc = ImageStats()
-    acc.add(images)
-    return acc.stats()
 
 
 class LeRobotWriter:
@@ -164,7 +166,6 @@ class LeRobotWriter:
                 raise ConfigError("wrist images must match the episode length")
             self.wrist_shape = tuple(wrist.shape[1:])
             self.rows[WRIST_KEY] += [{"bytes": _png(im), "path": None} for im in wrist]
-            self._wrist_stats.add(wrist)
         ep = len(self.episodes)
         start = len(self.rows["index"])
         ti = self.tasks.setdefault(task, len(self.tasks))
@@ -182,16 +183,16 @@ class LeRobotWriter:
         self.rows["task_index"] += [ti] * n
         self._states.append(states)
         self._actions.append(actions)
-        self._image_stats.add(images)
         # per-episode stats, as LeRobot keeps them in meta/episodes: its episode editing
-        # (delete_episodes, merge) recomputes the dataset's stats from these columns
-        ep_stats = {
-            IMAGE_KEY: _image_stats_of(images),
-            STATE_KEY: stats_of(states),
-            ACTION_KEY: stats_of(actions),
-        }
+        # (delete_episodes, merge) recomputes the dataset's stats from these columns; the
+        # dataset's image stats are the sum of the episodes' histograms
+        ep_images = ImageStats.of(images)
+        self._image_stats.absorb(ep_images)
+        ep_stats = {IMAGE_KEY: ep_images.stats(), STATE_KEY: stats_of(states), ACTION_KEY: stats_of(actions)}
         if wrist is not None:
-            ep_stats[WRIST_KEY] = _image_stats_of(wrist)
+            ep_wrist = ImageStats.of(wrist)
+            self._wrist_stats.absorb(ep_wrist)
+            ep_stats[WRIST_KEY] = ep_wrist.stats()
         self.episodes.append(
             {
                 "episode_index": ep,

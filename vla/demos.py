@@ -95,9 +95,7 @@ def complete_stats(stats: dict, images, states, actions, wrist) -> dict:
             stats[key] = stats_of(x)
     for key, imgs in ((IMAGE_KEY, images), (WRIST_KEY, wrist)):
         if imgs is not None and "mean" not in stats.get(key, {}):
-            acc = ImageStats()
-            acc.add(imgs)
-            stats[key] = acc.stats()
+            stats[key] = ImageStats.of(imgs).stats()
     return stats
 
 

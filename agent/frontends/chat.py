@@ -234,8 +234,8 @@ class ChatREPL:
 
     def _answer(self, command: str, asked: dict) -> dict | None:
         """Ask the planner's question; run the command again with the object the answer picks."""
-        from vla_agent.agent.planning.offline import answered
         from vla_agent.agent.planning.plan import resolve_answer
+        from vla_agent.agent.planning.reading import answered
 
         options = asked["options"]
         try:

@@ -90,7 +90,7 @@ def check_plan_intent(command: str, scene: Scene, subgoals: list[Subgoal], first
     """The reason ``subgoals`` do not match ``command`` (None when they do). The command is read
     as the planner reads it: corrections applied ("on the plate, sorry, in the bowl" names the
     bowl, not the plate), typos and polite forms normalised."""
-    from vla_agent.agent.planning.offline import reading
+    from vla_agent.agent.planning.reading import reading
 
     intent = command_intent(reading(command), scene)
     for sg in subgoals:

@@ -9,8 +9,12 @@ in its base frame, so a real session puts the twin's base at the origin).
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -72,6 +76,17 @@ class RobotSpec:
         b = np.asarray(self.base_position if base is None else base, float)
         lo, hi = np.asarray(self.workspace_min) + b, np.asarray(self.workspace_max) + b
         return tuple(float(v) for v in lo), tuple(float(v) for v in hi)  # type: ignore[return-value]
+
+
+def cached_urdf(name: str, text: str) -> str:
+    """Write a derived URDF once per content into the temp folder (atomically) and return its path."""
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    out = Path(tempfile.gettempdir()) / f"vla_agent_{name}_{digest}.urdf"
+    if not out.exists():
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return str(out)
 
 
 ROBOTS: Registry[RobotSpec] = registry("robot", "vla_agent.robots")

@@ -3,15 +3,13 @@ and the one the shipped VLA was trained on."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pybullet_data
 
-from vla_agent.sim.robots.base import ROBOTS, RobotSpec
+from vla_agent.sim.robots.base import ROBOTS, RobotSpec, cached_urdf
 
 
 def panda_urdf() -> str:
@@ -27,17 +25,6 @@ def panda_urdf() -> str:
     text = text.replace("package://meshes/visual/", collision)
     text = text.replace("package://meshes/collision/", collision)
     return cached_urdf("panda", text)
-
-
-def cached_urdf(name: str, text: str) -> str:
-    """Write a derived URDF once per content into the temp folder (atomically) and return its path."""
-    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    out = Path(tempfile.gettempdir()) / f"vla_agent_{name}_{digest}.urdf"
-    if not out.exists():
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
-    return str(out)
 
 
 def _width(q: Sequence[float]) -> float:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pybullet_data
 
-from vla_agent.sim.robots.base import ROBOTS, RobotSpec
-from vla_agent.sim.robots.panda import cached_urdf
+from vla_agent.sim.robots.base import ROBOTS, RobotSpec, cached_urdf
 
 TCP_OFFSET = 0.154  # metres from the flange along the tool axis: 1.1 cm above the fingertips
 # Finger geometry of the xArm gripper (its URDF): the knuckle pivot's distance from the axis and

@@ -329,8 +329,8 @@ def test_people_say_it_in_many_ways(command, expected):
 
 
 def test_an_ambiguous_command_is_a_question_with_options_and_the_answer_resolves_it():
-    from vla_agent.agent.planning.offline import answered
     from vla_agent.agent.planning.plan import resolve_answer
+    from vla_agent.agent.planning.reading import answered
 
     two = scene("red block, blue block, pink plate")
     plan = OfflinePlanner().plan("move the cube onto the plate", two)

@@ -10,7 +10,7 @@ from vla_agent.sim.catalog import BLOCK_SIZE, KINDS, ObjectSpec
 from vla_agent.sim.predicates import WorldState, holding, register_predicate
 from vla_agent.skills.library import ArgType, SkillArg, SkillSpec
 from vla_agent.skills.place import release_at, settled
-from vla_agent.skills.symbolic import needs_held
+from vla_agent.skills.symbolic import set_down_near
 from vla_agent.skills.tasks import TaskDraw, TaskParts
 
 GAP = 0.025  # metres of table the expert leaves between the two footprints
@@ -46,14 +46,7 @@ def sample(d: TaskDraw) -> TaskParts:
 
 
 def walk(st, sg, kinds, where):
-    obj, target = sg.args["obj"], sg.args["target"]
-    errs = needs_held(st, obj, "set down", where)
-    if target == obj:
-        errs.append(f"{where}: cannot put {obj} behind itself")
-    if not errs:
-        st.holding = None
-        st.support.pop(obj, None)
-    return errs
+    return set_down_near(st, sg, where, "behind")
 
 
 PLACE_BEHIND = SkillSpec(
