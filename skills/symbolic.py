@@ -3,12 +3,23 @@ rules of the containers; each skill's ``walk`` hook checks and applies one step 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vla_agent.types import Scene
 
-# How many blocks a container takes before the next one would not count as "in"/"on" it.
-CAPACITY = {"bowl": 2, "plate": 1, "block": 1}
+# How many blocks a container takes before the next one would not count as "in"/"on" it:
+# measured with the scripted expert (``vla-agent bench capacity --write``), a block holds one.
+CAPACITY_FILE = Path(__file__).with_name("capacity.json")
+
+
+def _measured_capacity() -> dict[str, int]:
+    data = json.loads(CAPACITY_FILE.read_text()) if CAPACITY_FILE.exists() else {}
+    return {k: int(data.get(k, d)) for k, d in (("bowl", 2), ("plate", 1), ("block", 1))}
+
+
+CAPACITY = _measured_capacity()
 MAX_TOWER = 4  # blocks in one stack, base included
 
 

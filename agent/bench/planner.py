@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vla_agent.agent.bench.planner_handwritten import handwritten_cases
 from vla_agent.agent.core.stats import p50_p99
 from vla_agent.agent.planning.intent import check_plan_intent
 from vla_agent.agent.planning.plan import PlanError
@@ -36,13 +37,29 @@ class Case:
     expect: str  # "state" | "question" | "refused"
     state: frozenset[str] = frozenset()  # predicates that must hold at the end
     objects: frozenset[str] = frozenset()  # the objects the command names (others: wrong object)
+    judge: Callable[[set[str]], bool] | None = None  # when several end states are right
 
 
-def _scene(rng: np.random.Generator, n_blocks: int = 4) -> tuple[Scene, list[str], str, str]:
+def _positions(rng: np.random.Generator, n: int, gap: float = 0.09) -> list[tuple[float, float, float]]:
+    """``n`` table positions (x 0.35-0.70 m from the robot, y -0.25..0.25, left is +y) ``gap`` apart."""
+    out: list[tuple[float, float, float]] = []
+    while len(out) < n:
+        x, y = float(rng.uniform(0.35, 0.70)), float(rng.uniform(-0.25, 0.25))
+        if all(np.hypot(x - a, y - b) >= gap for a, b, _ in out):
+            out.append((x, y, 0.02))
+    return out
+
+
+def _scene(
+    rng: np.random.Generator, n_blocks: int = 4, containers: tuple[str, ...] = ("bowl", "plate")
+) -> tuple[Scene, list[str], str, str]:
     colors = [str(c) for c in rng.permutation(COLORS)]
     blocks = [f"{c} block" for c in colors[:n_blocks]]
-    bowl, plate = f"{colors[n_blocks]} bowl", f"{colors[n_blocks + 1]} plate"
-    objs = [SceneObject(n, n.split()[1], n.split()[0]) for n in [*blocks, bowl, plate]]
+    held = [f"{colors[n_blocks + i]} {k}" for i, k in enumerate(containers)]
+    where = _positions(rng, len(blocks) + len(held))
+    objs = [SceneObject(n, n.split()[1], n.split()[0], p) for n, p in zip([*blocks, *held], where)]
+    bowl = next((h for h in held if h.endswith("bowl")), "")
+    plate = next((h for h in held if h.endswith("plate")), "")
     return Scene(tuple(objs)), blocks, bowl, plate
 
 
@@ -179,6 +196,91 @@ def _cases(rng: np.random.Generator, per_category: int) -> list[Case]:
         )
         return form, s, "refused", set(), set()
 
+    def order():
+        s, b, *_ = _scene(rng)
+        k = int(rng.integers(3))
+        if k == 0:
+            cmd = f"stack the blocks with the {_c(b[0])} one at the bottom and the {_c(b[1])} one on top"
+            return cmd, s, "state", set(), set(b), lambda st: _tower_of(st, b, bottom=b[0], top=b[1])
+        if k == 1:
+            cmd = f"stack the {_c(b[0])}, {_c(b[1])} and {_c(b[2])} blocks from bottom to top"
+            return cmd, s, "state", {f"on({b[1]}, {b[0]})", f"on({b[2]}, {b[1]})"}, set(b[:3])
+        cmd = f"stack the {_c(b[0])}, {_c(b[1])} and {_c(b[2])} blocks from top to bottom"
+        return cmd, s, "state", {f"on({b[0]}, {b[1]})", f"on({b[1]}, {b[2]})"}, set(b[:3])
+
+    def towers():
+        s, b, *_ = _scene(rng)
+        k = int(rng.integers(3))
+        if k == 0:
+            cmd = f"build two towers: the {b[0]} on the {b[1]} and the {b[2]} on the {b[3]}"
+            return cmd, s, "state", {f"on({b[0]}, {b[1]})", f"on({b[2]}, {b[3]})"}, set(b)
+        if k == 1:
+            cmd = (
+                f"make two stacks, one of the {_c(b[0])} and {_c(b[1])} blocks and one of the "
+                f"{_c(b[2])} and {_c(b[3])} blocks"
+            )
+            return cmd, s, "state", set(), set(b), lambda st: _paired(st, (b[0], b[1]), (b[2], b[3]))
+        cmd = f"stack {_c(b[0])} on {_c(b[1])} and {_c(b[2])} on {_c(b[3])}"
+        return cmd, s, "state", {f"on({b[0]}, {b[1]})", f"on({b[2]}, {b[3]})"}, set(b)
+
+    def matching():
+        s, b, *_ = _scene(rng, n_blocks=3, containers=())
+        other = next(c for c in COLORS if all(_c(x) != c for x in b))
+        bowls = [f"{_c(b[0])} bowl", f"{_c(b[1])} bowl", f"{other} bowl"]
+        where = _positions(rng, 6)
+        names = [*b, *bowls]
+        s = Scene(tuple(SceneObject(n, n.split()[1], n.split()[0], p) for n, p in zip(names, where)))
+        k = int(rng.integers(3))
+        if k == 0:
+            cmd = "put each block in the bowl of the same colour"
+            want = {f"in({b[0]}, {bowls[0]})", f"in({b[1]}, {bowls[1]})"}
+            return cmd, s, "state", want, {b[0], b[1], bowls[0], bowls[1]}
+        if k == 1:
+            cmd = f"put the {b[1]} in the bowl that matches its colour"
+            return cmd, s, "state", {f"in({b[1]}, {bowls[1]})"}, {b[1], bowls[1]}
+        cmd = f"put the {b[0]} in a bowl of a different colour"
+        return (
+            cmd,
+            s,
+            "state",
+            set(),
+            {b[0], *bowls[1:]},
+            lambda st: any(f"in({b[0]}, {w})" in st for w in bowls[1:]),
+        )
+
+    def relative():
+        while True:
+            s, b, bowl, plate = _scene(rng)
+            pos = {o.name: np.asarray(o.position[:2]) for o in s.objects}
+            k = int(rng.integers(4))
+            if k < 2:
+                side = ("leftmost", "rightmost")[k]
+                key = [(-pos[x][1] if k == 0 else pos[x][1]) for x in b]
+                phrase = f"the {side} block"
+            elif k == 2:
+                key = [float(np.hypot(*pos[x])) for x in b]
+                phrase = "the block closest to you"
+            else:
+                key = [float(np.hypot(*(pos[x] - pos[plate]))) for x in b]
+                phrase = f"the block nearest to the {plate}"
+            order = np.argsort(key)
+            if key[order[1]] - key[order[0]] >= 0.03:  # no near tie: the person would see which
+                chosen = b[int(order[0])]
+                cmd = f"put {phrase} in the {bowl}"
+                return cmd, s, "state", {f"in({chosen}, {bowl})"}, {chosen, bowl}
+
+    def counts():
+        s, b, bowl, _ = _scene(rng)
+        k = int(rng.integers(3))
+        if k == 0:
+            cmd = f"put two of the blocks in the {bowl}"
+            return cmd, s, "state", set(), {*b, bowl}, lambda st: _count_in(st, bowl) == 2
+        if k == 1:
+            cmd = "move three blocks to the left side of the table"
+            return cmd, s, "state", set(), set(b), lambda st: sum(p.endswith(", left)") for p in st) == 3
+        cmd = f"put two of the blocks that are not {_c(b[3])} in the {bowl}"
+        return cmd, s, "state", set(), {*b[:3], bowl}, lambda st: _count_in(st, bowl) == 2
+
     for name, fn in (
         ("basic", basic),
         ("synonyms", synonyms),
@@ -194,14 +296,45 @@ def _cases(rng: np.random.Generator, per_category: int) -> list[Case]:
         ("unsafe", unsafe),
         ("ungroundable", ungroundable),
         ("not a task", not_a_task),
+        ("order", order),
+        ("several towers", towers),
+        ("matching", matching),
+        ("relative", relative),
+        ("counts", counts),
     ):
 
         def make(fn=fn):
-            cmd, s, expect, state, objs = fn()
-            return cmd, s, expect, frozenset(state), frozenset(objs)
+            cmd, s, expect, state, objs, *judge = fn()
+            return cmd, s, expect, frozenset(state), frozenset(objs), *judge
 
         add(name, make)
+    return out + handwritten_cases()
+
+
+def _support(state: set[str]) -> dict[str, str]:
+    out = {}
+    for p in state:
+        if p.startswith(("on(", "in(", "at(")):
+            a, b = p[3:-1].split(", ")
+            out[a] = b
     return out
+
+
+def _tower_of(state: set[str], blocks: list[str], bottom: str, top: str) -> bool:
+    """``blocks`` form one tower from ``bottom`` up to ``top``."""
+    below, chain, cur = _support(state), [top], top
+    while cur in below and below[cur] in blocks:
+        cur = below[cur]
+        chain.append(cur)
+    return cur == bottom and sorted(chain) == sorted(blocks)
+
+
+def _paired(state: set[str], *pairs: tuple[str, str]) -> bool:
+    return all(f"on({a}, {b})" in state or f"on({b}, {a})" in state for a, b in pairs)
+
+
+def _count_in(state: set[str], container: str) -> int:
+    return sum(p.startswith("in(") and p.endswith(f", {container})") for p in state)
 
 
 def _end_state(subgoals, scene: Scene) -> tuple[set[str], set[str]]:
@@ -236,7 +369,7 @@ class PlannerBenchConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     planner: str = "offline"
-    per_category: int = Field(25, ge=1, description="commands per category (14 categories)")
+    per_category: int = Field(16, ge=1, description="generated commands per category (19 categories)")
     seed: int = Field(3_000_000, ge=0)
     llm_model: str | None = None
     llm_base_url: str | None = None
@@ -259,6 +392,7 @@ def run_planner_bench(
     right: dict[str, list[bool]] = defaultdict(list)
     wrong_object, latency, failures = 0, [], []
     asked = {"question": [0, 0], "refused": [0, 0]}  # [expected and got, expected]
+    given = {"question": [0, 0], "refused": [0, 0]}  # [got and expected, got]
     for i, case in enumerate(cases):
         t0 = time.perf_counter()
         got, state, touched = "state", set(), set()
@@ -283,7 +417,12 @@ def run_planner_bench(
         if case.expect in asked:
             asked[case.expect][1] += 1
             asked[case.expect][0] += got == case.expect
+        if got in given:
+            given[got][1] += 1
+            given[got][0] += got == case.expect
         ok = got == case.expect and (got != "state" or case.state <= state)
+        if ok and got == "state" and case.judge is not None:
+            ok = bool(case.judge(state))
         if got == "state" and case.objects and not touched <= case.objects:
             wrong_object += 1
             ok = False
@@ -304,6 +443,8 @@ def run_planner_bench(
         "wrong_object_plans": wrong_object,
         "question_recall": asked["question"][0] / max(asked["question"][1], 1),
         "refusal_recall": asked["refused"][0] / max(asked["refused"][1], 1),
+        "question_precision": given["question"][0] / max(given["question"][1], 1),
+        "refusal_precision": given["refused"][0] / max(given["refused"][1], 1),
         "latency_ms": p50_p99(latency),
         "failures": failures,
         "config": cfg.model_dump(),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_agent.agent.planning.lexicon import COLOR_WORDS
+from vla_agent.agent.planning.towers import ORDER_WORDS
 from vla_agent.agent.planning.plan import (
     CAPACITY,
     MAX_TOWER,
@@ -67,7 +68,7 @@ def whole_task_goals(text: str, scene: Scene) -> list[Goal] | None:
             room[c] -= 1
             goals.append(Goal("place", b, target=c))
         return goals
-    if re.search(r"\bsort\b", text) or re.search(r"\b(by|matching|same) colou?r\b", text):
+    if re.match(r"^(?:sort|organi[sz]e|group)\b", text) and not re.search(r"\b(?:in|on|to)\b", text):
         goals = []
         for b in blocks:
             color = scene.get(b).color
@@ -78,6 +79,8 @@ def whole_task_goals(text: str, scene: Scene) -> list[Goal] | None:
             raise PlanError(["nothing to sort: no block has a bowl or plate of its colour"])
         return goals
     tower = re.sub(r"\b(in|as|to|into) a (single )?tower\b", " tower", text)
+    if ORDER_WORDS.search(tower):
+        return None  # the clause grammar reads the order
     if re.search(r"\b(stack|pile|build)\b.*\b(all|every|the blocks|tower)\b", tower) and not re.search(
         r"\b(on|in)\b", tower
     ):

@@ -21,6 +21,7 @@ from vla_agent.types import Scene, Subgoal
 _EVERYTHING = {"everything", "all", "rest", "each", "every", "both", "remaining", "others"}
 _NEGATORS = {"not", "except", "excluding", "besides", "without", "never"}
 _QUANTIFIERS = {"all", "every", "each", "everything", "any"}
+_LANDMARKS = {"closest", "nearest", "farthest", "furthest", "next", "near", "beside", "from"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def command_intent(command: str, scene: Scene) -> Intent:
     """The objects of ``scene`` that ``command`` names, names explicitly, and excludes."""
     tokens = _tokens(command)
     objects = scene.objects
+    if re.search(r"\b(?:clear|tidy|clean|sort|organi[sz]e)\b", " ".join(tokens[:3])):
+        tokens = [*tokens, "all"]  # a whole task names every block
     named: set[str] = set()
     explicit: set[str] = set()
     excluded: set[str] = set()
@@ -70,8 +73,8 @@ def command_intent(command: str, scene: Scene) -> Intent:
                 excluded |= hits
             else:
                 named |= hits
-                if kind is not None:
-                    explicit |= hits
+                if kind is not None and not set(tokens[max(0, i - 3) : i]) & _LANDMARKS:
+                    explicit |= hits  # not a landmark ("the block closest to the red bowl")
             continue
         kind = _kind(tok)
         if kind is not None and (i == 0 or tokens[i - 1] not in COLOR_WORDS):
@@ -93,6 +96,7 @@ def check_plan_intent(command: str, scene: Scene, subgoals: list[Subgoal], first
     from vla_agent.agent.planning.reading import reading
 
     intent = command_intent(reading(command), scene)
+    by_place = _picked_by_place(reading(command), scene)
     for sg in subgoals:
         obj = _moved(sg)
         if obj is None:
@@ -101,6 +105,8 @@ def check_plan_intent(command: str, scene: Scene, subgoals: list[Subgoal], first
             return f"the plan moves the {obj}, which the command excludes"
         if obj not in intent.named:
             return f"the plan moves the {obj}, which the command does not name"
+        if by_place is not None and obj not in by_place and obj not in intent.explicit:
+            return f"the plan moves the {obj}, not the one the command picks out by place"
     if first and subgoals:
         touched = {v for sg in subgoals for k, v in sg.args.items() if k in ("obj", "target")}
         placed = {r.args[0] for r in scene.relations if r.name in ("in", "on", "at") and r.args}
@@ -108,3 +114,23 @@ def check_plan_intent(command: str, scene: Scene, subgoals: list[Subgoal], first
         if left_out:
             return f"the plan leaves out the {left_out[0]}, which the command names"
     return None
+
+
+_BY_PLACE = re.compile(
+    r"\b(?:leftmost|rightmost|left most|right most|closest|nearest|farthest|furthest)\b|\bfar (?:left|right)\b"
+)
+
+
+def _picked_by_place(text: str, scene: Scene) -> set[str] | None:
+    """When the command picks objects out by where they are ("the leftmost block", "the one
+    closest to you"), the objects such a reading moves (the geometry of ``references``, read by
+    the offline grammar); None when it does not, or cannot be read that way."""
+    if not _BY_PLACE.search(text):
+        return None
+    from vla_agent.agent.planning.offline import OfflinePlanner
+    from vla_agent.agent.planning.plan import PlanError
+
+    try:
+        return {g.obj for g in OfflinePlanner(use_embeddings=False).goals(text, scene)}
+    except PlanError:
+        return None

@@ -43,12 +43,23 @@ from vla_agent.agent.planning.lexicon import (
     verbs_of,
 )
 from vla_agent.agent.planning.plan import (
+    CAPACITY,
     Ambiguous,
     Plan,
     PlanError,
     SymbolicState,
 )
 from vla_agent.agent.planning.reading import normalize_command, split_clauses
+from vla_agent.agent.planning.references import (
+    by_distance_to_robot,
+    color_target,
+    mark_references,
+    pick_by_place,
+    resolve_color_targets,
+    some_of,
+    split_reference,
+)
+from vla_agent.agent.planning.towers import ORDER_WORDS, ordered_tower, several_towers
 from vla_agent.errors import VlaAgentError
 from vla_agent.sim.catalog import COLORS
 from vla_agent.skills.library import ArgType, SkillSpec
@@ -112,6 +123,9 @@ class OfflinePlanner:
     # ------------------------------------------------------------------ language -> goals
     def goals(self, command: str, scene: Scene) -> list[Goal]:
         text = normalize_command(command)
+        towers = several_towers(text, lambda t, one=False: self._objects(t, scene, [], singular=one))
+        if towers is not None:
+            return [g for t in towers for g in tower_goals(t, scene)]
         whole = whole_task_goals(text, scene)
         if whole is not None:
             return whole
@@ -127,7 +141,20 @@ class OfflinePlanner:
         if not clauses:
             raise PlanError([f"found no action in {command!r}; try 'put the red block in the bowl'"])
         goals: list[Goal] = []
+        planned: dict[str, int] = {}
         for c in clauses:
+            if c.target.startswith("@"):  # a container chosen by colour, per object
+                st = SymbolicState.from_scene(scene)
+                pairs = resolve_color_targets(
+                    c.objects,
+                    c.target,
+                    scene,
+                    lambda name: CAPACITY[scene.kinds()[name]] - len(st.above(name)) - planned.get(name, 0),
+                )
+                for obj, target in pairs:
+                    planned[target] = planned.get(target, 0) + 1
+                    goals.append(Goal("place", obj, target=target))
+                continue
             for obj in c.objects if c.verb != "tower" else ():
                 if c.verb == "push":
                     goals.append(Goal("push", obj, direction=c.direction))
@@ -157,7 +184,17 @@ class OfflinePlanner:
         if verb_i is None:
             raise PlanError([f"no action verb in {text!r} (known: pick, put, place, stack, push, ...)"])
         verb = words[verb_i]
-        rest = " ".join(words[verb_i + 1 :])
+        rest = mark_references(" ".join(words[verb_i + 1 :]))
+        if verb in ("stack", "build", "pile", "make") and ORDER_WORDS.search(rest):
+            order = ordered_tower(rest, lambda t, one=False: self._objects(t, scene, last, singular=one))
+            return _Clause("tower", order, text=text)
+        if re.search(r"\b\d+(?:\.\d+)? ?(?:cm|centimet\w*|mm|millimet\w*|m|metres?|meters?|inch\w*)\b", rest):
+            raise PlanError(
+                [
+                    f"{text!r}: the skills here do not take a distance (a push moves a block about 10 cm); "
+                    "leave it out, e.g. 'push the blue block left'"
+                ]
+            )
         if verb in verbs_of("push") or (verb in ("move", "shift") and _bare_direction(rest)):
             m = re.match(
                 r"^(.*?)\s*(?:to the |towards the |toward the |to )?"
@@ -179,16 +216,11 @@ class OfflinePlanner:
             and verb not in verbs_of("pick") | {"stack"}
             or (m and verb in verbs_of("pick") and m.group(1) in ("in", "on", "to", "onto"))
         ):
-            obj_text, target_text = rest[: m.start()], m.group(2)
-            target = self._target(target_text, scene, last)
-            objs = self._objects(obj_text, scene, last, exclude={target})
+            target, objs = self._object_and_target(rest[: m.start()], m.group(2), scene, last)
             return _Clause("place", objs, target=target, text=text)
         if verb == "stack" and m and m.group(1) in ("on", "onto", "in"):
-            obj_text, target_text = rest[: m.start()], m.group(2)
-            target = self._target(target_text, scene, last)
-            return _Clause(
-                "place", self._objects(obj_text, scene, last, exclude={target}), target=target, text=text
-            )
+            target, objs = self._object_and_target(rest[: m.start()], m.group(2), scene, last)
+            return _Clause("place", objs, target=target, text=text)
         if verb in ("stack", "build", "pile", "make"):
             objs = self._objects(
                 rest.replace("into a tower", "").replace("a tower", "").replace("tower", ""), scene, last
@@ -225,7 +257,26 @@ class OfflinePlanner:
         objs = self._objects(groups.get("obj") or "", scene, last, exclude={target})
         return _Clause(spec.name, objs, target=target, direction=direction, text=text)
 
+    def _object_and_target(
+        self, obj_text: str, target_text: str, scene: Scene, last: list[str]
+    ) -> tuple[str, list[str]]:
+        """The target, then the objects (never the target itself). A question about the target
+        waits until the objects are known to exist: "put the purple block in the bowl" with no
+        purple block is refused, not answered with "which bowl?"."""
+        try:
+            target = self._target(target_text, scene, last)
+        except Ambiguous:
+            try:
+                self._objects(obj_text, scene, last)
+            except Ambiguous:
+                pass
+            raise
+        return target, self._objects(obj_text, scene, last, exclude={target})
+
     def _target(self, text: str, scene: Scene, last: list[str]) -> str:
+        marker = color_target(text)
+        if marker is not None:
+            return marker
         words = [
             w for w in text.split() if w not in ("the", "of", "top", "side", "table", "a", "part", "area")
         ]
@@ -248,6 +299,10 @@ class OfflinePlanner:
         off the phrase first: its colours and kinds name what must not be chosen."""
         text, exclusions = _split_exclusion(text.strip(), scene)
         exclude = (exclude or set()) | exclusions
+        text, how, landmark_text = split_reference(text)
+        landmark = None
+        if landmark_text and landmark_text != "you":
+            landmark = scene.get(self._objects(landmark_text, scene, last, singular=True)[0])
         words = re.findall(r"[a-z]+", text)
         if not words or words in (["it"], ["that"], ["this"], ["them"], ["those"], ["these"], ["they"]):
             if not last:
@@ -300,6 +355,18 @@ class OfflinePlanner:
         desc = " ".join(colors + [kind or "object"])
         if not cands:
             raise PlanError([f"there is no {desc} in the scene (objects: {', '.join(scene.names)})"])
+        if len(colors) > 1:  # in the order they were said: "stack the red, green and blue blocks"
+            cands.sort(key=lambda o: colors.index(o.color))
+        anyof = some_of(text)
+        if how:
+            said = {"two": 2, "three": 3, "four": 4, "five": 5}.get(quant.group(1) if quant else "", 0)
+            return pick_by_place(cands, how, landmark, anyof or said or 1, text)
+        if anyof and not singular:
+            if len(cands) < anyof:
+                raise PlanError(
+                    [f"{text!r}: asked for {anyof}, found {len(cands)} ({', '.join(o.name for o in cands)})"]
+                )
+            return [o.name for o in by_distance_to_robot(cands)[:anyof]]
         if singular or not plural:
             if len(cands) > 1:
                 exact = [o for o in cands if o.name == " ".join(colors + [kind])]

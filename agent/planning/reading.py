@@ -40,6 +40,14 @@ COMMON_TYPOS = {
     "inot": "into",
     "int": "in",
 }
+# Everyday words that are never typos of our words ("like" is not "lime").
+PLAIN_WORDS = {
+    "like", "love", "need", "want", "have", "take", "give", "bring", "here", "where", "what", "when",
+    "should", "would", "could", "thanks", "thank", "mind", "kindly", "bowls", "plates", "blocks",
+    "cubes", "everything", "something", "anything", "another", "other", "same", "colour", "color",
+    "matches", "match", "different", "bottom", "tower", "towers", "stack", "stacks", "first", "last",
+    "most", "closest", "nearest", "farthest", "furthest", "leftmost", "rightmost", "next", "near",
+}  # fmt: skip
 CORRECTION = re.compile(r"\s*,?\s*\b(?:sorry|no wait|wait no|i mean|actually|rather|correction)\b\s*,?\s*")
 
 
@@ -81,10 +89,13 @@ def _fix_typos(t: str) -> str:
     """Common typos of function words, and names one edit away from exactly one known word
     ("blok" -> "block", "bowel" -> "bowl")."""
     known = set(KIND_WORDS) | {w for w in COLOR_WORDS if COLOR_WORDS[w]} | set(REGION_WORDS) | all_verbs()
+    known_words = known | PLAIN_WORDS
     words = []
     for w in t.split():
         w = COMMON_TYPOS.get(w, w)
-        words_we_know = w in known or w in FILLER or w in COLOR_WORDS or w in GENERIC or w in DIRECTION_WORDS
+        words_we_know = (
+            w in known_words or w in FILLER or w in COLOR_WORDS or w in GENERIC or w in DIRECTION_WORDS
+        )
         if len(w) >= 4 and not words_we_know and not w.endswith("s"):
             near = [k for k in known if len(k) >= 4 and _one_edit(w, k)]
             if len(near) == 1:
@@ -117,9 +128,10 @@ def normalize_command(command: str) -> str:
     t = _corrected(_polite(t))
     t = re.sub(r"\bon top of\b|\bonto\b|\batop\b|\bupon\b", "on", t)
     t = re.sub(r"\binto\b|\binside of\b|\binside\b|\bwithin\b", "in", t)
-    t = re.sub(r"\b(towards?|to) me\b", "backward", t)
+    t = re.sub(r"(?<!closest )(?<!nearest )(?<!farthest )(?<!furthest )\b(towards?|to) me\b", "backward", t)
     t = re.sub(r"\bpick (\w+(?: \w+)?) up\b", r"pick \1", t)
-    t = re.sub(r"\bput (it|them) down\b", r"put \1", t)
+    t = re.sub(r"\b(put|set|lay|place) (it|them) down\b", r"\1 \2", t)
+    t = re.sub(r"\b(?:a (?:little )?bit|a little|slightly|just a bit)\b", " ", t)
     return " ".join(t.split())
 
 
@@ -159,7 +171,11 @@ def split_clauses(text: str) -> list[str]:
 
 
 def _split_ellipsis(text: str) -> list[str]:
-    m = re.search(r"\s*,?\s*\band\b\s+(?=the\b)", text)
+    colors = "|".join(w for w in COLOR_WORDS if COLOR_WORDS[w])
+    m = re.search(rf"\s*,?\s*\band\b\s+(?=the\b|(?:{colors})\b)", text)
+    order = r"\b(?:on top|(?:at|on) the (?:top|bottom|base)|as the base|first|last)\s*$"
+    if m and re.search(order, text[m.end() :]):  # "with X at the bottom and the Y one on top"
+        return [text]
     if m and re.search(RELATION, text[: m.start()]) and re.search(RELATION, text[m.end() :]):
         return [text[: m.start()], *_split_ellipsis(text[m.end() :])]
     return [text]

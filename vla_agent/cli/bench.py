@@ -77,6 +77,24 @@ def cmd_bench_server(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_capacity(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench.capacity import CapacityBenchConfig, run_capacity_bench, write_capacity
+
+    cfg = CapacityBenchConfig(episodes=a.episodes, seed=a.seed, most=a.most, robot=a.robot)
+    with progress() as prog:
+        task = prog.add_task("filling containers", total=2 * cfg.episodes)
+        result = run_capacity_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+    if a.write:
+        write_capacity(result)
+    if a.json:
+        print(json.dumps(result))
+    else:
+        for kind, k in result["capacity"].items():
+            shares = ", ".join(f"{n}: {s:.2f}" for n, s in result["share_holding_k"][kind].items())
+            out.print(f"a {kind} holds {k} block(s)  (share of episodes holding n blocks: {shares})")
+    return 0
+
+
 def add_bench(sub) -> None:
     from vla_agent.cli.bench_agent import (
         cmd_bench_chains,
@@ -171,11 +189,26 @@ def add_bench(sub) -> None:
         "expected end state, question or refusal; plans are judged symbolically (no simulator).",
     )
     bp.add_argument("--planner", default="offline", help=names("planner"))
-    bp.add_argument("--per-category", type=int, default=25)
+    bp.add_argument("--per-category", type=int, default=16, help="generated commands per category")
     bp.add_argument("--seed", type=int, default=3_000_000)
     bp.add_argument("--llm-base-url", default=None)
     bp.add_argument("--json", action="store_true")
     bp.set_defaults(func=cmd_bench_planner)
+
+    bca = bsub.add_parser(
+        "capacity",
+        help="how many blocks a bowl and a plate really hold (the expert fills them)",
+        description="The scripted expert puts blocks into one bowl (then one plate) one after another; "
+        "ground truth checks after each placement that all of them still count as in/on it. --write "
+        "stores the figures plan validation uses (skills/capacity.json).",
+    )
+    bca.add_argument("--episodes", type=int, default=10, help="episodes per container kind")
+    bca.add_argument("--seed", type=int, default=4_000_000)
+    bca.add_argument("--most", type=int, default=4, help="blocks tried per container")
+    bca.add_argument("--robot", default="panda", help=f"{names('robot')} (default panda)")
+    bca.add_argument("--write", action="store_true", help="store the result for plan validation")
+    bca.add_argument("--json", action="store_true")
+    bca.set_defaults(func=cmd_bench_capacity)
 
     bsh = bsub.add_parser(
         "shield",
