@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_agent.agent.planning.lexicon import COLOR_WORDS
-from vla_agent.agent.planning.towers import ORDER_WORDS
 from vla_agent.agent.planning.plan import (
     CAPACITY,
     MAX_TOWER,
@@ -21,6 +20,7 @@ from vla_agent.agent.planning.plan import (
     SymbolicState,
     validate_plan,
 )
+from vla_agent.agent.planning.towers import ORDER_WORDS
 from vla_agent.sim.catalog import REGIONS
 from vla_agent.skills.library import get_skill
 from vla_agent.types import Scene

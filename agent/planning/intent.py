@@ -117,7 +117,8 @@ def check_plan_intent(command: str, scene: Scene, subgoals: list[Subgoal], first
 
 
 _BY_PLACE = re.compile(
-    r"\b(?:leftmost|rightmost|left most|right most|closest|nearest|farthest|furthest)\b|\bfar (?:left|right)\b"
+    r"\b(?:leftmost|rightmost|left most|right most|closest|nearest|farthest|furthest)\b"
+    r"|\bfar (?:left|right)\b"
 )
 
 

@@ -23,6 +23,7 @@ What it cannot ground it refuses with a message naming the word; it never invent
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Sequence
@@ -145,12 +146,11 @@ class OfflinePlanner:
         for c in clauses:
             if c.target.startswith("@"):  # a container chosen by colour, per object
                 st = SymbolicState.from_scene(scene)
-                pairs = resolve_color_targets(
-                    c.objects,
-                    c.target,
-                    scene,
-                    lambda name: CAPACITY[scene.kinds()[name]] - len(st.above(name)) - planned.get(name, 0),
-                )
+
+                def room(name: str, st: SymbolicState = st) -> int:
+                    return CAPACITY[scene.kinds()[name]] - len(st.above(name)) - planned.get(name, 0)
+
+                pairs = resolve_color_targets(c.objects, c.target, scene, room)
                 for obj, target in pairs:
                     planned[target] = planned.get(target, 0) + 1
                     goals.append(Goal("place", obj, target=target))
@@ -266,10 +266,8 @@ class OfflinePlanner:
         try:
             target = self._target(target_text, scene, last)
         except Ambiguous:
-            try:
+            with contextlib.suppress(Ambiguous):
                 self._objects(obj_text, scene, last)
-            except Ambiguous:
-                pass
             raise
         return target, self._objects(obj_text, scene, last, exclude={target})
 

@@ -44,7 +44,8 @@ def mark_references(text: str) -> str:
     text = re.sub(r"\b(closest|nearest) to\b", r"\1_to", text)
     text = re.sub(r"\b(farthest|furthest) (?:away )?from\b", r"\1_from", text)
     m = re.search(
-        r"\b(?:that is |which is |that s )?(next to|beside|near|by) (the (?:\w+ ){0,2}?(?:block|bowl|plate|cube|one)s?)"
+        r"\b(?:that is |which is |that s )?(next to|beside|near|by) "
+        r"(the (?:\w+ ){0,2}?(?:block|bowl|plate|cube|one)s?)"
         r"(?= (?:in|on|at|onto|to|next to|beside)\b)",
         text,
     )
