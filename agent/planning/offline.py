@@ -29,9 +29,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from vla_agent.agent.planning.compile import Goal, compile_goals, freest_region, tower_goals, whole_task_goals
+from vla_agent.agent.planning.grounding import bare_direction, embedding_match, split_exclusion
 from vla_agent.agent.planning.lexicon import (
     COLOR_WORDS,
     DIRECTION_WORDS,
@@ -195,7 +194,7 @@ class OfflinePlanner:
                     "leave it out, e.g. 'push the blue block left'"
                 ]
             )
-        if verb in verbs_of("push") or (verb in ("move", "shift") and _bare_direction(rest)):
+        if verb in verbs_of("push") or (verb in ("move", "shift") and bare_direction(rest)):
             m = re.match(
                 r"^(.*?)\s*(?:to the |towards the |toward the |to )?"
                 r"\b(left|right|forwards?|backwards?|away|ahead|back)\b(.*)$",
@@ -295,7 +294,7 @@ class OfflinePlanner:
         """Resolve a noun phrase to scene object names (refusing what it cannot ground). An
         exclusion ("but the yellow one", "that is not green", "other than the red block") is taken
         off the phrase first: its colours and kinds name what must not be chosen."""
-        text, exclusions = _split_exclusion(text.strip(), scene)
+        text, exclusions = split_exclusion(text.strip(), scene)
         exclude = (exclude or set()) | exclusions
         text, how, landmark_text = split_reference(text)
         landmark = None
@@ -387,61 +386,6 @@ class OfflinePlanner:
         if not self.use_embeddings or len(word) < 3:
             return None
         try:
-            return _embedding_match(word)
+            return embedding_match(word)
         except VlaAgentError:
             return None
-
-
-_EMBED_CACHE: dict[str, str | None] = {}
-
-
-def _embedding_match(word: str, min_sim: float = 0.62, margin: float = 0.05) -> str | None:
-    if word in _EMBED_CACHE:
-        return _EMBED_CACHE[word]
-
-    from vla_agent.vla.text import text_encoder
-
-    enc = text_encoder()
-    best: tuple[float, float, str] = (0.0, 0.0, "")
-    for template, vocab in (
-        ("the color {}", list(COLORS)),
-        ("a {} on the table", ["block", "bowl", "plate"]),
-    ):
-        v = enc.embed([template.format(x) for x in vocab])
-        s = (enc.embed([template.format(word)]) @ v.T)[0]
-        order = np.argsort(s)[::-1]
-        top, second = float(s[order[0]]), float(s[order[1]])
-        if top - second >= margin and top >= min_sim and top > best[0]:
-            best = (top, second, vocab[order[0]])
-    _EMBED_CACHE[word] = best[2] or None
-    return _EMBED_CACHE[word]
-
-
-def _bare_direction(rest: str) -> bool:
-    """'move X left' is a push; 'move X to the left side of the table' is a placement."""
-    return bool(re.search(r"\b(left|right|forwards?|backwards?|away|ahead)\b", rest)) and not re.search(
-        r"\b(side|of the table|area|region|in|on|at)\b", rest
-    )
-
-
-EXCLUSION = re.compile(
-    r"\s*\b(?:except(?: for)?|but not|but|other than|apart from|besides|excluding|not|"
-    r"(?:that|which) (?:is|are) not|(?:that|which) (?:isn|aren) t|(?:that|which) (?:isnt|arent))\b\s*(.*)$"
-)
-
-
-def _split_exclusion(text: str, scene: Scene) -> tuple[str, set[str]]:
-    """``"all blocks but the yellow one"`` -> (``"all blocks"``, {yellow block}): the phrase to
-    ground, and the scene objects its exclusion names (by colour, kind or both)."""
-    m = EXCLUSION.search(text)
-    if not m:
-        return text, set()
-    words = m.group(1).split()
-    colors = {COLOR_WORDS[w] for w in words if COLOR_WORDS.get(w)}
-    kinds = {KIND_WORDS[w.rstrip("s")] for w in words if w.rstrip("s") in KIND_WORDS}
-    named = {
-        o.name
-        for o in scene.objects
-        if (not colors or o.color in colors) and (not kinds or o.kind in kinds) and (colors or kinds)
-    }
-    return text[: m.start()], named
