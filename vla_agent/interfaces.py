@@ -49,6 +49,10 @@ class SkillPolicy(Protocol):
 
 @runtime_checkable
 class SuccessDetector(Protocol):
+    """``check`` after every step: RUNNING, DONE or FAILED. A detector may also define
+    ``conclude(subgoal, obs) -> Verdict``, its last word when the policy has finished without a
+    DONE: DONE, FAILED or UNSURE (it cannot tell; the executor asks a person, or fails the step)."""
+
     def reset(self, subgoal: Subgoal, obs: Observation) -> None: ...
     def check(self, subgoal: Subgoal, obs: Observation) -> Verdict: ...
 

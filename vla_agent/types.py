@@ -72,6 +72,7 @@ class Status(enum.Enum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    UNSURE = "unsure"  # a detector that cannot tell (hidden object, a verdict within its error)
 
 
 @dataclass(frozen=True)

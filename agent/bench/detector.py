@@ -46,6 +46,7 @@ def run_detector_bench(cfg: DetectorBenchConfig, progress: Callable[[int, int], 
     step = np.zeros((2, 2), int)  # [ground truth, detector]
     verdict = np.zeros((2, 2), int)
     check_ms: list[float] = []
+    abstained: list[dict] = []
     t0 = time.perf_counter()
     for i in range(cfg.episodes):
         seed = cfg.seed + i
@@ -75,7 +76,12 @@ def run_detector_bench(cfg: DetectorBenchConfig, progress: Callable[[int, int], 
 
         result, obs = run_subgoal(env, policy, sg, obs, on_step=hook)
         v = det.check(sg, obs)
-        verdict[int(result.success), int(said_done[0] or v.status is Status.DONE)] += 1
+        done = said_done[0] or v.status is Status.DONE
+        last = det.conclude(sg, obs) if not done else v  # the executor's last look
+        if last.status is Status.UNSURE:  # it cannot tell: no verdict, counted apart
+            abstained.append({"success": bool(result.success), "reason": last.reason})
+        else:
+            verdict[int(result.success), int(done or last.status is Status.DONE)] += 1
         if progress:
             progress(i + 1, cfg.episodes)
     env.close()
@@ -94,7 +100,9 @@ def run_detector_bench(cfg: DetectorBenchConfig, progress: Callable[[int, int], 
         "benchmark": "detector",
         "episodes": cfg.episodes,
         "policy": cfg.policy,
-        "per_subgoal": pr(verdict),
+        "per_subgoal": pr(verdict),  # over the subgoals it gave a verdict on
+        "abstention_rate": len(abstained) / cfg.episodes,
+        "abstained": abstained[:20],
         "per_step": pr(step),
         "check_ms": p50_p99(ms),
         "wall_s": time.perf_counter() - t0,

@@ -29,6 +29,7 @@ KINDS = (
     "subgoal_start",
     "home",
     "verdict",
+    "unsure",  # the detector could not tell; the question asked and the answer (None: unattended)
     "shield",
     "retry",
     "replan",

@@ -19,7 +19,7 @@ from vla_agent.agent.core.events import EventBus
 from vla_agent.agent.core.homing import go_home
 from vla_agent.agent.core.records import ExecutorConfig, RunResult, Stopped  # noqa: F401 - re-exported
 from vla_agent.agent.core.trace import TraceWriter
-from vla_agent.agent.perception.detectors import SuccessDetector
+from vla_agent.agent.perception.detectors import SuccessDetector, effect_question
 from vla_agent.agent.perception.objects import Perception
 from vla_agent.agent.planning.intent import check_plan_intent
 from vla_agent.agent.planning.plan import Plan, PlanError
@@ -64,6 +64,9 @@ class Executor:
         # count and the detector's latest confidence. Replaced, never mutated, so reads are safe.
         self.progress: dict = {}
         self._run_events = 0  # index in the event history where the current run began
+        # Asks a person a yes/no question (True, False, or None: no answer) when the detector
+        # cannot tell whether a subgoal succeeded; None: unattended, it counts as not done.
+        self.ask: Callable[[str], bool | None] | None = None
 
     # ------------------------------------------------------------------ e-stop
     def stop(self) -> None:
@@ -306,7 +309,9 @@ class Executor:
             t_pol = time.perf_counter()
             if self.policy.done and steps > 0:
                 if verifying >= cfg.verify_steps:
-                    return Status.FAILED, steps, "the policy finished but the effects are not seen"
+                    return self._conclude(
+                        index, sg, obs, steps, "the policy finished but the effects are not seen"
+                    )
                 verifying += 1
                 chunk = np.array([[0, 0, 0.02, 0, 0, 0, self.shield.last_gripper]])  # lift to look
             else:
@@ -394,12 +399,37 @@ class Executor:
                 if verdict.status is Status.FAILED:
                     return Status.FAILED, steps, verdict.reason
                 if steps >= budget:
-                    return Status.FAILED, steps, f"step budget of {budget} used up"
+                    return self._conclude(index, sg, obs, steps, f"step budget of {budget} used up")
                 n = cfg.no_progress_steps
                 if len(history) > n and np.ptp(np.array(history[-n:]), axis=0).max() < 0.005:
                     return Status.FAILED, steps, f"no progress in {n} steps"
                 if self.policy.done and not verifying:
                     break
+
+    def _conclude(self, index: int, sg: Subgoal, obs, steps: int, reason: str) -> tuple[Status, int, str]:
+        """The detector's last word on a subgoal the policy ended without a DONE. When it cannot
+        tell, a person answers (``ask``: the chat REPL, voice); unattended, it counts as not done."""
+        conclude = getattr(self.detector, "conclude", None)
+        verdict = conclude(sg, obs) if conclude is not None else None
+        if verdict is None or verdict.status is Status.FAILED:
+            return Status.FAILED, steps, reason
+        if verdict.status is Status.DONE:
+            return Status.DONE, steps, verdict.reason
+        kinds = {o.name: o.kind for o in self.perception.objects}
+        question = effect_question(get_skill(sg.skill).ground("post", sg.args, kinds))
+        answer = self.ask(question) if self.ask is not None else None
+        self.events.emit("unsure", index=index, reason=verdict.reason, question=question, answer=answer)
+        if answer is None:
+            return (
+                Status.FAILED,
+                steps,
+                f"the detector could not tell ({verdict.reason}); treated as not done",
+            )
+        return (
+            (Status.DONE if answer else Status.FAILED),
+            steps,
+            f"asked {question!r}: {'yes' if answer else 'no'}",
+        )
 
     def _clock(self) -> float:
         """The backend's clock (simulated time in a dry run), the one its observations carry."""

@@ -188,6 +188,12 @@ class ChatREPL:
             requests.put(plan)
             return answers.get()
 
+        def ask(question: str) -> bool | None:  # the detector cannot tell: the person answers
+            requests.put(question)
+            return answers.get()
+
+        self.session.executor.ask = ask
+
         result: dict = {}
         errors: list[BaseException] = []
 
@@ -213,12 +219,15 @@ class ChatREPL:
                     reported = True
                     self.console.print("[yellow]e-stop[/yellow]: Ctrl-C, the robot holds")
                 try:
-                    requests.get(timeout=0.1)
+                    request = requests.get(timeout=0.1)
                 except queue.Empty:
                     status.update(self._status_text())
                     continue
                 status.stop()
-                answers.put(self.ask_yes("execute this plan?"))  # Ctrl-C there answers "no"
+                if isinstance(request, str):
+                    answers.put(self._ask_unsure(request))
+                else:
+                    answers.put(self.ask_yes("execute this plan?"))  # Ctrl-C there answers "no"
                 status.start()
             worker.join()
         finally:
@@ -231,6 +240,16 @@ class ChatREPL:
             return self._answer(command, result)
         self._show_result(result)
         return result
+
+    def _ask_unsure(self, question: str) -> bool | None:
+        """The detector's question: yes, no, or anything else for "I cannot tell either"."""
+        try:
+            answer = (
+                self._prompt(f"the detector cannot tell: {question} [y/n, Enter: not sure] ").strip().lower()
+            )
+        except (EOFError, KeyboardInterrupt):
+            return None
+        return True if answer in ("y", "yes") else False if answer in ("n", "no") else None
 
     def _answer(self, command: str, asked: dict) -> dict | None:
         """Ask the planner's question; run the command again with the object the answer picks."""

@@ -73,6 +73,9 @@ def event_printer(console: Console):
             console.print(f"[bold]▶ {d['index'] + 1}. {d['instruction']}[/bold]{attempt}")
         elif ev.kind == "subgoal_end":
             console.print(f"  {marks.get(d['status'], d['status'])} after {d['steps']} steps: {d['reason']}")
+        elif ev.kind == "unsure":
+            said = {True: "yes", False: "no", None: "no answer: treated as not done"}[d["answer"]]
+            console.print(f"  [cyan]detector unsure[/cyan] ({d['reason']}): {d['question']} -> {said}")
         elif ev.kind == "retry":
             console.print(f"  [yellow]retry[/yellow]: {d['reason']}")
         elif ev.kind == "question":

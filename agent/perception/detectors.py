@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -31,10 +32,22 @@ class PerceptionDetector:
 
     name = "perception"
 
-    def __init__(self, perception: Perception, kinds: dict[str, str] | None = None, confirm: int = 2):
+    def __init__(
+        self,
+        perception: Perception,
+        kinds: dict[str, str] | None = None,
+        confirm: int = 2,
+        margin: float = 0.005,
+        min_pixels: int = 12,
+    ):
         self.perception = perception
         self.kinds = kinds or {o.name: o.kind for o in perception.objects}
         self.confirm = confirm
+        # Perception's error it allows for: effects hold only if they hold with the moved object
+        # anywhere within ``margin`` of where it is seen; an object seen with fewer than
+        # ``min_pixels`` pixels is not seen well enough to judge.
+        self.margin = margin
+        self.min_pixels = min_pixels
         self.streak = 0
         self.world: WorldState | None = None
         self.effects: list[Predicate] = []
@@ -68,7 +81,7 @@ class PerceptionDetector:
             self.streak = 0
             self.effects_hold = False
             return Verdict(Status.RUNNING, 0.0, f"not seen: {', '.join(missing)}")
-        self.effects_hold = all(evaluate(w, e) for e in self.effects)
+        self.effects_hold = self._robust(w) is True
         settled = self.effects_hold and _settled(subgoal, w, np.asarray(obs[STATE], float))
         self.streak = self.streak + 1 if settled else 0
         if self.streak >= self.confirm:
@@ -81,8 +94,62 @@ class PerceptionDetector:
             self.drop_streak = 0
         return Verdict(Status.RUNNING, min(1.0, 0.5 * self.effects_hold + 0.5 * self.streak / self.confirm))
 
+    def _robust(self, w: WorldState) -> bool | None:
+        """Whether the effects hold, the same with the moved object shifted by ``margin`` in
+        each direction; None when the answer depends on the shift (too close to call)."""
+        hold = all(evaluate(w, e) for e in self.effects)
+        moved = self.effects[0].args[0] if self.effects and self.effects[0].args else ""
+        if self.margin <= 0 or moved not in w.objects:
+            return hold
+        o = w.objects[moved]
+        for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            shifted = replace(o, position=o.position + self.margin * np.array([dx, dy, 0.0]))
+            other = WorldState({**w.objects, moved: shifted}, reference=w.reference)
+            if all(evaluate(other, e) for e in self.effects) != hold:
+                return None
+        return hold
+
+    def conclude(self, subgoal: Subgoal, obs: Observation) -> Verdict:
+        """The last word once the policy has finished without a DONE: FAILED when the effects
+        clearly do not hold, DONE when they clearly do and the motion is over, UNSURE when an
+        object they name is hidden or barely seen, or the verdict is within ``margin``."""
+        w = self.world = self.perception.world(obs)
+        watched = [n for e in self.effects if e.name != "holding" for n in _names([e])]
+        hidden = [n for n in watched if self.perception.seen.get(n, 0) < self.min_pixels]
+        if hidden:
+            return Verdict(Status.UNSURE, 0.5, f"the {hidden[0]} is hidden or barely visible")
+        hold = self._robust(w)
+        if hold is None:
+            return Verdict(
+                Status.UNSURE,
+                0.5,
+                f"within {self.margin * 100:.1f} cm of {', '.join(map(str, self.effects))}",
+            )
+        if hold and _settled(subgoal, w, np.asarray(obs[STATE], float)):
+            return Verdict(
+                Status.DONE, 0.9, "effects seen after a last look: " + ", ".join(map(str, self.effects))
+            )
+        return Verdict(Status.FAILED, 0.9, "the effects are not seen")
+
 
 _NOT_OBJECTS = set(REGIONS) | set(REGION_ALIASES) | set(DIRECTIONS)
+
+_ASK = {
+    "in": "did the {0} end up in the {1}?",
+    "on": "did the {0} end up on the {1}?",
+    "at": "did the {0} end up on the {1} side of the table?",
+    "beside": "did the {0} end up next to the {1}?",
+    "behind": "did the {0} end up behind the {1}?",
+    "holding": "is the {0} in the gripper?",
+    "moved": "did the {0} move {1}?",
+}
+
+
+def effect_question(effects: list[Predicate]) -> str:
+    """The yes/no question a person answers for a detector that cannot tell."""
+    about = [e for e in effects if e.args] or effects  # "hand_empty()" goes without saying
+    said = [_ASK[e.name].format(*e.args) if e.name in _ASK else f"does {e} hold?" for e in about]
+    return said[0] if len(said) == 1 else " and ".join(q.rstrip("?") for q in said) + "?"
 
 
 def _names(preds: list[Predicate]) -> list[str]:
@@ -142,6 +209,9 @@ class CombinedDetector:
     def reset(self, subgoal: Subgoal, obs: Observation) -> None:
         self.perception.reset(subgoal, obs)
 
+    def conclude(self, subgoal: Subgoal, obs: Observation) -> Verdict:
+        return self.perception.conclude(subgoal, obs)
+
     def check(self, subgoal: Subgoal, obs: Observation) -> Verdict:
         v = self.perception.check(subgoal, obs)
         if v.status is not Status.DONE:
@@ -190,7 +260,16 @@ def _policy_done(policy) -> Callable[[], bool]:
     "perception", help="effects seen in RGB-D pixels, ended early by the policy's done (default)"
 )
 def _perception(arg: str, env=None):
-    return lambda perception, policy: CombinedDetector(PerceptionDetector(perception), _policy_done(policy))
+    """``perception`` or ``perception:margin=0.01,min_pixels=20`` (metres, pixels)."""
+    opts = {}
+    for item in filter(None, (arg or "").split(",")):
+        key, _, value = item.partition("=")
+        if key not in ("margin", "min_pixels") or not value:
+            raise VlaAgentError(f"perception detector: unknown option {item!r} (margin=M, min_pixels=N)")
+        opts[key] = float(value) if key == "margin" else int(value)
+    return lambda perception, policy: CombinedDetector(
+        PerceptionDetector(perception, **opts), _policy_done(policy)
+    )
 
 
 @DETECTORS.register("vla", help="the VLA's own done output only")

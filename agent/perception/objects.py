@@ -111,6 +111,7 @@ class Perception:
         self._reference: dict[str, np.ndarray] = {}
         # The block the fingers closed on ("" when they closed on none), None while open.
         self.grasped: str | None = None
+        self.seen: dict[str, int] = {}  # name -> pixels, for the objects the last frame showed
 
     # ------------------------------------------------------------------ pixels -> detections
     def detect(self, obs: Observation) -> list[Detection]:
@@ -215,10 +216,12 @@ class Perception:
             self.grasped = min(near)[1] if near else ""
         # The grasped block may be hidden by the fingers: it moves with the hand. Any other
         # hidden block stays where it was last seen (the hand passing over it does not carry it).
+        carried = set()
         for o in self.objects:
             if o.name in positions or o.name not in self.last:
                 continue
             positions[o.name] = ee.copy() if o.name == self.grasped else self.last[o.name]
+            carried.add(o.name)
         held = None
         if closed_on_block:
             near = [
@@ -228,6 +231,9 @@ class Perception:
             ]
             near = [t for t in near if t[0] < 0.045]
             held = min(near)[1] if near else None
+        # What this frame saw itself (not carried over) and with how many pixels: the detector
+        # abstains on what it cannot see.
+        self.seen = {n: self._pixels(dets, n, positions[n]) for n in positions if n not in carried}
         self.last.update(positions)
         objs = {
             o.name: ObjectState(
@@ -242,6 +248,11 @@ class Perception:
             if o.name in positions
         }
         return WorldState(objs, reference=dict(self._reference))
+
+    @staticmethod
+    def _pixels(dets: list[Detection], name: str, position: np.ndarray) -> int:
+        same = [d.pixels for d in dets if np.allclose(d.position, position)]
+        return same[0] if same else 0
 
     def _groups(self) -> dict[tuple[str, bool], list[str]]:
         groups: dict[tuple[str, bool], list[str]] = {}

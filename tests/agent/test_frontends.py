@@ -235,3 +235,21 @@ def test_a_task_file_fails_with_the_question_in_one_line(tmp_path, capsys):
     assert "asks: which one do you mean by 'the cube': red block or blue block?" in " ".join(
         result["problems"]
     )
+
+
+def test_chat_asks_the_person_when_the_detector_cannot_tell(tmp_path):
+    """A detector allowing for 30 cm of perception error can never be sure that a block is on
+    the left side of the table (a region 20 cm wide): it abstains when the policy has finished,
+    the chat asks the person, and the answer is the verdict (recorded in the run's events)."""
+    child = _spawn_chat(tmp_path, "--yes", "--detector", "perception:margin=0.3")
+    child.sendline("put the red block on the left side of the table")
+    child.expect("the detector cannot tell: did the red block end up on the left side of the table\\?")
+    child.sendline("y")
+    child.expect("detector unsure")
+    child.expect("success")
+    child.expect("vla-agent>")
+    child.sendline("/quit")
+    child.expect(__import__("pexpect").EOF)
+    events = [json.loads(line) for f in tmp_path.rglob("trace.jsonl") for line in f.read_text().splitlines()]
+    unsure = [e for e in events if e.get("kind") == "unsure"]
+    assert unsure and unsure[0]["answer"] is True, unsure
