@@ -139,6 +139,21 @@ class SphinxTranscriber:
         hyp = d.hyp()
         return hyp.hypstr.strip() if hyp is not None else ""
 
+    def transcribe_answer(self, audio: np.ndarray, options: list[str]) -> str:
+        """An answer to a question: yes or no, an option's name, its colour ("the red one") or
+        its number ("the second one"), decoded against a grammar of just those."""
+        names = sorted({re.sub(r" \d+$", "", o) for o in options})
+        colours = sorted({n.split()[0] for n in names})
+        nth = ["first", "second", "third", "fourth"][: max(len(options), 1)]
+        grammar = f"""#JSGF V1.0;
+grammar answer;
+public <answer> = yes | no | yes it did | no it did not | [the] {_alts(names)}
+    | the {_alts(colours)} one | [the] {_alts(nth)} [one];
+"""
+        self.decoder.add_jsgf_string("answers", grammar)
+        pad = np.zeros(RATE // 4, np.int16)
+        return self._decode(np.concatenate([pad, audio, pad]), "answers")
+
     def transcribe(self, audio: np.ndarray) -> str:
         pad = np.zeros(RATE // 4, np.int16)  # clipped recordings lose their last word without it
         audio = np.concatenate([pad, audio, pad])
@@ -221,6 +236,29 @@ def record_mic(seconds: float) -> np.ndarray:
     except Exception as e:  # no input device, permissions, ...
         raise VlaAgentError(f"could not record from the microphone: {e}") from None
     return audio.reshape(-1)
+
+
+def speak(text: str, wav: Path | None = None, play: bool = False) -> None:
+    """Say ``text`` with espeak-ng: into ``wav`` (a record of what the robot said) and, when
+    ``play``, aloud. Without espeak-ng the text is only printed (by the caller)."""
+    import shutil
+    import subprocess
+
+    espeak = shutil.which("espeak-ng") or shutil.which("espeak")
+    if espeak is None:
+        return
+    if wav is not None:
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([espeak, "-w", str(wav), text], check=False, timeout=30, capture_output=True)
+    if play:
+        subprocess.run([espeak, text], check=False, timeout=30, capture_output=True)
+
+
+def answer_of(transcriber, audio: np.ndarray, options: list[str]) -> str:
+    """The transcript of a spoken answer (a grammar of the options where the recognizer takes one)."""
+    if hasattr(transcriber, "transcribe_answer"):
+        return transcriber.transcribe_answer(audio, options)
+    return transcriber.transcribe(audio)
 
 
 def transcribe_timed(transcriber, audio: np.ndarray) -> tuple[str, float]:

@@ -253,3 +253,24 @@ def test_chat_asks_the_person_when_the_detector_cannot_tell(tmp_path):
     events = [json.loads(line) for f in tmp_path.rglob("trace.jsonl") for line in f.read_text().splitlines()]
     unsure = [e for e in events if e.get("kind") == "unsure"]
     assert unsure and unsure[0]["answer"] is True, unsure
+
+
+@pytest.mark.skipif(ESPEAK is None, reason="espeak-ng not installed (.ci/run installs it)")
+def test_voice_speaks_the_question_and_runs_with_the_spoken_answer(tmp_path, capsys):
+    """Two bowls: "the bowl" is ambiguous. The robot says the question (espeak-ng, saved in the
+    run folder), hears the answer from the next recording and puts the block where it said."""
+    pytest.importorskip("pocketsphinx")
+    command, answer = tmp_path / "command.wav", tmp_path / "answer.wav"
+    subprocess.run(
+        [ESPEAK, "-v", "en-us+f2", "-w", str(command), "put the red block in the bowl"], check=True
+    )
+    subprocess.run([ESPEAK, "-v", "en-us+f2", "-w", str(answer), "the blue bowl"], check=True)
+    args = ["voice", "--wav", str(command), "--answer-wav", str(answer), "--scene", "red block, green block, "
+            "blue bowl, purple bowl", "--policy", "expert", "--yes", "--json", "--no-video", "--out", str(tmp_path / "r")]  # fmt: skip
+    assert main(args) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["transcript"] == "put the red block in the bowl"
+    assert r["dialogue"][0]["question"].startswith("which one do you mean by 'the bowl'")
+    assert r["dialogue"][0]["heard"] == "the blue bowl"
+    assert "in(red block, blue bowl)" in r["holds"]
+    assert (tmp_path / "r" / "question-1.wav").stat().st_size > 1000  # what the robot said

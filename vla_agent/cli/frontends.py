@@ -40,12 +40,16 @@ def cmd_chat(a: argparse.Namespace) -> int:
 def cmd_voice(a: argparse.Namespace) -> int:
     from vla_agent.agent.frontends.sessions import open_session
     from vla_agent.agent.frontends.voice import (
+        answer_of,
         is_stop,
         make_transcriber,
         read_wav,
         record_mic,
+        speak,
         transcribe_timed,
     )
+    from vla_agent.agent.planning.plan import resolve_answer
+    from vla_agent.agent.planning.reading import answered
 
     if bool(a.wav) == bool(a.mic):
         raise VlaAgentError("give exactly one of --wav FILE or --mic")
@@ -74,7 +78,33 @@ def cmd_voice(a: argparse.Namespace) -> int:
         elif not (a.yes or confirm(f'run "{transcript}"?')):
             summary = {"status": "refused", "reason": "not confirmed", **extra}
         else:
-            summary = {**session.run(transcript), **extra}
+            answers = iter(a.answer_wav or [])
+            spoken: list[dict] = []
+
+            def listen(question: str, options: list[str]) -> str:
+                """Speak the question, then hear the answer (the next --answer-wav, or the mic)."""
+                if not a.json:
+                    err.print(f"[cyan]asking:[/cyan] {question}")
+                speak(question, Path(a.out or "runs/voice") / f"question-{len(spoken) + 1}.wav", play=a.mic)
+                wav = next(answers, None)
+                audio = read_wav(wav) if wav else record_mic(a.seconds) if a.mic else None
+                heard = answer_of(stt, audio, options) if audio is not None else ""
+                spoken.append({"question": question, "heard": heard})
+                if not a.json:
+                    err.print(f'heard: [b]"{heard}"[/b]', highlight=False)
+                return heard
+
+            def ask(question: str) -> bool | None:
+                heard = listen(question, ["yes", "no"]).split()[:1]
+                return {"yes": True, "no": False}.get(heard[0] if heard else "")
+
+            session.executor.ask = ask
+            summary = session.run(transcript)
+            if summary.get("status") == "question":
+                choice = resolve_answer(listen(summary["question"], summary["options"]), summary["options"])
+                if choice is not None:
+                    summary = session.run(answered(transcript, summary.get("about", ""), choice))
+            summary = {**summary, **extra, **({"dialogue": spoken} if spoken else {})}
     finally:
         session.close()
     print_run(summary, a.json)
@@ -151,6 +181,13 @@ def add_voice(sub) -> None:
     vo.add_argument("--stt", default="sphinx", choices=["sphinx", "openai", "whisper"], help="speech-to-text")
     vo.add_argument("--whisper-model", default=None, help="faster-whisper model folder for --stt whisper")
     vo.add_argument("--yes", action="store_true", help="run the transcript without asking")
+    vo.add_argument(
+        "--answer-wav",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="a recorded answer to a question the robot asks (repeat for several; else --mic listens)",
+    )
     agent_options(vo)
     real_options(vo, yes=False)
     vo.set_defaults(func=cmd_voice)
