@@ -265,8 +265,19 @@ def test_voice_speaks_the_question_and_runs_with_the_spoken_answer(tmp_path, cap
         [ESPEAK, "-v", "en-us+f2", "-w", str(command), "put the red block in the bowl"], check=True
     )
     subprocess.run([ESPEAK, "-v", "en-us+f2", "-w", str(answer), "the blue bowl"], check=True)
-    args = ["voice", "--wav", str(command), "--answer-wav", str(answer), "--scene", "red block, green block, "
-            "blue bowl, purple bowl", "--policy", "expert", "--yes", "--json", "--no-video", "--out", str(tmp_path / "r")]  # fmt: skip
+    scene = "red block, green block, blue bowl, purple bowl"
+    args = [
+        "voice",
+        "--wav",
+        str(command),
+        "--answer-wav",
+        str(answer),
+        "--scene",
+        scene,
+        "--policy",
+        "expert",
+    ]
+    args += ["--yes", "--json", "--no-video", "--out", str(tmp_path / "r")]
     assert main(args) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["transcript"] == "put the red block in the bowl"
