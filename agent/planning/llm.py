@@ -13,6 +13,7 @@ import importlib.resources
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from functools import cache
@@ -21,7 +22,15 @@ from string import Template
 
 import yaml
 
-from vla_agent.agent.planning.plan import Plan, PlanError, PlanOutput, validate_plan
+from vla_agent.agent.planning.plan import (
+    CAPACITY,
+    MAX_TOWER,
+    Plan,
+    PlanError,
+    PlanOutput,
+    resolve_name,
+    validate_plan,
+)
 from vla_agent.errors import ConfigError, VlaAgentError
 from vla_agent.sim.catalog import REGIONS
 from vla_agent.sim.predicates import DIRECTIONS
@@ -32,6 +41,12 @@ DEFAULT_MODEL = "openai:gpt-4o-mini"
 # prompts/ is installed next to agent/ (package vla_agent.prompts), in wheels and editable installs.
 log = logging.getLogger(__name__)
 PROMPTS_DIR = Path(str(importlib.resources.files("vla_agent.prompts")))  # installed as package data
+
+
+# Structured-output methods, best first: a JSON schema the server enforces, a tool call, JSON
+# mode, or plain text parsed and repaired. The first one a server takes is cached per server.
+METHODS = ["json_schema", "function_calling", "json_mode", "text"]
+_DETECTED: dict[tuple[str, str], str] = {}
 
 
 class PlannerError(VlaAgentError):
@@ -80,6 +95,7 @@ class LLMPlanner:
         retries: int = 2,
         fallback=None,
         temperature: float = 0.0,
+        method: str = "auto",
     ):
         self.model_name = model
         self.base_url = base_url
@@ -90,6 +106,12 @@ class LLMPlanner:
         self.temperature = temperature
         self._chat = None
         self.last_attempts = 0
+        if method != "auto" and method not in METHODS:
+            raise ConfigError(
+                f"unknown structured-output method {method!r}; one of auto, {', '.join(METHODS)}"
+            )
+        self.method = method
+        self.method_used = ""
 
     def _model(self):
         if self._chat is None:
@@ -113,9 +135,54 @@ class LLMPlanner:
                 kwargs["api_key"] = self.api_key
             elif self.model_name.startswith("openai:") and not os.environ.get("OPENAI_API_KEY"):
                 raise PlannerError("OPENAI_API_KEY is not set (or pass --llm-base-url for a local server)")
-            chat = init_chat_model(self.model_name, **kwargs)
-            self._chat = chat.with_structured_output(PlanOutput, method="json_mode", include_raw=True)
+            self._chat = init_chat_model(self.model_name, **kwargs)
         return self._chat
+
+    def _structured(self, method: str):
+        """The chat model asked for ``method``'s form; the answer is parsed here, not by the
+        client, so that a malformed one can be repaired or fed back."""
+        chat = self._model()
+        if method == "json_schema":
+            schema = {"name": "PlanOutput", "schema": PlanOutput.model_json_schema()}
+            return chat.bind(response_format={"type": "json_schema", "json_schema": schema})
+        if method == "json_mode":
+            return chat.bind(response_format={"type": "json_object"})
+        if method == "function_calling":
+            return chat.bind_tools([PlanOutput], tool_choice="PlanOutput")
+        return chat
+
+    def _invoke(self, messages) -> tuple[str, PlanOutput | None, str]:
+        """One request: (the raw answer, the plan it parses to or None, the parse error). The
+        structured-output method is the first of ``METHODS`` the server takes (a 400/404/422
+        answer about it moves on to the next), detected once per server and model and cached."""
+        key = (self.base_url or "", self.model_name)
+        order = (
+            [self.method] if self.method != "auto" else ([_DETECTED[key]] if key in _DETECTED else METHODS)
+        )
+        for i, method in enumerate(order):
+            try:
+                out = self._structured(method).invoke(messages)
+            except Exception as e:
+                if i + 1 < len(order) and _unsupported(e):
+                    log.info(
+                        "the LLM server does not take %s (%s); trying %s",
+                        method,
+                        _first_line(e),
+                        order[i + 1],
+                    )
+                    continue
+                raise
+            _DETECTED[key] = self.method_used = method
+            calls = getattr(out, "tool_calls", None) or []
+            bad_calls = getattr(out, "invalid_tool_calls", None) or []
+            if calls:
+                raw = json.dumps(calls[0]["args"])
+            elif bad_calls:  # arguments that are not JSON (truncated): repaired below if they can be
+                raw = bad_calls[0].get("args") or ""
+            else:
+                raw = _text(out)
+            return (raw, *parse_repaired(raw))
+        raise PlannerError("no structured-output method left to try")  # unreachable: the loop raises
 
     def _few_shot(self) -> list[tuple[str, str]]:
         msgs = []
@@ -138,7 +205,7 @@ class LLMPlanner:
         user's first plan; a failure is only logged (the plan will say what happened)."""
         t0 = time.perf_counter()
         try:
-            self._model().invoke([("human", 'Answer {"subgoals": []}')])
+            self._invoke([("human", 'Answer {"subgoals": []}')])
         except Exception as e:  # noqa: BLE001 - any failure: the first plan reports it
             log.info(
                 "LLM warm-up failed after %.1f s: %s", time.perf_counter() - t0, _describe(e, self.timeout)
@@ -167,7 +234,15 @@ class LLMPlanner:
     def _ask(self, user: str, scene: Scene, fallback) -> Plan:
         t0 = time.perf_counter()
         messages: list[tuple[str, str]] = [
-            ("system", prompt("system.md")),
+            (
+                "system",
+                render(
+                    "system.md",
+                    bowl=str(CAPACITY["bowl"]),
+                    plate=str(CAPACITY["plate"]),
+                    tower=str(MAX_TOWER),
+                ),
+            ),
             *self._few_shot(),
             ("human", user),
         ]
@@ -176,7 +251,7 @@ class LLMPlanner:
         for _ in range(self.retries + 1):
             self.last_attempts += 1
             try:
-                out = self._model().invoke(messages)
+                raw, parsed, err = self._invoke(messages)
             except PlannerError:
                 raise
             except Exception as e:  # network, timeout, HTTP errors: one line, then fallback
@@ -184,15 +259,23 @@ class LLMPlanner:
                 if self.fallback is not None:
                     return self._fell_back(fallback, f"the LLM failed: {msg}", t0)
                 raise PlannerError(f"LLM planner: {msg}") from None
-            raw = getattr(out.get("raw"), "content", "") or ""
-            parsed = out.get("parsed")
             if parsed is None:
-                err = out.get("parsing_error")
-                problems = [f"the answer is not valid JSON in the schema ({_first_line(err)})"]
+                problems = [f"the answer is not valid JSON in the schema ({err or 'unparseable'})"]
             elif parsed.refused:
                 return Plan(
                     refused=parsed.refused, planner=self.name, latency_ms=(time.perf_counter() - t0) * 1000
                 )
+            elif parsed.question:
+                options = [resolve_name(o, scene) for o in parsed.options]
+                if len(options) >= 2 and None not in options:
+                    return Plan(
+                        question=parsed.question,
+                        options=[o for o in options if o],
+                        planner=self.name,
+                        latency_ms=(time.perf_counter() - t0) * 1000,
+                    )
+                names = ", ".join(scene.names)
+                problems = [f"a question needs two or more options named exactly as in the scene ({names})"]
             else:
                 try:
                     plan = validate_plan(parsed.subgoals, scene, planner=self.name)
@@ -231,3 +314,53 @@ def _describe(e: Exception, timeout: float) -> str:
     if "Connection" in name:
         return f"cannot reach the LLM server ({_first_line(e)})"
     return f"{name}: {_first_line(e)}"
+
+
+def _unsupported(e: Exception) -> bool:
+    """An HTTP answer saying the server does not take this request's form (not a network error)."""
+    return getattr(e, "status_code", None) in (400, 404, 422, 501)
+
+
+def _text(msg) -> str:
+    content = getattr(msg, "content", "") or ""
+    return content if isinstance(content, str) else json.dumps(content)
+
+
+def parse_repaired(text: str) -> tuple[PlanOutput | None, str]:
+    """``text`` as a ``PlanOutput``: the JSON object in it (code fences and prose around it
+    dropped), trailing commas removed, a truncated answer closed; (None, why) when it is not."""
+    body = re.sub(r"```(?:json)?", "", text or "")
+    start = body.find("{")
+    if start < 0:
+        return None, "no JSON object in the answer"
+    body = re.sub(r",\s*([}\]])", r"\1", body[start:])
+    candidates = [body[: body.rfind("}") + 1]] if "}" in body else []
+    candidates.append(_closed(body))
+    last = ""
+    for c in candidates:
+        try:
+            return PlanOutput.model_validate(json.loads(c)), ""
+        except (ValueError, TypeError) as e:
+            last = _first_line(e)
+    return None, last
+
+
+def _closed(text: str) -> str:
+    """A truncated JSON text with its open string, objects and lists closed."""
+    stack, in_str, escaped = [], False, False
+    for ch in text:
+        if in_str:
+            escaped = ch == "\\" and not escaped
+            if ch == '"' and not escaped:
+                in_str = False
+            continue
+        if ch == '"':
+            in_str = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    out = text + ('"' if in_str else "")
+    out = re.sub(r",\s*$", "", out)
+    out = re.sub(r',\s*"[^"]*"\s*:?\s*$', "", out)  # a key cut off before its value
+    return out + "".join(reversed(stack))

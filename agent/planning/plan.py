@@ -74,6 +74,10 @@ class PlanOutput(BaseModel):
 
     subgoals: list[PlanStep] = Field(default_factory=list)
     refused: str | None = Field(None, description="why the command cannot or must not be done")
+    question: str | None = Field(None, description="asked instead of guessing when the command is ambiguous")
+    options: list[str] = Field(
+        default_factory=list, description="the scene objects the question chooses among"
+    )
 
 
 @dataclass

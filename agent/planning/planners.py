@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vla_agent.agent.planning.offline import OfflinePlanner
+from vla_agent.errors import VlaAgentError
 from vla_agent.registry import registry
 
 if TYPE_CHECKING:
@@ -38,6 +39,42 @@ def _llm(arg: str, cfg: AgentConfig):
     if cfg.llm_warm_up:
         planner.warm_up()  # the first request of a local server loads its model: not the user's
     return planner
+
+
+class HybridPlanner:
+    """The offline planner first (milliseconds, no network); a command it cannot read or ground
+    goes to the LLM, and an LLM failure ends in the offline planner's refusal. Questions and
+    safety refusals of the offline planner stand. Each plan says which planner produced it."""
+
+    name = "hybrid"
+
+    def __init__(self, offline: OfflinePlanner, llm):
+        self.offline, self.llm = offline, llm
+
+    def plan(self, command: str, scene):
+        return self._either(lambda p: p.plan(command, scene))
+
+    def replan(self, command: str, scene, history):
+        return self._either(lambda p: p.replan(command, scene, history))
+
+    def _either(self, call):
+        from vla_agent.agent.planning.plan import PlanError
+
+        try:
+            return call(self.offline)
+        except PlanError as e:
+            why = str(e)
+        try:
+            plan = call(self.llm)
+        except VlaAgentError as e:
+            raise PlanError([f"{why} (the LLM could not plan it either: {e})"]) from None
+        plan.fallback = plan.fallback or f"the offline planner could not: {why}"
+        return plan
+
+
+@PLANNERS.register("hybrid", help="offline first; what it cannot read goes to the LLM (--llm-model, ...)")
+def _hybrid(arg: str, cfg: AgentConfig):
+    return HybridPlanner(OfflinePlanner(), _llm(arg, cfg.model_copy(update={"llm_fallback": False})))
 
 
 def make_planner(cfg: AgentConfig):

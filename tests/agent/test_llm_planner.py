@@ -12,6 +12,7 @@ from fake_openai import FakeOpenAI  # noqa: E402
 
 from vla_agent.agent.planning.llm import LLMPlanner, PlannerError, prompt, render, skills_text  # noqa: E402
 from vla_agent.agent.planning.offline import OfflinePlanner  # noqa: E402
+from vla_agent.agent.planning.plan import PlanError  # noqa: E402
 from vla_agent.types import Scene, SceneObject, Status, StepOutcome, Subgoal  # noqa: E402
 
 SCENE = Scene(
@@ -52,7 +53,7 @@ def test_valid_plan_over_http():
     # the instruction the VLA hears comes from the skill template, not from the model
     assert plan.subgoals[0].instruction == "pick up the red block"
     req = srv.requests[0]
-    assert req["response_format"] == {"type": "json_object"}
+    assert req["response_format"]["type"] == "json_schema"  # the best form the server takes
     assert req["messages"][0]["role"] == "system" and "green bowl" in req["messages"][-1]["content"]
 
 
@@ -147,3 +148,57 @@ def test_plan_json_says_the_llm_fell_back_and_why(server, capsys):
         out = plan(f"http://127.0.0.1:{port}/v1")
         assert "cannot reach" in out["fallback"] or "Connection" in out["fallback"]
     assert out["planner"] == "offline" and [s["skill"] for s in out["subgoals"]] == ["pick", "place"]
+
+
+@pytest.mark.parametrize(
+    "behaviour, method, rejected",
+    [
+        ("all", "json_schema", []),
+        ("no_json_schema", "function_calling", ["json_schema"]),
+        ("json_mode_only", "json_mode", ["json_schema", "tools"]),
+        ("text_only", "text", ["json_schema", "tools", "json_object"]),
+    ],
+)
+def test_the_structured_output_method_is_detected_once_per_server(behaviour, method, rejected):
+    """Each server gets the best form it takes; the probing happens once, then it is cached."""
+    with FakeOpenAI([GOOD, GOOD], behaviour=behaviour) as srv:
+        p = planner(srv)
+        first = p.plan("put the red block in the bowl", SCENE)
+        second = p.plan("put the red block in the bowl", SCENE)
+    assert p.method_used == method and srv.rejected == rejected  # the second plan probed nothing
+    for plan in (first, second):
+        assert [s.skill for s in plan.subgoals] == ["pick", "place"]
+
+
+def test_wrapped_and_truncated_answers_are_repaired():
+    wrapped = "Here is the plan:\n```json\n" + GOOD.replace("}]}", "},]}") + "\n```"
+    truncated = GOOD[: GOOD.rindex('"instruction"') - 2]  # cut off inside the last step
+    with FakeOpenAI([wrapped, truncated], behaviour="text_only") as srv:
+        p = planner(srv)
+        for _ in range(2):
+            plan = p.plan("put the red block in the bowl", SCENE)
+            assert [s.skill for s in plan.subgoals] == ["pick", "place"] and p.last_attempts == 1
+
+
+def test_the_llm_asks_instead_of_guessing():
+    ask = '{"question": "which block do you mean?", "options": ["red block", "blue block"]}'
+    bad = '{"question": "which block do you mean?", "options": ["purple block", "blue block"]}'
+    with FakeOpenAI([bad, ask]) as srv:
+        plan = planner(srv).plan("put the block in the bowl", SCENE)
+    assert plan.question == "which block do you mean?" and plan.options == ["red block", "blue block"]
+    assert "named exactly as in the scene" in srv.requests[1]["messages"][-1]["content"]  # fed back
+
+
+def test_hybrid_planner_sends_the_llm_only_what_the_offline_planner_cannot_read():
+    from vla_agent.agent.core.session import AgentConfig
+    from vla_agent.agent.planning.planners import make_planner
+
+    odd = "make the red block keep the green bowl company"  # no verb the offline grammar knows
+    with FakeOpenAI([GOOD, "not json", "not json", "not json"]) as srv:
+        p = make_planner(AgentConfig(planner="hybrid", llm_base_url=srv.base_url, llm_model="openai:test"))
+        plain = p.plan("put the red block in the bowl", SCENE)
+        assert plain.planner == "offline" and srv.requests == []  # no request for what it reads
+        odd_plan = p.plan(odd, SCENE)
+        assert odd_plan.planner == "llm" and "offline planner could not" in odd_plan.fallback
+        with pytest.raises(PlanError, match="the LLM could not plan it either"):
+            p.plan("make the blue block keep the green bowl company", SCENE)
