@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from vla_agent.sim import EnvConfig, TabletopEnv
@@ -8,3 +10,17 @@ def env():
     e = TabletopEnv(EnvConfig())
     yield e
     e.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def experience_store(tmp_path_factory):
+    """Runs record their outcomes (predicted success); the tests' go to a private file, never
+    the user's ~/.cache (subprocesses inherit the variable)."""
+    path = tmp_path_factory.mktemp("experience") / "experience.jsonl"
+    old = os.environ.get("VLA_AGENT_EXPERIENCE")
+    os.environ["VLA_AGENT_EXPERIENCE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("VLA_AGENT_EXPERIENCE", None)
+    else:
+        os.environ["VLA_AGENT_EXPERIENCE"] = old

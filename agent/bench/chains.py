@@ -238,6 +238,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         session.events.subscribe(judge)
         t_ep = time.perf_counter()
         result = session.executor.run(command)
+        session.remember(result)  # benchmarks fill the experience store too
         wall_exec += time.perf_counter() - t_ep
         session.events.unsubscribe(judge)
         plan = result.plan.subgoals if result.plan is not None else []

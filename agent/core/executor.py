@@ -67,6 +67,7 @@ class Executor:
         # Asks a person a yes/no question (True, False, or None: no answer) when the detector
         # cannot tell whether a subgoal succeeded; None: unattended, it counts as not done.
         self.ask: Callable[[str], bool | None] | None = None
+        self.predict: Callable[[list[Subgoal]], dict] | None = None  # predicted success of a plan
 
     # ------------------------------------------------------------------ e-stop
     def stop(self) -> None:
@@ -167,7 +168,16 @@ class Executor:
             ev.emit("refused", reason=f"{untrained}; nothing moved", stage="policy")
             res.status, res.reason = "refused", f"{untrained}; nothing moved"
             return self._finish(res, t0)
-        ev.emit("plan", subgoals=plan.to_json()["subgoals"], **plan.provenance(), latency_ms=plan.latency_ms)
+        if self.predict is not None:
+            plan.predicted = self.predict(plan.subgoals)
+        predicted = {"predicted": plan.predicted} if plan.predicted is not None else {}
+        ev.emit(
+            "plan",
+            subgoals=plan.to_json()["subgoals"],
+            **plan.provenance(),
+            latency_ms=plan.latency_ms,
+            **predicted,
+        )
         verdict = approve(plan) if approve is not None else True
         if verdict is not True:  # False, or the reason for refusing
             reason = verdict if isinstance(verdict, str) and verdict else "not approved by the user"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vla_agent.agent.backends.sim import SimBackend
 from vla_agent.agent.core.events import Event
 from vla_agent.agent.core.executor import Executor, ExecutorConfig, RunResult
+from vla_agent.agent.core.experience import Experience, default_path
 from vla_agent.agent.core.policies import make_policy
 from vla_agent.agent.core.report import write_report
 from vla_agent.agent.core.trace import TraceWriter
@@ -103,6 +104,8 @@ def plan_only(executor: Executor, planner, command: str) -> dict:
     mismatch = None if asked_or_refused else check_plan_intent(text, scene, plan.subgoals)
     if mismatch is not None:
         return {"refused": mismatch, "planner": plan.planner}
+    if executor.predict is not None and plan.subgoals:
+        plan.predicted = executor.predict(plan.subgoals)
     return {**plan.to_json(), **plan.provenance(), "latency_ms": round(plan.latency_ms, 3)}
 
 
@@ -126,6 +129,9 @@ class Session:
             cfg.policy, self.env, checkpoint=cfg.checkpoint, device=cfg.device, api_key_file=cfg.api_key_file
         )
         self.planner = make_planner(cfg)
+        self.experience = Experience(default_path(), robot=cfg.robot, policy=cfg.policy)
+        if hasattr(self.planner, "experience"):
+            self.planner.experience = self.experience  # the likelier of equivalent plans
         self.frames: list = []
         self.executor = Executor(
             self.backend,
@@ -138,6 +144,7 @@ class Session:
         )
         for fn in listeners or []:
             self.executor.events.subscribe(fn)
+        self.executor.predict = lambda subgoals: self.experience.predict_plan(subgoals, self.env.kinds())
         self.fps = self.env.config.control_hz
         self.seed = cfg.seed
 
@@ -185,6 +192,7 @@ class Session:
         self.events.subscribe(trace.event)
         try:
             result = self.executor.run(command, approve=approve)
+            self.remember(result)
         finally:
             self.events.unsubscribe(trace.event)
             self.executor.trace = None
@@ -198,6 +206,12 @@ class Session:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         summary["report"] = str(write_report(out, summary))
         return summary
+
+    def remember(self, result: RunResult) -> None:
+        """Add the run's subgoal outcomes to the experience store (predicted success)."""
+        kinds = self.env.kinds()
+        for o in result.outcomes:
+            self.experience.record(o.subgoal, kinds, o.status is Status.DONE, o.steps)
 
     def summary(self, r: RunResult) -> dict:
         plan = r.plan.to_json() if r.plan is not None else {"refused": r.reason}

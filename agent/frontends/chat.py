@@ -183,8 +183,8 @@ class ChatREPL:
         answers: queue.Queue = queue.Queue()
 
         def approve(plan) -> bool:
-            if not self.confirm:
-                return True
+            if not self.confirm and not (plan.predicted or {}).get("low"):
+                return True  # --yes, unless experience says the plan is unlikely to succeed
             requests.put(plan)
             return answers.get()
 

@@ -27,15 +27,28 @@ def ask_yes(
     return default if not answer else answer in ("y", "yes")
 
 
-def plan_table(subgoals: list[dict], title: str = "plan") -> Table:
-    t = Table(title=title)
+def plan_table(subgoals: list[dict], title: str = "plan", predicted: dict | None = None) -> Table:
+    t = Table(title=title, caption=_predicted_caption(predicted))
     t.add_column("#", justify="right")
     t.add_column("skill")
     t.add_column("arguments")
     t.add_column("instruction sent to the policy")
+    if predicted:
+        t.add_column("predicted", justify="right")
     for i, s in enumerate(subgoals, 1):
-        t.add_row(str(i), s["skill"], ", ".join(f"{k}={v}" for k, v in s["args"].items()), s["instruction"])
+        row = [str(i), s["skill"], ", ".join(f"{k}={v}" for k, v in s["args"].items()), s["instruction"]]
+        if predicted:
+            p, n = predicted["subgoals"][i - 1], predicted["samples"][i - 1]
+            row.append(f"{p:.2f} ({n})")
+        t.add_row(*row)
     return t
+
+
+def _predicted_caption(predicted: dict | None) -> str | None:
+    if not predicted:
+        return None
+    text = f"predicted success of the plan {predicted['plan']:.2f} (outcomes seen per subgoal in brackets)"
+    return f"[yellow]warning: unlikely to succeed;[/yellow] {text}" if predicted.get("low") else text
 
 
 def event_printer(console: Console):
@@ -63,9 +76,8 @@ def event_printer(console: Console):
         if ev.kind == "plan":
             if d.get("fallback"):
                 console.print(f"[yellow]fell back to the {d['planner']} planner:[/yellow] {d['fallback']}")
-            console.print(
-                plan_table(d["subgoals"], f"plan ({d.get('planner', '')}, {d.get('latency_ms', 0):.1f} ms)")
-            )
+            title = f"plan ({d.get('planner', '')}, {d.get('latency_ms', 0):.1f} ms)"
+            console.print(plan_table(d["subgoals"], title, d.get("predicted")))
         elif ev.kind == "replan":
             console.print(plan_table(d["subgoals"], f"replan after {d['after']!r}: {d['reason']}"))
         elif ev.kind == "subgoal_start":

@@ -82,6 +82,7 @@ class OfflinePlanner:
 
     def __init__(self, use_embeddings: bool = True):
         self.use_embeddings = use_embeddings
+        self.experience = None  # agent.core.experience.Experience: picks the likelier alternative
 
     # ------------------------------------------------------------------ protocol
     def plan(self, command: str, scene: Scene) -> Plan:
@@ -274,6 +275,18 @@ class OfflinePlanner:
         marker = color_target(text)
         if marker is not None:
             return marker
+        if re.search(r"\bor\b", text):  # "in a bowl or on the plate": the likelier to succeed
+            alternatives = [
+                re.sub(r"^(?:in|on|at|to|onto)\s+", "", t.strip()) for t in re.split(r"\bor\b", text)
+            ]
+            options = [self._target(t, scene, last) for t in alternatives if t]
+            kinds = scene.kinds()
+
+            def chance(name: str) -> float:
+                kind = kinds.get(name, "region")
+                return self.experience.predict("place", kind)[0] if self.experience is not None else 0.0
+
+            return max(options, key=chance)  # ties: the first said
         words = [
             w for w in text.split() if w not in ("the", "of", "top", "side", "table", "a", "part", "area")
         ]

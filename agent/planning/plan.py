@@ -92,17 +92,19 @@ class Plan:
     question: str | None = None  # asked instead of guessing (an ambiguous command), with options
     options: list[str] = field(default_factory=list)
     about: str = ""  # the words of the command the question is about
+    predicted: dict | None = None  # predicted success from experience (agent.core.experience)
 
     def to_json(self) -> dict:
         if self.question is not None:
             return {"question": self.question, "options": list(self.options), "about": self.about}
         if self.refused is not None:
             return {"refused": self.refused}
-        return {
+        out = {
             "subgoals": [
                 {"skill": s.skill, "args": dict(s.args), "instruction": s.instruction} for s in self.subgoals
             ]
         }
+        return {**out, "predicted_success": self.predicted} if self.predicted is not None else out
 
     def provenance(self) -> dict:
         """Who planned it, whether it fell back and why, and the wait: for JSON outputs."""

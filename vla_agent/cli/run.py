@@ -57,6 +57,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
     cfg = agent_config(a).model_copy(update={"policy": "expert", "video": False})
     session = Session(cfg)
+    session.experience.policy = a.policy  # predictions for the policy that would run it
     try:
         session.reset()
         result = session.plan(a.command)
@@ -64,6 +65,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
         session.close()
     if a.json:
         keep = ("subgoals", "refused", "question", "options", "planner", "fallback", "plan_latency_ms")
+        keep += ("predicted_success",)
         print(json.dumps({k: v for k, v in result.items() if k in keep}))
     elif "question" in result:
         options = "; ".join(f"{i}. {o}" for i, o in enumerate(result["options"], 1))
@@ -73,9 +75,8 @@ def cmd_plan(a: argparse.Namespace) -> int:
     else:
         if result.get("fallback"):
             err.print(f"[yellow]fell back to the {result['planner']} planner:[/yellow] {result['fallback']}")
-        out.print(
-            plan_table(result["subgoals"], f"plan ({result['planner']}, {result['latency_ms']:.1f} ms)")
-        )
+        title = f"plan ({result['planner']}, {result['latency_ms']:.1f} ms)"
+        out.print(plan_table(result["subgoals"], title, result.get("predicted_success")))
     return 2 if "refused" in result or "question" in result else 0
 
 
@@ -166,6 +167,11 @@ def add_plan(sub) -> None:
         description="Print the plan for COMMAND in the scene, or why it is refused.",
     )
     pl.add_argument("command", help="e.g. 'put all the red blocks in the bowl'")
+    pl.add_argument(
+        "--policy",
+        default="vla",
+        help="whose recorded outcomes predict each subgoal's success (nothing runs)",
+    )
     agent_options(pl, policy=False)
     pl.set_defaults(func=cmd_plan)
 
