@@ -41,6 +41,7 @@ def test_plan_json_and_refusals(capsys):
     )
     out = json.loads(capsys.readouterr().out)
     assert out.pop("planner") == "offline" and "fallback" not in out and out.pop("plan_latency_ms") < 1000
+    assert len(out.pop("predicted_success")["subgoals"]) == 2  # one prediction per subgoal
     assert out == {
         "subgoals": [
             {"skill": "pick", "args": {"obj": "blue block"}, "instruction": "pick up the blue block"},

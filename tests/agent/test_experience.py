@@ -61,7 +61,7 @@ def test_plan_json_shows_predicted_success_after_a_benchmark_filled_the_store(ca
     assert main(["bench", "chains", "--episodes", "1", "--policy", "expert", "--json"]) == 0
     capsys.readouterr()
     rows = [json.loads(line) for line in Path(store).read_text().splitlines()]
-    assert {r["skill"] for r in rows} >= {"pick"} and all(r["policy"] == "expert" for r in rows)
+    assert any(r["skill"] == "pick" and r["policy"] == "expert" for r in rows)
     assert main(["plan", "put the red block in the bowl", "--policy", "expert", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     predicted = out["predicted_success"]
