@@ -21,7 +21,7 @@ BB, RB, P = "blue bowl", "red bowl", "green plate"
 BLOCKS = {R, G, B, Y}
 
 # (command, expected: "state" | "question" | "refused", predicates, objects named, judge or None)
-COMMANDS: list[tuple] = [
+COMMANDS: list[tuple] = [  # fmt: skip
     ("grab the green block and set it down on the plate", "state", {f"on({G}, {P})"}, {G, P}),
     ("i'd like the blue cube in the red bowl please", "state", {f"in({B}, {RB})"}, {B, RB}),
     (
@@ -107,7 +107,8 @@ COMMANDS: list[tuple] = [
         {Y, R, G, BB},
     ),
     ("put the cube in the blue bowl", "question", set(), set()),
-    ("put it in the bowl", "refused", set(), set()),
+    ("put it in the bowl", "question", set(), set()),  # nothing before "it": which one?
+    ("put it there", "question", set(), set()),
     (
         "clear the table",
         "state",
@@ -163,6 +164,19 @@ COMMANDS: list[tuple] = [
         {Y, RB, B},
     ),
     ("could you move the green block to the middle of the table", "state", {f"at({G}, centre)"}, {G}),
+    (
+        "put the red block in the blue bowl, the green one in the red bowl and the yellow one on the plate",
+        "state",
+        {f"in({R}, {BB})", f"in({G}, {RB})", f"on({Y}, {P})"},
+        {R, G, Y, BB, RB, P},
+    ),
+    (
+        "put one of the blocks on the plate",
+        "state",
+        set(),
+        {*BLOCKS, P},
+        lambda st: sum(p.startswith("on(") and p.endswith(f", {P})") for p in st) == 1,
+    ),
 ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vla_agent.agent.core.experience import Experience, default_path
 from vla_agent.agent.core.policies import make_policy
 from vla_agent.agent.core.stats import p50_p99
 from vla_agent.sim.env import EnvConfig, TabletopEnv
@@ -59,6 +60,7 @@ def run_expert_bench(cfg: ExpertBenchConfig, progress: Progress | None = None) -
     """Run the expert on ``cfg.episodes`` tasks cycling over all skills; return the JSON figures."""
     env = TabletopEnv(EnvConfig(randomize=cfg.randomize, image_size=cfg.image_size, robot=cfg.robot))
     expert = ExpertPolicy(env)
+    experience = Experience(default_path(), robot=cfg.robot, policy="expert")
     by_skill: dict[str, list[bool]] = defaultdict(list)
     by_variant: dict[str, list[bool]] = defaultdict(list)
     walls: list[float] = []
@@ -85,6 +87,7 @@ def run_expert_bench(cfg: ExpertBenchConfig, progress: Progress | None = None) -
             subgoal = bind_subgoal(env, task, rng)
             result, obs = run_subgoal(env, expert, subgoal, obs)
             ok, steps = result.success, steps + result.steps
+            experience.record(subgoal, env.kinds(), ok, result.steps)
             if not ok:
                 failures.append({"seed": seed, "instruction": subgoal.instruction})
         walls.append(time.perf_counter() - t0)
@@ -149,7 +152,9 @@ def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> 
     elif cfg.policy.startswith(("ws://", "wss://")):
         kwargs = {"execute": cfg.execute}  # the API key: VLA_AGENT_API_KEY or its files (vla.auth)
     policy = make_policy(cfg.policy, env, **kwargs)
+    experience = Experience(default_path(), robot=cfg.robot, policy=cfg.policy)
     expert = ExpertPolicy(env)
+    experience = Experience(default_path(), robot=cfg.robot, policy="expert")
     by_skill: dict[str, list[bool]] = defaultdict(list)
     by_variant: dict[str, list[bool]] = defaultdict(list)
     steps: list[int] = []
@@ -171,6 +176,7 @@ def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> 
                 result, obs = run_subgoal(env, policy, sg, obs)
                 ok = result.success
                 steps.append(result.steps)
+                experience.record(sg, env.kinds(), ok, result.steps)  # predicted success learns from it
                 if not ok:
                     failures.append({"seed": seed, "instruction": sg.instruction})
             by_skill[skill].append(ok)

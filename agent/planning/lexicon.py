@@ -97,6 +97,7 @@ FILLER = {
     "is",
     "are",
     "which",
+    "any",
     "there",
     "by",
     "one",

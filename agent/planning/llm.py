@@ -28,14 +28,15 @@ from vla_agent.agent.planning.plan import (
     Plan,
     PlanError,
     PlanOutput,
+    PlanStep,
     resolve_name,
     validate_plan,
 )
 from vla_agent.errors import ConfigError, VlaAgentError
 from vla_agent.sim.catalog import REGIONS
 from vla_agent.sim.predicates import DIRECTIONS
-from vla_agent.skills.library import all_skills
-from vla_agent.types import Scene, Status, StepOutcome
+from vla_agent.skills.library import ArgType, all_skills
+from vla_agent.types import Scene, SceneObject, Status, StepOutcome
 
 DEFAULT_MODEL = "openai:gpt-4o-mini"
 # prompts/ is installed next to agent/ (package vla_agent.prompts), in wheels and editable installs.
@@ -72,6 +73,42 @@ def skills_text() -> str:
         args = ", ".join(f"{a.name}: {a.doc}" for a in s.args)
         lines.append(f"- {s.name}({args}): {s.doc}")
     return "\n".join(lines)
+
+
+def registry_examples() -> list[dict]:
+    """One few-shot example per registered skill that ``prompts/examples.yaml`` does not show
+    (place_beside, plugins' skills): the command is the skill's own first paraphrase, the answer
+    the validated plan, so a skill added as one file is in the prompt without editing it."""
+    shown = {step["skill"] for ex in yaml.safe_load(prompt("examples.yaml")) for step in _steps(ex["answer"])}
+    names = ["red block", "green block", "blue bowl"]
+    scene = Scene(tuple(SceneObject(n, n.split()[1], n.split()[0]) for n in names))
+    values = {
+        ArgType.OBJECT: "red block",
+        ArgType.THING: "blue bowl",
+        ArgType.TARGET: "blue bowl",
+        ArgType.DIRECTION: "left",
+    }
+    out = []
+    for spec in all_skills():
+        if spec.name in shown:
+            continue
+        args = {a.name: values[a.type] for a in spec.args}
+        steps = (
+            [PlanStep(skill="pick", args={"obj": args["obj"]})]
+            if "holding({obj})" in spec.preconditions
+            else []
+        )
+        try:
+            plan = validate_plan([*steps, PlanStep(skill=spec.name, args=args)], scene)
+            command = spec.instruction(args, kinds=scene.kinds())
+        except VlaAgentError:
+            continue  # a skill this small scene cannot show
+        out.append({"scene": ", ".join(names), "command": command, "answer": json.dumps(plan.to_json())})
+    return out
+
+
+def _steps(answer: str) -> list[dict]:
+    return json.loads(answer).get("subgoals", [])
 
 
 def scene_values(scene: Scene) -> dict[str, str]:
@@ -186,7 +223,7 @@ class LLMPlanner:
 
     def _few_shot(self) -> list[tuple[str, str]]:
         msgs = []
-        for ex in yaml.safe_load(prompt("examples.yaml")):
+        for ex in yaml.safe_load(prompt("examples.yaml")) + registry_examples():
             names = [n.strip() for n in ex["scene"].split(",")]
             user = render(
                 "user.md",

@@ -231,6 +231,16 @@ class OfflinePlanner:
             if len(objs) > 1:
                 raise PlanError([f"{text!r}: the gripper holds one block at a time ({', '.join(objs)})"])
             return _Clause("hold", objs, text=text)
+        there = re.search(r"\b(?:over )?(?:there|here)\s*$", rest)
+        if there and verb not in verbs_of("pick"):  # "put it there": where?
+            self._objects(rest[: there.start()], scene, last)  # which object first
+            holders = [o.name for o in scene.objects if o.kind in ("bowl", "plate")]
+            if len(holders) == 1:
+                return _Clause(
+                    "place", self._objects(rest[: there.start()], scene, last), holders[0], text=text
+                )
+            if holders:
+                raise Ambiguous(there.group(0), holders)
         raise PlanError([f"{text!r}: say where to put it (e.g. 'in the blue bowl', 'on the left side')"])
 
     def _skill_clause(
@@ -315,7 +325,14 @@ class OfflinePlanner:
             landmark = scene.get(self._objects(landmark_text, scene, last, singular=True)[0])
         words = re.findall(r"[a-z]+", text)
         if not words or words in (["it"], ["that"], ["this"], ["them"], ["those"], ["these"], ["they"]):
-            if not last:
+            if not last:  # "put it there" with nothing before: which one?
+                blocks = [
+                    o.name for o in scene.objects if o.kind == "block" and o.name not in (exclude or ())
+                ]
+                if len(blocks) == 1 and words in (["it"], ["that"], ["this"]):
+                    return blocks
+                if len(blocks) > 1 and words in (["it"], ["that"], ["this"]):
+                    raise Ambiguous(text, blocks)
                 raise PlanError([f"{text or 'the command'!r} refers to no object mentioned before"])
             return list(last)
         colors: list[str] = []
@@ -379,10 +396,18 @@ class OfflinePlanner:
             return [o.name for o in by_distance_to_robot(cands)[:anyof]]
         if singular or not plural:
             if len(cands) > 1:
+                if len(set(colors)) > 1:  # "the blue bowl, the green one": not one object
+                    raise PlanError([f"{text.strip()!r} names more than one object where one is meant"])
+                any_one = (
+                    re.search(
+                        r"\b(?:a|an|any)\b|(?<!the )\bone\s+(?:\w+\s+)?(?:block|cube|brick|bowl|plate)", text
+                    )
+                    is not None
+                )
                 exact = [o for o in cands if o.name == " ".join(colors + [kind])]
-                if len(exact) == 1 and re.search(r"\b(a|an|any|one)\b", text) is None:
+                if len(exact) == 1 and not any_one:
                     return [exact[0].name]
-                if re.search(r"\b(a|an|any|one)\b", text):
+                if any_one:
                     return [cands[0].name]
                 raise Ambiguous(text, [o.name for o in cands])
             return [cands[0].name]

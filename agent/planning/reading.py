@@ -147,7 +147,12 @@ def reading(command: str) -> str:
 def answered(command: str, about: str, option: str) -> str:
     """``command`` with the ambiguous words ``about`` replaced by the object the answer chose."""
     text = normalize_command(command)
-    return text.replace(about.strip(), f"the {option}", 1) if about.strip() in text else text
+    about = about.strip()
+    if re.fullmatch(r"(?:over )?(?:there|here)", about):  # where: "in the bowl", "on the plate"
+        chosen = f"{'in' if option.split()[-1] in ('bowl', 'bowls') else 'on'} the {option}"
+    else:
+        chosen = f"the {option}"
+    return re.sub(rf"\b{re.escape(about)}\b", chosen, text, count=1) if about else text
 
 
 def split_clauses(text: str) -> list[str]:
@@ -172,7 +177,7 @@ def split_clauses(text: str) -> list[str]:
 
 def _split_ellipsis(text: str) -> list[str]:
     colors = "|".join(w for w in COLOR_WORDS if COLOR_WORDS[w])
-    m = re.search(rf"\s*,?\s*\band\b\s+(?=the\b|(?:{colors})\b)", text)
+    m = re.search(rf"\s*(?:,\s*(?:and\s+)?|\band\s+)(?=the\b|(?:{colors})\b)", text)
     order = r"\b(?:on top|(?:at|on) the (?:top|bottom|base)|as the base|first|last)\s*$"
     if m and re.search(order, text[m.end() :]):  # "with X at the bottom and the Y one on top"
         return [text]

@@ -121,9 +121,9 @@ def by_distance_to_robot(cands: list[SceneObject]) -> list[SceneObject]:
 def some_of(text: str) -> int:
     """How many a count asks for when any will do ("two of the blocks", "three blocks"), else 0
     ("the two blocks" asks for exactly the two there are)."""
-    words = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
-    m = re.search(r"(?:^|\b(the|any|all)\s+)?\b(two|three|four|five|[2-5])\b(\s+of\b)?", text)
-    if not m:
+    words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
+    m = re.search(r"(?:^|\b(the|any|all)\s+)?\b(one|two|three|four|five|[2-5])\b(\s+of\b)?", text)
+    if not m or (m.group(2) == "one" and not m.group(3)):  # "the green one" is not a count
         return 0
     if m.group(3) or m.group(1) == "any" or not m.group(1):
         return words[m.group(2)]

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 REFUSES = {
     "all": (),
     "no_json_schema": ("json_schema",),  # JSON mode and tools, no schema (older vLLM, many proxies)
+    "tools_only": ("json_schema", "json_object"),  # tool calling only
     "json_mode_only": ("json_schema", "tools"),  # JSON mode only
     "text_only": ("json_schema", "json_object", "tools"),  # plain chat (a bare llama.cpp build)
 }

@@ -155,6 +155,7 @@ def test_plan_json_says_the_llm_fell_back_and_why(server, capsys):
     [
         ("all", "json_schema", []),
         ("no_json_schema", "function_calling", ["json_schema"]),
+        ("tools_only", "function_calling", ["json_schema"]),
         ("json_mode_only", "json_mode", ["json_schema", "tools"]),
         ("text_only", "text", ["json_schema", "tools", "json_object"]),
     ],
@@ -202,3 +203,14 @@ def test_hybrid_planner_sends_the_llm_only_what_the_offline_planner_cannot_read(
         assert odd_plan.planner == "llm" and "offline planner could not" in odd_plan.fallback
         with pytest.raises(PlanError, match="the LLM could not plan it either"):
             p.plan("make the blue block keep the green bowl company", SCENE)
+
+
+def test_the_prompt_shows_every_registered_skill_by_example():
+    from vla_agent.agent.planning.llm import registry_examples
+
+    shown = {json.loads(ex["answer"])["subgoals"][-1]["skill"] for ex in registry_examples()}
+    assert "place_beside" in shown  # not in prompts/examples.yaml: generated from the registry
+    with FakeOpenAI([GOOD]) as srv:
+        planner(srv).plan("put the red block in the bowl", SCENE)
+    sent = " ".join(m["content"] or "" for m in srv.requests[0]["messages"])
+    assert "put the red block next to the blue bowl" in sent and "which one do you mean" in sent

@@ -6,6 +6,7 @@ import pytest
 
 from vla_agent.agent.planning.offline import OfflinePlanner
 from vla_agent.agent.planning.plan import PlanError, PlanStep, validate_plan
+from vla_agent.agent.planning.reading import answered
 from vla_agent.agent.safety.guard import check_command
 from vla_agent.skills.symbolic import CAPACITY
 from vla_agent.types import Predicate, Scene, SceneObject
@@ -352,7 +353,7 @@ def test_planner_bench_reports_every_category_and_no_wrong_object_plan():
     from vla_agent.agent.bench.planner import PlannerBenchConfig, run_planner_bench
 
     r = run_planner_bench(PlannerBenchConfig(per_category=3, seed=77))
-    assert r["commands"] == 19 * 3 + 50 and len(r["per_category"]) == 20  # 19 generated + hand-written
+    assert r["commands"] == 19 * 3 + 53 and len(r["per_category"]) == 20  # 19 generated + hand-written
     assert r["wrong_object_plans"] == 0 and r["question_recall"] == 1.0 and r["refusal_recall"] == 1.0
     assert r["question_precision"] == 1.0 and r["refusal_precision"] == 1.0
     assert r["accuracy"] >= 0.95, r["failures"]
@@ -458,7 +459,7 @@ def test_wider_language(command, expected):
     "command, match",
     [
         ("put the purple block in the bowl", "no purple"),  # refused, not "which bowl?"
-        ("put it in the bowl", "refers to no object"),
+        ("put them in the bowl", "refers to no object"),
         ("put the green block in the bowl of the same colour", "colour"),
         ("move the blue block 10 cm to the left", "distance"),
         (
@@ -491,3 +492,33 @@ def test_a_tie_at_the_extreme_is_a_question():
     no_positions = scene("red block, blue block, blue bowl")
     with pytest.raises(PlanError, match="no object positions"):
         OfflinePlanner().plan("put the leftmost block in the bowl", no_positions)
+
+
+def test_put_it_there_asks_what_then_where():
+    s = placed_scene()
+    plan = OfflinePlanner().plan("put it there", s)
+    assert plan.about == "it" and set(plan.options) == {
+        "red block",
+        "green block",
+        "blue block",
+        "yellow block",
+    }
+    command = answered("put it there", plan.about, "yellow block")
+    plan = OfflinePlanner().plan(command, s)
+    assert plan.about == "there" and set(plan.options) == {"blue bowl", "red bowl", "green plate"}
+    command = answered(command, plan.about, "red bowl")
+    assert command == "put the yellow block in the red bowl"
+    assert steps(OfflinePlanner().plan(command, s)) == ["pick yellow block", "place yellow block red bowl"]
+
+
+def test_lists_joined_by_commas_name_each_container():
+    command = (
+        "put the red block in the blue bowl, the green one in the red bowl and the yellow one on the plate"
+    )
+    plan = OfflinePlanner().plan(command, placed_scene())
+    places = [(sg.args["obj"], sg.args["target"]) for sg in plan.subgoals if sg.skill == "place"]
+    assert places == [
+        ("red block", "blue bowl"),
+        ("green block", "red bowl"),
+        ("yellow block", "green plate"),
+    ]
