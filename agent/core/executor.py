@@ -17,16 +17,17 @@ import numpy as np
 
 from vla_agent.agent.core.events import EventBus
 from vla_agent.agent.core.homing import go_home
+from vla_agent.agent.core.judging import can_retry, conclude
 from vla_agent.agent.core.records import ExecutorConfig, RunResult, Stopped  # noqa: F401 - re-exported
 from vla_agent.agent.core.trace import TraceWriter
-from vla_agent.agent.perception.detectors import SuccessDetector, effect_question
+from vla_agent.agent.perception.detectors import SuccessDetector
 from vla_agent.agent.perception.objects import Perception
 from vla_agent.agent.planning.intent import check_plan_intent
 from vla_agent.agent.planning.plan import Plan, PlanError
 from vla_agent.agent.safety.guard import check_command, normalize
 from vla_agent.agent.safety.shield import SafetyShield
 from vla_agent.errors import PolicyUnavailable, VlaAgentError
-from vla_agent.sim.predicates import evaluate, holds
+from vla_agent.sim.predicates import holds
 from vla_agent.skills.library import get_skill
 from vla_agent.types import STATE, Scene, SceneObject, Status, StepOutcome, Subgoal
 
@@ -275,7 +276,7 @@ class Executor:
             else:
                 status, steps, reason = self._execute(index, sg, res)
             total += steps
-            if status is Status.DONE or attempts > self.config.max_retries or not self._can_retry(sg):
+            if status is Status.DONE or attempts > self.config.max_retries or not can_retry(self, sg):
                 out = StepOutcome(sg, status, attempts, total, reason)
                 self.events.emit(
                     "subgoal_end",
@@ -290,17 +291,6 @@ class Executor:
             self.events.emit(
                 "retry", index=index, instruction=sg.instruction, attempt=attempts + 1, reason=reason
             )
-
-    def _can_retry(self, sg: Subgoal) -> bool:
-        """Retry only when the skill's preconditions still hold in the perceived scene."""
-        w = self.perception.world(self.backend.observe())
-        kinds = {o.name: o.kind for o in self.perception.objects}
-        try:
-            pre = get_skill(sg.skill).ground("pre", sg.args, kinds)
-            pre = [p for p in pre if p.name != "clear" or kinds.get(p.args[0]) != "bowl"]
-            return all(evaluate(w, p) for p in pre)
-        except VlaAgentError:
-            return False
 
     def _execute(self, index: int, sg: Subgoal, res: RunResult) -> tuple[Status, int, str]:
         cfg = self.config
@@ -319,8 +309,8 @@ class Executor:
             t_pol = time.perf_counter()
             if self.policy.done and steps > 0:
                 if verifying >= cfg.verify_steps:
-                    return self._conclude(
-                        index, sg, obs, steps, "the policy finished but the effects are not seen"
+                    return conclude(
+                        self, index, sg, obs, steps, "the policy finished but the effects are not seen"
                     )
                 verifying += 1
                 chunk = np.array([[0, 0, 0.02, 0, 0, 0, self.shield.last_gripper]])  # lift to look
@@ -409,37 +399,12 @@ class Executor:
                 if verdict.status is Status.FAILED:
                     return Status.FAILED, steps, verdict.reason
                 if steps >= budget:
-                    return self._conclude(index, sg, obs, steps, f"step budget of {budget} used up")
+                    return conclude(self, index, sg, obs, steps, f"step budget of {budget} used up")
                 n = cfg.no_progress_steps
                 if len(history) > n and np.ptp(np.array(history[-n:]), axis=0).max() < 0.005:
                     return Status.FAILED, steps, f"no progress in {n} steps"
                 if self.policy.done and not verifying:
                     break
-
-    def _conclude(self, index: int, sg: Subgoal, obs, steps: int, reason: str) -> tuple[Status, int, str]:
-        """The detector's last word on a subgoal the policy ended without a DONE. When it cannot
-        tell, a person answers (``ask``: the chat REPL, voice); unattended, it counts as not done."""
-        conclude = getattr(self.detector, "conclude", None)
-        verdict = conclude(sg, obs) if conclude is not None else None
-        if verdict is None or verdict.status is Status.FAILED:
-            return Status.FAILED, steps, reason
-        if verdict.status is Status.DONE:
-            return Status.DONE, steps, verdict.reason
-        kinds = {o.name: o.kind for o in self.perception.objects}
-        question = effect_question(get_skill(sg.skill).ground("post", sg.args, kinds))
-        answer = self.ask(question) if self.ask is not None else None
-        self.events.emit("unsure", index=index, reason=verdict.reason, question=question, answer=answer)
-        if answer is None:
-            return (
-                Status.FAILED,
-                steps,
-                f"the detector could not tell ({verdict.reason}); treated as not done",
-            )
-        return (
-            (Status.DONE if answer else Status.FAILED),
-            steps,
-            f"asked {question!r}: {'yes' if answer else 'no'}",
-        )
 
     def _clock(self) -> float:
         """The backend's clock (simulated time in a dry run), the one its observations carry."""

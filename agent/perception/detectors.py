@@ -39,6 +39,7 @@ class PerceptionDetector:
         confirm: int = 2,
         margin: float = 0.005,
         min_pixels: int = 12,
+        strict: bool = False,
     ):
         self.perception = perception
         self.kinds = kinds or {o.name: o.kind for o in perception.objects}
@@ -48,6 +49,9 @@ class PerceptionDetector:
         # ``min_pixels`` pixels is not seen well enough to judge.
         self.margin = margin
         self.min_pixels = min_pixels
+        # strict: "done" during the run too only when the effects hold robustly (else only the
+        # last look, ``conclude``, allows for the margin: the run's figures stay as they were).
+        self.strict = strict
         self.streak = 0
         self.world: WorldState | None = None
         self.effects: list[Predicate] = []
@@ -81,7 +85,9 @@ class PerceptionDetector:
             self.streak = 0
             self.effects_hold = False
             return Verdict(Status.RUNNING, 0.0, f"not seen: {', '.join(missing)}")
-        self.effects_hold = self._robust(w) is True
+        self.effects_hold = (
+            self._robust(w) is True if self.strict else all(evaluate(w, e) for e in self.effects)
+        )
         settled = self.effects_hold and _settled(subgoal, w, np.asarray(obs[STATE], float))
         self.streak = self.streak + 1 if settled else 0
         if self.streak >= self.confirm:
@@ -260,13 +266,17 @@ def _policy_done(policy) -> Callable[[], bool]:
     "perception", help="effects seen in RGB-D pixels, ended early by the policy's done (default)"
 )
 def _perception(arg: str, env=None):
-    """``perception`` or ``perception:margin=0.01,min_pixels=20`` (metres, pixels)."""
-    opts = {}
+    """``perception`` or ``perception:margin=0.01,min_pixels=20,strict=1`` (metres, pixels)."""
+    opts: dict = {}
     for item in filter(None, (arg or "").split(",")):
         key, _, value = item.partition("=")
-        if key not in ("margin", "min_pixels") or not value:
-            raise VlaAgentError(f"perception detector: unknown option {item!r} (margin=M, min_pixels=N)")
-        opts[key] = float(value) if key == "margin" else int(value)
+        if key not in ("margin", "min_pixels", "strict") or not value:
+            raise VlaAgentError(
+                f"perception detector: unknown option {item!r} (margin=M, min_pixels=N, strict=0|1)"
+            )
+        opts[key] = {"margin": float, "min_pixels": int, "strict": lambda v: v not in ("0", "false")}[key](
+            value
+        )
     return lambda perception, policy: CombinedDetector(
         PerceptionDetector(perception, **opts), _policy_done(policy)
     )

@@ -238,10 +238,10 @@ def test_a_task_file_fails_with_the_question_in_one_line(tmp_path, capsys):
 
 
 def test_chat_asks_the_person_when_the_detector_cannot_tell(tmp_path):
-    """A detector allowing for 30 cm of perception error can never be sure that a block is on
+    """A strict detector allowing for 30 cm of perception error can never be sure that a block is on
     the left side of the table (a region 20 cm wide): it abstains when the policy has finished,
     the chat asks the person, and the answer is the verdict (recorded in the run's events)."""
-    child = _spawn_chat(tmp_path, "--yes", "--detector", "perception:margin=0.3")
+    child = _spawn_chat(tmp_path, "--yes", "--detector", "perception:margin=0.3,strict=1")
     child.sendline("put the red block on the left side of the table")
     child.expect("the detector cannot tell: did the red block end up on the left side of the table\\?")
     child.sendline("y")
