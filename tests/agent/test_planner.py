@@ -522,3 +522,17 @@ def test_lists_joined_by_commas_name_each_container():
         ("green block", "red bowl"),
         ("yellow block", "green plate"),
     ]
+
+
+def test_capacity_is_the_measured_one():
+    """Three blocks fit a bowl (measured by `bench capacity`); a fourth does not."""
+    three = scene("red block, green block, blue block, white bowl")
+    plan = OfflinePlanner().plan("put every block in the bowl", three)
+    assert [sg.args["obj"] for sg in plan.subgoals if sg.skill == "place"] == [
+        "red block",
+        "green block",
+        "blue block",
+    ]
+    four = scene("red block, green block, blue block, yellow block, white bowl")
+    with pytest.raises(PlanError, match="full"):
+        OfflinePlanner().plan("put every block in the bowl", four)
