@@ -16,6 +16,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from vla_agent.agent.core.stats import p50_p99
 from vla_agent.agent.planning.compile import Goal, compile_goals
 from vla_agent.agent.planning.llm import DEFAULT_MODEL
 from vla_agent.errors import ConfigError
+from vla_agent.scale import EpisodeLog, run_episodes
 from vla_agent.sim.catalog import COLORS, REGIONS, ObjectSpec, SceneSpec
 from vla_agent.sim.predicates import evaluate
 from vla_agent.skills.library import get_skill
@@ -144,40 +146,36 @@ class ChainBenchConfig(BaseModel):
     robot: str = "panda"  # a registered RobotSpec (panda, xarm6)
 
 
-def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] | None = None) -> dict:
-    session = Session(
-        AgentConfig(
-            policy=cfg.policy,
-            checkpoint=cfg.checkpoint,
-            planner=cfg.planner,
-            detector=cfg.detector,
-            llm_model=cfg.llm_model,
-            llm_base_url=cfg.llm_base_url,
-            randomize=cfg.randomize,
-            video=False,
-            max_retries=cfg.max_retries,
-            max_replans=cfg.max_replans,
-            home=cfg.home,
-            robot=cfg.robot,
+class ChainRunner:
+    """Runs chain episodes in its own session (simulator, policy, planner): an ``EpisodeWorker``
+    of ``vla_agent.scale``. An episode's record depends only on its index and the config."""
+
+    def __init__(self, cfg: ChainBenchConfig):
+        self.cfg = cfg
+        self.session = Session(
+            AgentConfig(
+                policy=cfg.policy,
+                checkpoint=cfg.checkpoint,
+                planner=cfg.planner,
+                detector=cfg.detector,
+                llm_model=cfg.llm_model,
+                llm_base_url=cfg.llm_base_url,
+                randomize=cfg.randomize,
+                video=False,
+                max_retries=cfg.max_retries,
+                max_replans=cfg.max_replans,
+                home=cfg.home,
+                robot=cfg.robot,
+            )
         )
-    )
-    env = session.env
-    lengths: list[int] = []
-    planner_ok: list[bool] = []
-    judged = false_done = false_failed = 0
-    shield_events = 0
-    unsafe = 0
-    states = StateAudit()
-    overhead: list[float] = []
-    executed = 0
-    wall_exec = 0.0
-    episodes = []
-    outcomes: dict[str, list[bool]] = defaultdict(list)  # GT outcome of each subgoal (after retries)
-    broken_at: Counter[str] = Counter()  # the expected subgoal each incomplete chain stopped at
-    setup_failures = 0
-    t0 = time.perf_counter()
-    for ep in range(cfg.episodes):
-        seed = cfg.seed + ep
+
+    def close(self) -> None:
+        self.session.close()
+
+    def episode(self, ep: int) -> dict:
+        session, env = self.session, self.session.env
+        seed = self.cfg.seed + ep
+        redraws = 0
         for attempt in range(10):  # a crowded draw that does not fit the table: draw again
             draw = seed + attempt * 1_000_000  # a new scene *and* new placements
             scene_spec, tasks = sample_chain(draw)
@@ -185,7 +183,7 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
                 session.reset(seed=draw, scene=scene_spec.describe())
                 break
             except ConfigError:
-                setup_failures += 1
+                redraws += 1
         else:
             raise ConfigError(f"chain {seed}: no scene draw fits the table in 10 attempts")
         rng = episode_rng(seed, 1)
@@ -215,10 +213,10 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
         scene0 = Scene(tuple(session.backend.scene_objects()))
         expected = compile_goals(goals, scene0).subgoals
         assert len(expected) == CHAIN_LENGTH, (command, expected)
-        state = {"k": 0, "shield": 0}
+        state = {"k": 0, "shield": 0, "judged": 0, "false_done": 0, "false_failed": 0}
+        outcomes: list[tuple[str, bool]] = []
 
-        def judge(ev: Event, expected=expected, state=state, kinds=kinds) -> None:
-            nonlocal judged, false_done, false_failed
+        def judge(ev: Event) -> None:
             if ev.kind == "subgoal_start":
                 env.snapshot()
             elif ev.kind == "shield":
@@ -226,78 +224,135 @@ def run_chain_bench(cfg: ChainBenchConfig, progress: Callable[[int, int], None] 
             elif ev.kind == "subgoal_end":
                 skill, args = _executed(ev, session)
                 ok = all(evaluate(env.world_state(), p) for p in get_skill(skill).ground("post", args, kinds))
-                judged += 1
-                outcomes[_variant(skill, args, kinds)].append(ok)
+                state["judged"] += 1
+                outcomes.append((_variant(skill, args, kinds), ok))
                 done = ev.data["status"] == "done"
-                false_done += done and not ok
-                false_failed += ok and not done
+                state["false_done"] += done and not ok
+                state["false_failed"] += ok and not done
                 k = state["k"]
                 if k < len(expected) and ok and expected[k].skill == skill and dict(expected[k].args) == args:
                     state["k"] = k + 1
 
         session.events.subscribe(judge)
         t_ep = time.perf_counter()
-        result = session.executor.run(command)
+        try:
+            result = session.executor.run(command)
+        finally:
+            session.events.unsubscribe(judge)
+        wall = time.perf_counter() - t_ep
         session.remember(result)  # benchmarks fill the experience store too
-        wall_exec += time.perf_counter() - t_ep
-        session.events.unsubscribe(judge)
         plan = result.plan.subgoals if result.plan is not None else []
-        planner_ok.append(
-            [(s.skill, dict(s.args)) for s in plan] == [(s.skill, dict(s.args)) for s in expected]
-        )
-        lengths.append(state["k"])
+        broken = None
         if state["k"] < CHAIN_LENGTH:
             stop = expected[state["k"]]
-            broken_at[_variant(stop.skill, dict(stop.args), kinds)] += 1
-        shield_events += state["shield"]
-        unsafe += session.backend.unsafe_actions
+            broken = _variant(stop.skill, dict(stop.args), kinds)
+        states = session.backend.states
+        record = {
+            "seed": seed,
+            "command": command,
+            "completed": state["k"],
+            "status": result.status,
+            "reason": result.reason,
+            "planner_ok": [(s.skill, dict(s.args)) for s in plan]
+            == [(s.skill, dict(s.args)) for s in expected],
+            "outcomes": outcomes,
+            "broken_at": broken,
+            "judged": state["judged"],
+            "false_done": int(state["false_done"]),
+            "false_failed": int(state["false_failed"]),
+            "shield": state["shield"],
+            "unsafe_actions": session.backend.unsafe_actions,
+            "unsafe_states": states.unsafe_states,
+            "worst": dict(states.worst),
+            "overhead_ms": [round(x, 4) for x in result.overhead_ms],
+            "executed": len(result.outcomes),
+            "steps": result.steps,
+            "sim_s": result.steps / env.config.control_hz,  # simulated seconds
+            "wall_s": wall,  # the one field that depends on the machine: not compared across runs
+            "redraws": redraws,
+        }
         session.backend.unsafe_actions = 0
-        states.absorb(session.backend.states)
         session.backend.states = StateAudit()
-        overhead += result.overhead_ms
-        executed += len(result.outcomes)
-        episodes.append(
-            {
-                "seed": seed,
-                "command": command,
-                "completed": state["k"],
-                "status": result.status,
-                "reason": result.reason,
-            }
-        )
-        if progress:
-            progress(ep + 1, cfg.episodes)
-    session.close()
-    lengths_a = np.array(lengths)
-    oh = np.array(overhead or [0.0])
+        return record
+
+
+def run_chain_bench(
+    cfg: ChainBenchConfig,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    out: Path | None = None,
+) -> dict:
+    """The chain figures of ``cfg``: episodes in this process, or on ``workers`` Ray workers (or
+    the cluster at ``ray_address``); with ``out``, per-episode records go to
+    ``out/episodes.jsonl`` as they finish and a second run with the same folder resumes."""
+    t0 = time.perf_counter()
+    log = EpisodeLog(out / "episodes.jsonl", json.loads(cfg.model_dump_json())) if out else None
+    records = run_episodes(
+        partial(ChainRunner, cfg),
+        range(cfg.episodes),
+        workers=workers,
+        ray_address=ray_address,
+        log_to=log,
+        progress=progress,
+    )
+    result = aggregate_chains(records, cfg)
+    result["wall_s"] = time.perf_counter() - t0
+    result["workers"] = workers if ray_address is None else f"cluster {ray_address}"
+    result["resumed_episodes"] = log.resumed if log else 0
+    if out:
+        (out / "result.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def aggregate_chains(records: list[dict], cfg: ChainBenchConfig) -> dict:
+    """The benchmark's figures from its per-episode records (in episode order)."""
+    lengths = np.array([r["completed"] for r in records])
+    outcomes: dict[str, list[bool]] = defaultdict(list)
+    for r in records:
+        for variant, ok in r["outcomes"]:
+            outcomes[variant].append(ok)
+    states = StateAudit()
+    for r in records:
+        other = StateAudit()
+        other.unsafe_states, other.worst = r["unsafe_states"], r["worst"]
+        states.absorb(other)
+    judged = sum(r["judged"] for r in records)
+    false_done = sum(r["false_done"] for r in records)
+    false_failed = sum(r["false_failed"] for r in records)
+    oh = np.array([x for r in records for x in r["overhead_ms"]] or [0.0])
+    executed = sum(r["executed"] for r in records)
+    episodes = [{k: r[k] for k in ("seed", "command", "completed", "status", "reason")} for r in records]
     return {
         "benchmark": "chains",
-        "episodes": cfg.episodes,
+        "episodes": len(records),
         "policy": cfg.policy,
         "planner": cfg.planner,
         "detector_kind": cfg.detector,
-        "avg_len": float(lengths_a.mean()),
-        "chain_success": float((lengths_a == CHAIN_LENGTH).mean()),
-        "per_position": [float((lengths_a >= k).mean()) for k in range(1, CHAIN_LENGTH + 1)],
-        "planner_accuracy": float(np.mean(planner_ok)),
+        "avg_len": float(lengths.mean()),
+        "chain_success": float((lengths == CHAIN_LENGTH).mean()),
+        "per_position": [float((lengths >= k).mean()) for k in range(1, CHAIN_LENGTH + 1)],
+        "planner_accuracy": float(np.mean([r["planner_ok"] for r in records])),
         "detector": {
             "subgoals_judged": judged,
-            "false_done": int(false_done),
-            "false_failed": int(false_failed),
+            "false_done": false_done,
+            "false_failed": false_failed,
             "disagreement_rate": float((false_done + false_failed) / max(judged, 1)),
         },
         "per_skill": {
             k: {"subgoals": len(v), "success": float(np.mean(v))} for k, v in sorted(outcomes.items())
         },
-        "broken_at": dict(broken_at.most_common()),
-        "shield_interventions": shield_events,
-        "unsafe_actions_reached_backend": unsafe,
+        "broken_at": dict(Counter(r["broken_at"] for r in records if r["broken_at"]).most_common()),
+        "shield_interventions": sum(r["shield"] for r in records),
+        "unsafe_actions_reached_backend": sum(r["unsafe_actions"] for r in records),
         "unsafe_states_reached": states.unsafe_states,
         "worst_state_excursion": states.worst,
-        "seconds_per_subgoal": wall_exec / max(executed, 1),
+        "seconds_per_subgoal": sum(r["wall_s"] for r in records) / max(executed, 1),
         "overhead_ms_per_step": p50_p99(oh),
-        "setup_redraws": setup_failures,
-        "wall_s": time.perf_counter() - t0,
+        "simulated_s_per_wall_s": sum(r["sim_s"] for r in records)
+        / max(sum(r["wall_s"] for r in records), 1e-9),
+        "setup_redraws": sum(r["redraws"] for r in records),
         "examples": episodes[:5],
         "failures": [e for e in episodes if e["completed"] < CHAIN_LENGTH][:10],
         "config": json.loads(cfg.model_dump_json()),

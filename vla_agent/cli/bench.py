@@ -11,6 +11,7 @@ from vla_agent.cli.common import (
     out,
     print_rates,
     progress,
+    scale_options,
 )
 
 
@@ -170,6 +171,7 @@ def add_bench(sub) -> None:
     bc.add_argument("--detector", default="perception", help=names("detector"))
     bc.add_argument("--llm-model", default=default_llm())
     bc.add_argument("--llm-base-url", default=None)
+    scale_options(bc)
     bc.add_argument("--json", action="store_true")
     bc.set_defaults(func=cmd_bench_chains)
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from vla_agent.cli.common import (
     out,
     progress,
+    scale_args,
 )
 
 
@@ -32,7 +33,11 @@ def cmd_bench_chains(a: argparse.Namespace) -> int:
     )
     with progress() as prog:
         task = prog.add_task(f"chains ({cfg.policy}, {cfg.robot})", total=cfg.episodes)
-        result = run_chain_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+        result = run_chain_bench(
+            cfg,
+            progress=lambda i, n: prog.update(task, completed=i),
+            **scale_args(a),
+        )
     if a.json:
         print(json.dumps(result))
         return 0
@@ -50,6 +55,7 @@ def cmd_bench_chains(a: argparse.Namespace) -> int:
     t.add_row("unsafe actions reaching the backend", str(result["unsafe_actions_reached_backend"]))
     t.add_row("unsafe measured states", str(result["unsafe_states_reached"]))
     t.add_row("seconds per subgoal", f"{result['seconds_per_subgoal']:.2f}")
+    t.add_row("simulated seconds per wall second", f"{result['simulated_s_per_wall_s']:.2f}")
     oh = result["overhead_ms_per_step"]
     t.add_row("orchestrator overhead/step p50 / p99 (ms)", f"{oh['p50']:.2f} / {oh['p99']:.2f}")
     out.print(t)

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vla_agent.agent.frontends.console import ask_yes, event_printer, plan_table  # noqa: F401 - re-exported
+from vla_agent.errors import VlaAgentError
 
 err = Console(stderr=True)
 out = Console()
@@ -92,3 +93,28 @@ def run_exit_code(summary: dict) -> int:
 def confirm(question: str) -> bool:
     """Run what was heard or shown? (Enter: yes; no terminal: no.)"""
     return ask_yes(question, default=True, console=err)
+
+
+def scale_options(p) -> None:
+    """``--workers``, ``--ray-address`` and ``--out`` of the commands that run batches of episodes."""
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run episodes on N Ray workers (a local cluster on 127.0.0.1; needs vla-agent[scale]); "
+        "default: in this process",
+    )
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="run folder: per-episode records (episodes.jsonl) as they finish; the same folder resumes",
+    )
+
+
+def scale_args(a) -> dict:
+    from pathlib import Path
+
+    if a.workers < 1:
+        raise VlaAgentError("--workers must be 1 or more")
+    return {"workers": a.workers, "ray_address": a.ray_address, "out": Path(a.out) if a.out else None}

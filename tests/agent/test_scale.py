@@ -1,0 +1,127 @@
+"""Episodes at scale: the same per-episode records in-process and on Ray workers, results written
+as they finish, resumed after a kill, and a worker killed mid-run on a two-node loopback cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vla_agent.errors import ConfigError
+from vla_agent.scale import EpisodeLog, run_episodes
+
+MACHINE = {"wall_s", "overhead_ms", "episode"}  # timings: the only fields a machine changes
+
+
+def records(folder: Path) -> dict[int, dict]:
+    lines = (folder / "episodes.jsonl").read_text().splitlines()[1:]
+    return {r["episode"]: {k: v for k, v in r.items() if k not in MACHINE} for r in map(json.loads, lines)}
+
+
+def chains(out: Path, *extra: str, episodes: int = 3) -> subprocess.Popen:
+    args = ["bench", "chains", "--episodes", str(episodes), "--policy", "expert", "--json", "--out", str(out)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "vla_agent.cli", *args, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+        text=True,
+    )
+
+
+class Square:
+    def episode(self, i: int) -> dict:
+        return {"value": i * i}
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_log_resumes_and_refuses_another_configuration(tmp_path):
+    log = EpisodeLog(tmp_path / "episodes.jsonl", {"n": 1})
+    assert [r["value"] for r in run_episodes(Square, range(3), log_to=log)] == [0, 1, 4]
+    with (tmp_path / "episodes.jsonl").open("a") as f:
+        f.write('{"episode": 7, "val')  # a record cut short by a kill
+    again = EpisodeLog(tmp_path / "episodes.jsonl", {"n": 1})
+    assert sorted(again.records) == [0, 1, 2]
+    ran = []
+
+    class Counting(Square):
+        def episode(self, i):
+            ran.append(i)
+            return super().episode(i)
+
+    assert [r["value"] for r in run_episodes(Counting, range(5), log_to=again)] == [0, 1, 4, 9, 16]
+    assert ran == [3, 4] and again.resumed == 3
+    with pytest.raises(ConfigError, match="another configuration"):
+        EpisodeLog(tmp_path / "episodes.jsonl", {"n": 2})
+
+
+def test_two_ray_workers_give_the_serial_records(tmp_path):
+    pytest.importorskip("ray")
+    serial, parallel = chains(tmp_path / "serial"), chains(tmp_path / "two", "--workers", "2")
+    for p in (serial, parallel):
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0
+    assert records(tmp_path / "serial") == records(tmp_path / "two")
+    result = json.loads(out)
+    assert result["workers"] == 2 and result["episodes"] == 3
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path):
+    out = tmp_path / "run"
+    p = chains(out, episodes=4)
+    log = out / "episodes.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGKILL)  # two episodes written, the third cut off
+    p.wait()
+    done_before = set(records(out))
+    assert 2 <= len(done_before) < 4
+    q = chains(out, episodes=4)
+    result = json.loads(q.communicate(timeout=300)[0])
+    assert result["resumed_episodes"] == len(done_before) and result["episodes"] == 4
+    assert sorted(records(out)) == [0, 1, 2, 3]
+    fresh = chains(tmp_path / "fresh", episodes=4)
+    fresh.communicate(timeout=300)
+    assert records(out) == records(tmp_path / "fresh")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_on_a_running_cluster_loses_no_episode(tmp_path, monkeypatch):
+    """An existing cluster (``ray start --head`` on 127.0.0.1, two CPUs), joined with
+    --ray-address; one worker process is killed mid-run: Ray restarts it and retries its episode,
+    the JSON is complete and every record is the serial one."""
+    pytest.importorskip("ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env["RAY_AUTH_MODE"] = "disabled"  # loopback only
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    start = [*ray, "start", "--head", "--port", "6391", "--num-cpus", "2", "--disable-usage-stats"]
+    subprocess.run(
+        [*start, "--include-dashboard", "false"], env=env, check=True, capture_output=True, timeout=120
+    )
+    try:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        run = chains(tmp_path / "cluster", "--ray-address", "127.0.0.1:6391", "--workers", "2", episodes=6)
+        log = tmp_path / "cluster" / "episodes.jsonl"
+        while not log.exists() or len(log.read_text().splitlines()) < 2:
+            time.sleep(0.2)
+        workers = subprocess.run(
+            ["pgrep", "-f", "ray::_Actor"], capture_output=True, text=True
+        ).stdout.split()
+        os.kill(int(workers[0]), signal.SIGKILL)
+        result = json.loads(run.communicate(timeout=300)[0])
+        assert run.returncode == 0 and result["episodes"] == 6
+        serial = chains(tmp_path / "serial", episodes=6)
+        serial.communicate(timeout=300)
+        assert records(tmp_path / "cluster") == records(tmp_path / "serial")
+    finally:
+        subprocess.run([*ray, "stop", "--force"], env=env, capture_output=True, timeout=120)

@@ -1,0 +1,206 @@
+"""Batches of independent episodes (benchmarks, data collection, task files): in this process,
+or as Ray tasks across cores and machines, with nothing lost.
+
+``run_episodes(make_worker, ids, ...)`` runs ``worker.episode(i)`` for every episode id and
+returns the records in id order, whatever order they finish in:
+
+- ``make_worker`` is a picklable callable with no arguments that builds what runs episodes (its
+  own simulator, policy and planner); each Ray worker builds its own once. An episode's record
+  depends only on its id (seeds are per episode), so the records are the same for any number of
+  workers and any completion order.
+- ``log`` (an ``EpisodeLog``: ``episodes.jsonl`` in the run folder) gets each record as soon as
+  it is finished; records already there are not run again, so running the same command with the
+  same folder resumes a run that was killed.
+- ``workers > 1`` starts a local Ray cluster on 127.0.0.1 for the run (usage stats off);
+  ``ray_address`` joins an existing one. A worker process that dies is restarted by Ray and its
+  episode retried; one that still fails is queued again (``retries`` times) before the run fails.
+
+Ray is optional (``pip install 'vla-agent[scale]'``); without ``workers``/``ray_address`` nothing
+imports it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from vla_agent.errors import ConfigError, VlaAgentError
+
+log = logging.getLogger(__name__)
+
+
+class EpisodeWorker(Protocol):
+    def episode(self, i: int) -> dict: ...
+    def close(self) -> None: ...
+
+
+class EpisodeLog:
+    """Per-episode records as JSON lines, with the run's configuration on the first line: a folder
+    holding another configuration's episodes is refused rather than mixed in."""
+
+    def __init__(self, path: Path, config: dict):
+        self.path, self.config = Path(path), config
+        self.records: dict[int, dict] = {}
+        self.resumed = 0  # episodes found finished when the run started
+        if self.path.exists() and self.path.stat().st_size:
+            lines = self.path.read_text().splitlines()
+            try:
+                header = json.loads(lines[0])
+            except ValueError:
+                raise ConfigError(f"{self.path}: not an episode log (first line is not JSON)") from None
+            if header.get("config") != config:
+                raise ConfigError(
+                    f"{self.path} holds episodes of another configuration; use another --out folder"
+                )
+            for line in lines[1:]:
+                try:
+                    r = json.loads(line)
+                    self.records[int(r["episode"])] = r
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a kill: that episode runs again
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps({"config": config}) + "\n")
+
+    def append(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.records[int(record["episode"])] = record
+
+
+def run_episodes(
+    make_worker: Callable[[], EpisodeWorker],
+    ids: Iterable[int],
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    log_to: EpisodeLog | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    retries: int = 2,
+) -> list[dict]:
+    ids = list(ids)
+    done: dict[int, dict] = {i: r for i, r in (log_to.records if log_to else {}).items() if i in ids}
+    if log_to is not None:
+        log_to.resumed = len(done)
+    todo = [i for i in ids if i not in done]
+
+    def finished(i: int, record: dict) -> None:
+        record = {**record, "episode": i}
+        done[i] = record
+        if log_to is not None:
+            log_to.append(record)
+        if progress:
+            progress(len(done), len(ids))
+
+    if progress and done:
+        progress(len(done), len(ids))
+    if todo and workers <= 1 and ray_address is None:
+        worker = make_worker()
+        try:
+            for i in todo:
+                finished(i, worker.episode(i))
+        finally:
+            worker.close()
+    elif todo:
+        # Ray reports lost workers on the driver's stdout; stdout is for results (--json)
+        with contextlib.redirect_stdout(sys.stderr):
+            _run_on_ray(make_worker, todo, workers, ray_address, finished, retries)
+    return [done[i] for i in ids]
+
+
+def ray_module():
+    """Ray, imported with usage statistics off; a one-line error when it is not installed."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--workers and --ray-address need Ray: pip install 'vla-agent[scale]'") from None
+    return ray
+
+
+def init_ray(workers: int, address: str | None) -> tuple[Any, bool]:
+    """Ray, connected: (the module, whether this call started the connection)."""
+    if not address:  # a cluster of this process's own listens on 127.0.0.1 only (single-machine mode)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray = ray_module()
+    started = not ray.is_initialized()
+    if started:
+        quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+        if address:
+            ray.init(address=address, **quiet)
+        else:  # a private cluster for this run, on loopback only
+            ray.init(num_cpus=workers, include_dashboard=False, **quiet)
+    return ray, started
+
+
+# One core per worker: numerical libraries' own thread pools would fight the other workers.
+_ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+class _Actor:
+    def __init__(self, make_worker):
+        os.environ.update(_ONE_THREAD)
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+        except ImportError:
+            pass
+        self.worker = make_worker()
+
+    def episode(self, i: int) -> dict:
+        return self.worker.episode(i)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _run_on_ray(make_worker, todo: list[int], workers: int, address, finished, retries: int) -> None:
+    ray, started = init_ray(workers, address)
+    if workers <= 1:  # joining a cluster without --workers: one worker per CPU it has
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    actor_cls = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=2)(_Actor)
+    actors = [actor_cls.remote(make_worker) for _ in range(min(workers, len(todo)))]
+    queue = list(todo)
+    tries = dict.fromkeys(todo, 0)
+    pending: dict[Any, tuple[Any, int]] = {}
+
+    def submit(actor) -> None:
+        if queue:
+            i = queue.pop(0)
+            pending[actor.episode.remote(i)] = (actor, i)
+
+    for a in actors:
+        submit(a)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            actor, i = pending.pop(ready[0])
+            try:
+                record = ray.get(ready[0])
+            except ray.exceptions.RayActorError as e:  # the worker died beyond Ray's own retries
+                tries[i] += 1
+                if tries[i] > retries:
+                    raise VlaAgentError(f"episode {i} failed {tries[i]} times: {e}") from None
+                log.warning("episode %d: worker lost (%s); running it again", i, str(e).splitlines()[0])
+                queue.insert(0, i)
+                actor = actor_cls.remote(make_worker)
+                actors.append(actor)
+                submit(actor)
+                continue
+            except ray.exceptions.RayTaskError as e:  # the episode itself raised: a bug, not a crash
+                raise VlaAgentError(f"episode {i}: {str(e.cause) if e.cause else e}") from None
+            finished(i, record)
+            submit(actor)
+    finally:
+        for a in actors:
+            ray.kill(a)
+        if started:  # a private cluster (or connection) for this run ends with it
+            ray.shutdown()
