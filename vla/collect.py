@@ -22,14 +22,18 @@ the VLA's picks measure), not recorded; the place from it is.
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vla_agent.errors import ConfigError
+from vla_agent.scale import EpisodeLog, run_episodes
 from vla_agent.sim.camera import intrinsics, project
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy, GraspSlop
@@ -138,38 +142,42 @@ def _drive(env: TabletopEnv, policy, sg, obs, steps: int):
     return obs, bool(policy.done)
 
 
-def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run the expert on ``cfg.episodes`` seeded tasks and write the dataset; return counts."""
-    env = TabletopEnv(
-        EnvConfig(
-            randomize=True,
-            image_size=cfg.image_size,
-            wrist_size=cfg.wrist_size,
-            segmentation=False,
-            robot=cfg.robot,
-        )
-    )
-    K_wrist = intrinsics(cfg.wrist_size, cfg.wrist_size, env.camera.fov_deg)
-    writer = LeRobotWriter(
-        cfg.out,
-        fps=env.config.control_hz,
-        image_shape=(cfg.image_size, cfg.image_size, 3),
-        robot_type=cfg.robot,
-    )
-    expert = ExpertPolicy(env)
-    driver = None
-    if cfg.policy is not None:
-        from vla_agent.vla.policy import VLAPolicy
+class CollectRunner:
+    """Runs collection tasks in its own simulator (an ``EpisodeWorker`` of ``vla_agent.scale``):
+    task ``i`` gives its recorded episodes as arrays, the same whichever worker runs it."""
 
-        driver = VLAPolicy(cfg.policy)
-    if cfg.policy_setup and driver is None:
-        raise ConfigError("policy_setup needs a policy (the VLA checkpoint that runs the setup)")
-    if cfg.policy_setup and cfg.sloppy_setup:
-        raise ConfigError(
-            "choose one of policy_setup (the VLA picks) and sloppy_setup (a sloppy expert picks)"
+    def __init__(self, cfg: CollectConfig):
+        if cfg.policy_setup and cfg.policy is None:
+            raise ConfigError("policy_setup needs a policy (the VLA checkpoint that runs the setup)")
+        if cfg.policy_setup and cfg.sloppy_setup:
+            raise ConfigError(
+                "choose one of policy_setup (the VLA picks) and sloppy_setup (a sloppy expert picks)"
+            )
+        self.cfg = cfg
+        self.env = TabletopEnv(
+            EnvConfig(
+                randomize=True,
+                image_size=cfg.image_size,
+                wrist_size=cfg.wrist_size,
+                segmentation=False,
+                robot=cfg.robot,
+            )
         )
-    kept, dropped, unplaced, setup_failed, t0 = 0, 0, 0, 0, time.perf_counter()
-    for i in range(cfg.episodes):
+        self.K_wrist = intrinsics(cfg.wrist_size, cfg.wrist_size, self.env.camera.fov_deg)
+        self.expert = ExpertPolicy(self.env)
+        self.driver = None
+        if cfg.policy is not None:
+            from vla_agent.vla.policy import VLAPolicy
+
+            self.driver = VLAPolicy(cfg.policy)
+
+    def close(self) -> None:
+        self.env.close()
+
+    def episode(self, i: int) -> dict:
+        cfg, env, expert, driver = self.cfg, self.env, self.expert, self.driver
+        counts = {"kept": 0, "dropped": 0, "unplaced": 0, "setup_failed": 0}
+        recorded: list[dict] = []
         seed = TRAIN_SEED_OFFSET + cfg.seed + i
         rng = episode_rng(seed, 0)
         noise_rng = episode_rng(seed, 1)
@@ -183,10 +191,8 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
         try:
             obs, _ = env.reset(seed=seed, options={"scene": task.scene})
         except ConfigError:  # a crowded draw that does not fit on the table
-            unplaced += 1
-            if progress:
-                progress(i + 1, cfg.episodes)
-            continue
+            counts["unplaced"] += 1
+            return {**counts, "recorded": recorded}
         perturb = _noise(noise_rng, cfg.noise_std) if noise_rng.random() < cfg.noise_prob else None
         setup_policy = driver if cfg.policy_setup else None
         if cfg.sloppy_setup:
@@ -199,7 +205,7 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
             if setup_policy is not None and k < len(subgoals) - 1:  # not recorded
                 result, obs = run_subgoal(env, setup_policy, sg, obs, settle_steps=0)
                 if not result.success:
-                    setup_failed += 1
+                    counts["setup_failed"] += 1
                     break
                 continue
             frames: dict[str, list] = {
@@ -228,32 +234,103 @@ def collect(cfg: CollectConfig, progress: Callable[[int, int], None] | None = No
                 env, expert, sg, obs, on_step=on_step, perturb=perturb, settle_steps=cfg.settle_steps
             )
             if result.success and result.policy_done:
-                writer.add_episode(
-                    np.stack(frames["img"]),
-                    np.stack(frames["state"]),
-                    np.stack(frames["action"]),
-                    np.array(frames["done"]),
-                    sg.instruction,
-                    _aux_labels(frames, cfg, K_wrist),
-                    wrist=np.stack(frames["wrist"]),
+                recorded.append(
+                    {
+                        "images": np.stack(frames["img"]),
+                        "states": np.stack(frames["state"]),
+                        "actions": np.stack(frames["action"]),
+                        "done": np.array(frames["done"]),
+                        "task": sg.instruction,
+                        "aux": _aux_labels(frames, cfg, self.K_wrist),
+                        "wrist": np.stack(frames["wrist"]),
+                    }
                 )
-                kept += 1
+                counts["kept"] += 1
             else:
-                dropped += 1
+                counts["dropped"] += 1
                 if k < len(subgoals) - 1:
                     break  # the rest of this task depends on the failed setup
-        if progress:
-            progress(i + 1, cfg.episodes)
+        return {**counts, "recorded": recorded}
+
+
+def _save_part(parts: Path, i: int, record: dict) -> dict:
+    """The task's recorded arrays to ``parts/task-<i>.npz``; the record keeps the counts and the file."""
+    arrays: dict[str, np.ndarray] = {}
+    tasks = []
+    for j, ep in enumerate(record.pop("recorded")):
+        tasks.append(ep["task"])
+        for key in ("images", "states", "actions", "done", "wrist"):
+            arrays[f"{j}/{key}"] = ep[key]
+        for key, value in ep["aux"].items():
+            arrays[f"{j}/aux/{key}"] = value
+    path = parts / f"task-{i:07d}.npz"
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)  # a part is there whole or not at all
+    return {**record, "part": path.name, "tasks": tasks}
+
+
+def _load_part(path: Path, tasks: list[str]) -> list[dict]:
+    with np.load(path) as z:
+        out = []
+        for j, task in enumerate(tasks):
+            aux = {k.split("/", 2)[2]: z[k] for k in z.files if k.startswith(f"{j}/aux/")}
+            out.append({key: z[f"{j}/{key}"] for key in ("images", "states", "actions", "done", "wrist")})
+            out[-1].update(task=task, aux=aux)
+        return out
+
+
+def collect(
+    cfg: CollectConfig,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+) -> dict:
+    """Run the expert on ``cfg.episodes`` seeded tasks and write the dataset; return counts.
+
+    Each finished task's recordings go to ``<out>.parts/`` at once (a killed collection resumes
+    from there with the same command); the dataset is written from the parts in task order, so
+    it is the same for any number of workers, and the parts are removed once it is."""
+    t0 = time.perf_counter()
+    parts = cfg.out.with_name(cfg.out.name + ".parts")
+    log = EpisodeLog(parts / "episodes.jsonl", json.loads(cfg.model_dump_json()))
+    records = run_episodes(
+        partial(CollectRunner, cfg),
+        range(cfg.episodes),
+        workers=workers,
+        ray_address=ray_address,
+        log_to=log,
+        progress=progress,
+        store=lambda i, record: _save_part(parts, i, record),
+    )
+    fps = EnvConfig().control_hz
+    writer = LeRobotWriter(
+        cfg.out, fps=fps, image_shape=(cfg.image_size, cfg.image_size, 3), robot_type=cfg.robot
+    )
+    for r in records:
+        for ep in _load_part(parts / r["part"], r["tasks"]):
+            writer.add_episode(
+                ep["images"],
+                ep["states"],
+                ep["actions"],
+                ep["done"],
+                ep["task"],
+                ep["aux"],
+                wrist=ep["wrist"],
+            )
     # Nothing kept (say, a weak policy failed every setup): no dataset, the counts still say why.
     root = writer.close() if writer.episodes else None
-    env.close()
+    shutil.rmtree(parts)
     return {
         "dataset": None if root is None else str(root),
-        "episodes_kept": kept,
-        "episodes_dropped": dropped,
-        "scenes_unplaced": unplaced,
-        "setup_failed": setup_failed,
+        "episodes_kept": sum(r["kept"] for r in records),
+        "episodes_dropped": sum(r["dropped"] for r in records),
+        "scenes_unplaced": sum(r["unplaced"] for r in records),
+        "setup_failed": sum(r["setup_failed"] for r in records),
         "frames": len(writer.rows["index"]),
         "tasks": len(writer.tasks),
+        "resumed_tasks": log.resumed,
+        "workers": workers if ray_address is None else f"cluster {ray_address}",
         "wall_s": time.perf_counter() - t0,
     }

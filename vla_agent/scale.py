@@ -84,7 +84,10 @@ def run_episodes(
     log_to: EpisodeLog | None = None,
     progress: Callable[[int, int], None] | None = None,
     retries: int = 2,
+    store: Callable[[int, dict], dict] | None = None,
 ) -> list[dict]:
+    """The records of episodes ``ids`` in that order (see the module's text). ``store(i, record)``
+    may move what a JSON line cannot hold (arrays) somewhere safe before the record is logged."""
     ids = list(ids)
     done: dict[int, dict] = {i: r for i, r in (log_to.records if log_to else {}).items() if i in ids}
     if log_to is not None:
@@ -92,7 +95,7 @@ def run_episodes(
     todo = [i for i in ids if i not in done]
 
     def finished(i: int, record: dict) -> None:
-        record = {**record, "episode": i}
+        record = {**(store(i, record) if store else record), "episode": i}
         done[i] = record
         if log_to is not None:
             log_to.append(record)

@@ -7,6 +7,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vla_agent.agent.core.experience import Experience, default_path
 from vla_agent.agent.core.policies import make_policy
 from vla_agent.agent.core.stats import p50_p99
+from vla_agent.scale import EpisodeLog, run_episodes
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
 from vla_agent.skills.rollout import run_subgoal
@@ -56,68 +58,109 @@ def measure_render_fps(image_size: int = 128, frames: int = 200, seed: int = 0) 
     return fps
 
 
-def run_expert_bench(cfg: ExpertBenchConfig, progress: Progress | None = None) -> dict:
-    """Run the expert on ``cfg.episodes`` tasks cycling over all skills; return the JSON figures."""
-    env = TabletopEnv(EnvConfig(randomize=cfg.randomize, image_size=cfg.image_size, robot=cfg.robot))
-    expert = ExpertPolicy(env)
-    experience = Experience(default_path(), robot=cfg.robot, policy="expert")
-    by_skill: dict[str, list[bool]] = defaultdict(list)
-    by_variant: dict[str, list[bool]] = defaultdict(list)
-    walls: list[float] = []
-    steps_total, setup_failures, failures = 0, 0, []
-    t_start = time.perf_counter()
-    for i in range(cfg.episodes):
+class ExpertRunner:
+    """Expert episodes in its own simulator (an ``EpisodeWorker`` of ``vla_agent.scale``)."""
+
+    def __init__(self, cfg: ExpertBenchConfig):
+        self.cfg = cfg
+        self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize, image_size=cfg.image_size, robot=cfg.robot))
+        self.expert = ExpertPolicy(self.env)
+        self.experience = Experience(default_path(), robot=cfg.robot, policy="expert")
+
+    def close(self) -> None:
+        self.env.close()
+
+    def episode(self, i: int) -> dict:
+        env, cfg = self.env, self.cfg
         seed = cfg.seed + i
         skill = skill_cycle(i)
         t0 = time.perf_counter()
-        ok, steps, setup_ok = False, 0, False
+        frames0, render0 = env.frames_rendered, env.render_time_s
+        ok, steps, setup_ok, setup_failures = False, 0, False, 0
         for attempt in range(cfg.setup_retries):
             rng = episode_rng(seed, attempt)
             task = sample_task(rng, skill)
             obs, _ = env.reset(seed=seed * 100 + attempt, options={"scene": task.scene})
             setup_ok = True
             for sg in task.setup:
-                r, obs = run_subgoal(env, expert, sg, obs)
+                r, obs = run_subgoal(env, self.expert, sg, obs)
                 steps += r.steps
                 setup_ok = setup_ok and r.success
             if setup_ok:
                 break
             setup_failures += 1
+        instruction = ""
         if setup_ok:
             subgoal = bind_subgoal(env, task, rng)
-            result, obs = run_subgoal(env, expert, subgoal, obs)
-            ok, steps = result.success, steps + result.steps
-            experience.record(subgoal, env.kinds(), ok, result.steps)
-            if not ok:
-                failures.append({"seed": seed, "instruction": subgoal.instruction})
-        walls.append(time.perf_counter() - t0)
-        steps_total += steps
-        by_skill[skill].append(ok)
-        by_variant[task.variant].append(ok)
-        if progress:
-            progress(i + 1, cfg.episodes)
-    total = time.perf_counter() - t_start
-    outcomes = [x for v in by_skill.values() for x in v]
-    env.close()
-    return {
+            result, obs = run_subgoal(env, self.expert, subgoal, obs)
+            ok, steps, instruction = result.success, steps + result.steps, subgoal.instruction
+            self.experience.record(subgoal, env.kinds(), ok, result.steps)
+        return {
+            "seed": seed,
+            "skill": skill,
+            "variant": task.variant,
+            "success": bool(ok),
+            "instruction": instruction,
+            "steps": steps,
+            "setup_failures": setup_failures,
+            "frames": env.frames_rendered - frames0,
+            "render_s": env.render_time_s - render0,
+            "wall_s": time.perf_counter() - t0,
+        }
+
+
+def run_expert_bench(
+    cfg: ExpertBenchConfig,
+    progress: Progress | None = None,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    out: Path | None = None,
+) -> dict:
+    """Run the expert on ``cfg.episodes`` tasks cycling over all skills; return the JSON figures."""
+    t_start = time.perf_counter()
+    log = EpisodeLog(out / "episodes.jsonl", json.loads(cfg.model_dump_json())) if out else None
+    records = run_episodes(
+        partial(ExpertRunner, cfg),
+        range(cfg.episodes),
+        workers=workers,
+        ray_address=ray_address,
+        log_to=log,
+        progress=progress,
+    )
+    by_skill: dict[str, list[bool]] = defaultdict(list)
+    by_variant: dict[str, list[bool]] = defaultdict(list)
+    for r in records:
+        by_skill[r["skill"]].append(r["success"])
+        by_variant[r["variant"]].append(r["success"])
+    walls = [r["wall_s"] for r in records]
+    outcomes = [r["success"] for r in records]
+    result = {
         "benchmark": "expert",
         "episodes": cfg.episodes,
         "success_rate": sum(outcomes) / len(outcomes),
         "per_skill": {k: sum(v) / len(v) for k, v in sorted(by_skill.items())},
         "per_variant": {k: sum(v) / len(v) for k, v in sorted(by_variant.items())},
         "render_fps": measure_render_fps(cfg.image_size),
-        "render_fps_in_episodes": env.frames_rendered / max(env.render_time_s, 1e-9),
-        "steps_per_s": steps_total / total,
+        "render_fps_in_episodes": sum(r["frames"] for r in records)
+        / max(sum(r["render_s"] for r in records), 1e-9),
+        "steps_per_s": sum(r["steps"] for r in records) / max(sum(walls), 1e-9),
         "wall_s_per_episode": {
             "mean": statistics.fmean(walls),
             "p50": statistics.median(walls),
             "max": max(walls),
         },
-        "setup_failures": setup_failures,
-        "failures": failures[:20],
-        "total_wall_s": total,
+        "setup_failures": sum(r["setup_failures"] for r in records),
+        "failures": [
+            {"seed": r["seed"], "instruction": r["instruction"]} for r in records if not r["success"]
+        ][:20],
+        "total_wall_s": time.perf_counter() - t_start,
+        "workers": workers if ray_address is None else f"cluster {ray_address}",
         "config": cfg.model_dump(),
     }
+    if out:
+        (out / "result.json").write_text(json.dumps(result, indent=2))
+    return result
 
 
 EVAL_SEED_BASE = 1_000_000  # disjoint from the collection seeds [0, 10^6)
@@ -140,55 +183,88 @@ class SkillBenchConfig(BaseModel):
     skills: tuple[str, ...] = Field(TRAINED_SKILLS, description="the skills to measure (default: the VLA's)")
 
 
-def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> dict:
+class SkillRunner:
+    """Skill episodes of one policy in its own simulator (an ``EpisodeWorker``); episode ``i`` is
+    the ``i % n``-th of skill ``i // n`` (skills sorted, ``n`` episodes per skill)."""
+
+    def __init__(self, cfg: SkillBenchConfig):
+        self.cfg = cfg
+        self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize, segmentation=False, robot=cfg.robot))
+        kwargs: dict = {}
+        if cfg.policy == "vla":
+            kwargs = {"checkpoint": cfg.checkpoint, "device": cfg.device, "execute": cfg.execute}
+        elif cfg.policy.startswith(("ws://", "wss://")):
+            kwargs = {"execute": cfg.execute}  # the API key: VLA_AGENT_API_KEY or its files (vla.auth)
+        self.policy = make_policy(cfg.policy, self.env, **kwargs)
+        self.expert = ExpertPolicy(self.env)
+        self.experience = Experience(default_path(), robot=cfg.robot, policy=cfg.policy)
+
+    def close(self) -> None:
+        self.env.close()
+
+    def episode(self, i: int) -> dict:
+        from vla_agent.vla.chunking import ChunkedPolicy
+
+        env, cfg = self.env, self.cfg
+        k, j = divmod(i, cfg.episodes_per_skill)
+        skill = sorted(cfg.skills)[k]
+        seed = cfg.seed + 10_000 * k + j
+        rng = episode_rng(seed, 0)
+        task = sample_task(rng, skill, split="heldout")
+        obs, _ = env.reset(seed=seed, options={"scene": task.scene})
+        timed = isinstance(self.policy, ChunkedPolicy)  # the expert: no inference to time
+        lat0 = len(self.policy.latencies_ms) if timed else 0
+        setup_ok = True
+        for sg in task.setup:
+            r, obs = run_subgoal(env, self.expert, sg, obs)
+            setup_ok = setup_ok and r.success
+        ok, steps, instruction = False, None, ""
+        if setup_ok:
+            sg = bind_subgoal(env, task, rng, split="heldout")
+            result, obs = run_subgoal(env, self.policy, sg, obs)
+            ok, steps, instruction = result.success, result.steps, sg.instruction
+            self.experience.record(sg, env.kinds(), ok, result.steps)  # predicted success learns from it
+        return {
+            "seed": seed,
+            "skill": skill,
+            "variant": task.variant,
+            "success": bool(ok),
+            "steps": steps,
+            "instruction": instruction,
+            "latency_ms": list(self.policy.latencies_ms[lat0:]) if timed else [],
+        }
+
+
+def run_skill_bench(
+    cfg: SkillBenchConfig,
+    progress: Progress | None = None,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    out: Path | None = None,
+) -> dict:
     """Per-skill success of ``cfg.policy`` judged by ground truth; setups (e.g. the pick before a
     place) are done by the scripted expert so each skill is measured on its own."""
-    from vla_agent.vla.chunking import ChunkedPolicy
-
-    env = TabletopEnv(EnvConfig(randomize=cfg.randomize, segmentation=False, robot=cfg.robot))
-    kwargs: dict = {}
-    if cfg.policy == "vla":
-        kwargs = {"checkpoint": cfg.checkpoint, "device": cfg.device, "execute": cfg.execute}
-    elif cfg.policy.startswith(("ws://", "wss://")):
-        kwargs = {"execute": cfg.execute}  # the API key: VLA_AGENT_API_KEY or its files (vla.auth)
-    policy = make_policy(cfg.policy, env, **kwargs)
-    experience = Experience(default_path(), robot=cfg.robot, policy=cfg.policy)
-    expert = ExpertPolicy(env)
-    experience = Experience(default_path(), robot=cfg.robot, policy="expert")
+    t0 = time.perf_counter()
+    log = EpisodeLog(out / "episodes.jsonl", json.loads(cfg.model_dump_json())) if out else None
+    records = run_episodes(
+        partial(SkillRunner, cfg),
+        range(cfg.episodes_per_skill * len(cfg.skills)),
+        workers=workers,
+        ray_address=ray_address,
+        log_to=log,
+        progress=progress,
+    )
     by_skill: dict[str, list[bool]] = defaultdict(list)
     by_variant: dict[str, list[bool]] = defaultdict(list)
-    steps: list[int] = []
-    total = cfg.episodes_per_skill * len(cfg.skills)
-    done, failures, t0 = 0, [], time.perf_counter()
-    for k, skill in enumerate(sorted(cfg.skills)):
-        for j in range(cfg.episodes_per_skill):
-            seed = cfg.seed + 10_000 * k + j
-            rng = episode_rng(seed, 0)
-            task = sample_task(rng, skill, split="heldout")
-            obs, _ = env.reset(seed=seed, options={"scene": task.scene})
-            setup_ok = True
-            for sg in task.setup:
-                r, obs = run_subgoal(env, expert, sg, obs)
-                setup_ok = setup_ok and r.success
-            ok = False
-            if setup_ok:
-                sg = bind_subgoal(env, task, rng, split="heldout")
-                result, obs = run_subgoal(env, policy, sg, obs)
-                ok = result.success
-                steps.append(result.steps)
-                experience.record(sg, env.kinds(), ok, result.steps)  # predicted success learns from it
-                if not ok:
-                    failures.append({"seed": seed, "instruction": sg.instruction})
-            by_skill[skill].append(ok)
-            by_variant[task.variant].append(ok)
-            done += 1
-            if progress:
-                progress(done, total)
-    measured = policy.latencies_ms if isinstance(policy, ChunkedPolicy) else []  # the expert: none
+    for r in records:
+        by_skill[r["skill"]].append(r["success"])
+        by_variant[r["variant"]].append(r["success"])
+    steps = [r["steps"] for r in records if r["steps"] is not None]
+    measured = [x for r in records for x in r["latency_ms"]]
     lat = np.array(measured or [0.0])
     rates = {k: sum(v) / len(v) for k, v in sorted(by_skill.items())}
-    env.close()
-    return {
+    result = {
         "benchmark": "skills",
         "policy": cfg.policy,
         "episodes_per_skill": cfg.episodes_per_skill,
@@ -197,10 +273,18 @@ def run_skill_bench(cfg: SkillBenchConfig, progress: Progress | None = None) -> 
         "per_variant": {k: sum(v) / len(v) for k, v in sorted(by_variant.items())},
         "steps_per_episode": float(np.mean(steps)) if steps else 0.0,
         "latency_ms": {**p50_p99(lat), "n": len(measured)},
-        "failures": failures[:20],
+        "failures": [
+            {"seed": r["seed"], "instruction": r["instruction"]}
+            for r in records
+            if r["instruction"] and not r["success"]
+        ][:20],
         "wall_s": time.perf_counter() - t0,
+        "workers": workers if ray_address is None else f"cluster {ray_address}",
         "config": json.loads(cfg.model_dump_json()),
     }
+    if out:
+        (out / "result.json").write_text(json.dumps(result, indent=2))
+    return result
 
 
 class ServerBenchConfig(BaseModel):

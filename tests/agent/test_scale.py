@@ -125,3 +125,36 @@ def test_a_worker_killed_on_a_running_cluster_loses_no_episode(tmp_path, monkeyp
         assert records(tmp_path / "cluster") == records(tmp_path / "serial")
     finally:
         subprocess.run([*ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_collect_on_two_workers_writes_the_serial_dataset_and_resumes(tmp_path):
+    """`vla collect --workers 2` writes byte for byte the dataset a serial run writes; a collection
+    cut short resumes from its parts folder and still writes that dataset."""
+    pytest.importorskip("ray")
+    from vla_agent.vla.collect import CollectConfig, collect
+
+    serial = collect(CollectConfig(out=tmp_path / "serial", episodes=4))
+    two = collect(CollectConfig(out=tmp_path / "two", episodes=4), workers=2)
+    assert serial["episodes_kept"] == two["episodes_kept"] > 0
+    files = sorted(
+        p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*") if p.is_file()
+    )
+    for f in files:
+        assert (tmp_path / "serial" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f
+    # a run killed after two tasks: their parts are on disk, the same command resumes from them
+    from vla_agent.scale import EpisodeLog
+    from vla_agent.vla.collect import CollectRunner, _save_part
+
+    parts = tmp_path / "cut.parts"
+    log = EpisodeLog(
+        parts / "episodes.jsonl",
+        json.loads(CollectConfig(out=tmp_path / "cut", episodes=4).model_dump_json()),
+    )
+    runner = CollectRunner(CollectConfig(out=tmp_path / "cut", episodes=4))
+    for i in range(2):
+        log.append({**_save_part(parts, i, runner.episode(i)), "episode": i})
+    runner.close()
+    resumed = collect(CollectConfig(out=tmp_path / "cut", episodes=4))
+    assert resumed["resumed_tasks"] == 2 and not parts.exists()
+    for f in files:
+        assert (tmp_path / "serial" / f).read_bytes() == (tmp_path / "cut" / f).read_bytes(), f

@@ -11,6 +11,7 @@ from vla_agent.cli.common import (
     out,
     print_rates,
     progress,
+    scale_args,
     scale_options,
 )
 
@@ -21,7 +22,7 @@ def cmd_bench_expert(a: argparse.Namespace) -> int:
     cfg = ExpertBenchConfig(episodes=a.episodes, seed=a.seed, randomize=not a.no_randomize, robot=a.robot)
     with progress() as prog:
         task = prog.add_task("expert episodes", total=cfg.episodes)
-        result = run_expert_bench(cfg, progress=lambda i, n: prog.update(task, completed=i))
+        result = run_expert_bench(cfg, progress=lambda i, n: prog.update(task, completed=i), **scale_args(a))
     if a.json:
         print(json.dumps(result))
     else:
@@ -45,7 +46,9 @@ def cmd_bench_skills(a: argparse.Namespace) -> int:
     )
     with progress() as prog:
         task = prog.add_task(f"{cfg.policy} rollouts", total=cfg.episodes_per_skill * len(cfg.skills))
-        result = run_skill_bench(cfg, progress=lambda i, n: prog.update(task, completed=i, total=n))
+        result = run_skill_bench(
+            cfg, progress=lambda i, n: prog.update(task, completed=i, total=n), **scale_args(a)
+        )
     if a.json:
         print(json.dumps(result))
     else:
@@ -117,6 +120,7 @@ def add_bench(sub) -> None:
     be.add_argument("--seed", type=int, default=0, help="first episode seed")
     be.add_argument("--no-randomize", action="store_true", help="switch domain randomization off")
     be.add_argument("--robot", default="panda", help=f"{names('robot')} (default panda)")
+    scale_options(be)
     be.add_argument("--json", action="store_true", help="print figures as one JSON object")
     be.set_defaults(func=cmd_bench_expert)
 
@@ -138,6 +142,7 @@ def add_bench(sub) -> None:
     bs.add_argument(
         "--skills", default=None, help="comma-separated (default: the shipped VLA's: pick,place,push)"
     )
+    scale_options(bs)
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_bench_skills)
 

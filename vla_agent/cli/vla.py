@@ -13,6 +13,7 @@ from vla_agent.cli.common import (
     out,
     progress,
 )
+from vla_agent.errors import VlaAgentError
 
 
 def cmd_vla_collect(a: argparse.Namespace) -> int:
@@ -37,7 +38,14 @@ def cmd_vla_collect(a: argparse.Namespace) -> int:
     with progress() as prog:
         what = "recovery demonstrations" if cfg.policy else "expert demonstrations"
         task = prog.add_task(what, total=cfg.episodes)
-        result = collect(cfg, progress=lambda i, n: prog.update(task, completed=i))
+        if a.workers < 1:
+            raise VlaAgentError("--workers must be 1 or more")
+        result = collect(
+            cfg,
+            progress=lambda i, n: prog.update(task, completed=i),
+            workers=a.workers,
+            ray_address=a.ray_address,
+        )
     if result["dataset"] is None:
         err.print(
             f"[red]error:[/red] no episodes kept: {result['episodes_dropped']} failed expert episodes, "
@@ -138,7 +146,13 @@ def add_vla(sub) -> None:
     v = sub.add_parser("vla", help="demonstrations and training of the VLA skill policy")
     vsub = v.add_subparsers(dest="vla", metavar="ACTION", required=True)
     vc = vsub.add_parser("collect", help="record expert demonstrations (LeRobotDataset v3.0 layout)")
-    vc.add_argument("--out", default="data/demos", help="dataset folder (must not exist)")
+    vc.add_argument(
+        "--out",
+        default="data/demos",
+        help="dataset folder (must not exist); finished tasks wait in OUT.parts/: the same command resumes",
+    )
+    vc.add_argument("--workers", type=int, default=1, help="Ray workers (needs vla-agent[scale])")
+    vc.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. 127.0.0.1:6379)")
     vc.add_argument("--episodes", type=int, default=1200, help="tasks to run (place tasks add their pick)")
     vc.add_argument("--seed", type=int, default=0)
     vc.add_argument("--robot", default="panda", help=f"{names('robot')} (default panda)")
