@@ -43,11 +43,12 @@ class EpisodeLog:
     """Per-episode records as JSON lines, with the run's configuration on the first line: a folder
     holding another configuration's episodes is refused rather than mixed in."""
 
-    def __init__(self, path: Path, config: dict):
+    def __init__(self, path: Path, config: dict, fresh: bool = False):
+        """``fresh``: start over even when the folder holds a log (its records are replaced)."""
         self.path, self.config = Path(path), config
         self.records: dict[int, dict] = {}
         self.resumed = 0  # episodes found finished when the run started
-        if self.path.exists() and self.path.stat().st_size:
+        if self.path.exists() and self.path.stat().st_size and not fresh:
             lines = self.path.read_text().splitlines()
             try:
                 header = json.loads(lines[0])

@@ -28,8 +28,10 @@ is reported as failed and the files before and after it keep their results.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -226,30 +228,80 @@ def run_task_file(
     }
 
 
-def run_task_files(
-    paths: list[str | Path], overrides: dict[str, Any], out: Path, listeners=(), open_session=None
-) -> dict:
-    """Validate every file first (one malformed file: nothing runs), then run them in order."""
-    if len(paths) > MAX_FILES:
-        raise ConfigError(f"{len(paths)} task files; a batch may hold {MAX_FILES}")
-    tasks = [(p, load_task_file(p)) for p in paths]
-    results = []
-    for p, task in tasks:
+class TaskFileRunner:
+    """Runs task files (one file an episode) in this process or on a Ray worker, which builds a
+    session per file as the serial path does; an ``EpisodeWorker`` of ``vla_agent.scale``."""
+
+    def __init__(
+        self, paths: list[str], overrides: dict[str, Any], out: Path, listeners=(), open_session=None
+    ):
+        self.paths, self.overrides, self.out = paths, overrides, out
+        self.listeners, self.open_session = listeners, open_session
+
+    def close(self) -> None:
+        pass
+
+    def episode(self, i: int) -> dict:
+        p = self.paths[i]
+        task = load_task_file(p)
         try:
-            results.append(run_task_file(p, task, overrides, out / Path(p).stem, listeners, open_session))
+            return run_task_file(
+                p, task, self.overrides, self.out / Path(p).stem, self.listeners, self.open_session
+            )
         except Exception as e:  # noqa: BLE001 - a dead server, a bug: this file fails, the rest still run
             problem = str(e) if isinstance(e, VlaAgentError) else f"internal error: {type(e).__name__}: {e}"
-            results.append(
-                {
-                    "file": str(p),
-                    "name": task.name or Path(p).stem,
-                    "passed": False,
-                    "problems": [problem.splitlines()[0] if problem else type(e).__name__],
-                    "commands": [],
-                    "expect": {},
-                    "holds": [],
-                }
-            )
+            return {
+                "file": str(p),
+                "name": task.name or Path(p).stem,
+                "passed": False,
+                "problems": [problem.splitlines()[0] if problem else type(e).__name__],
+                "commands": [],
+                "expect": {},
+                "holds": [],
+            }
+
+
+def run_task_files(
+    paths: list[str | Path],
+    overrides: dict[str, Any],
+    out: Path,
+    listeners=(),
+    open_session=None,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress=None,
+    resume: bool = False,
+) -> dict:
+    """Validate every file first (one malformed file: nothing runs), then run them: in order, or
+    on Ray workers (``workers``, ``ray_address``: the simulator only; event printing off there).
+    Each file's result goes to ``out/episodes.jsonl`` as it finishes; with ``resume`` the same
+    command with the same files runs only the files that have no result there yet."""
+    if len(paths) > MAX_FILES:
+        raise ConfigError(f"{len(paths)} task files; a batch may hold {MAX_FILES}")
+    for p in paths:
+        load_task_file(p)
+    paths = [str(p) for p in paths]
+    parallel = workers > 1 or ray_address is not None
+    if parallel and open_session is not None and getattr(open_session, "real", False):
+        raise ConfigError("--workers runs task files in simulators; a real robot runs them one by one")
+    from vla_agent.scale import EpisodeLog, run_episodes
+
+    contents = [hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16] for p in paths]
+    config = {"files": paths, "contents": contents, "overrides": overrides}
+    log = EpisodeLog(out / "episodes.jsonl", config, fresh=not resume)
+    runner = partial(
+        TaskFileRunner,
+        paths,
+        overrides,
+        out,
+        () if parallel else listeners,
+        None if parallel else open_session,
+    )
+    results = run_episodes(
+        runner, range(len(paths)), workers=workers, ray_address=ray_address, log_to=log, progress=progress
+    )
+    results = [{k: v for k, v in r.items() if k != "episode"} for r in results]
     return {
         "passed": sum(r["passed"] for r in results),
         "failed": sum(not r["passed"] for r in results),

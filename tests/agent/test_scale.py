@@ -158,3 +158,20 @@ def test_collect_on_two_workers_writes_the_serial_dataset_and_resumes(tmp_path):
     assert resumed["resumed_tasks"] == 2 and not parts.exists()
     for f in files:
         assert (tmp_path / "serial" / f).read_bytes() == (tmp_path / "cut" / f).read_bytes(), f
+
+
+def test_task_files_on_two_workers_and_resumed(tmp_path, capsys):
+    pytest.importorskip("ray")
+    from vla_agent.cli import main
+
+    files = sorted(str(p) for p in Path("examples/tasks").glob("*.yaml"))
+    args = ["task", *files, "--policy", "expert", "--no-video", "--json", "--out"]
+    assert main([*args, str(tmp_path / "serial")]) == 0
+    serial = json.loads(capsys.readouterr().out)
+    assert main([*args, str(tmp_path / "two"), "--workers", "2"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert [f["holds"] for f in serial["files"]] == [f["holds"] for f in two["files"]]
+    assert two["passed"] == len(files)
+    assert main([*args, str(tmp_path / "two"), "--resume"]) == 0  # nothing left to run
+    again = json.loads(capsys.readouterr().out)
+    assert again == two

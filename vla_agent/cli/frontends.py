@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from vla_agent.cli.common import (
     names,
     out,
     print_run,
+    progress,
     run_exit_code,
 )
 from vla_agent.cli.options import agent_config, agent_options, real_config, real_confirm, real_options
@@ -129,7 +131,23 @@ def cmd_task(a: argparse.Namespace) -> int:
     def session(cfg, listeners):
         return open_session(cfg, real, listeners, real_confirm)
 
-    result = run_task_files(a.files, overrides, Path(a.out), listeners, session)
+    session.real = real is not None
+    if a.workers < 1:
+        raise VlaAgentError("--workers must be 1 or more")
+    parallel = a.workers > 1 or a.ray_address
+    with progress() if parallel else contextlib.nullcontext() as prog:
+        bar = prog.add_task("task files", total=len(a.files)) if parallel else None
+        result = run_task_files(
+            a.files,
+            overrides,
+            Path(a.out),
+            listeners,
+            session,
+            workers=a.workers,
+            ray_address=a.ray_address,
+            progress=(lambda i, n: prog.update(bar, completed=i)) if parallel else None,
+            resume=a.resume,
+        )
     if a.json:
         print(json.dumps(result))
     else:
@@ -209,6 +227,16 @@ def add_task(sub) -> None:
     tk.add_argument("--detector", default=None, help=f"override: {names('detector')}")
     tk.add_argument("--out", default="runs/tasks", help="report folders go here, one per file and command")
     tk.add_argument("--no-video", action="store_true")
+    tk.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run files on N Ray workers (simulator; needs vla-agent[scale])",
+    )
+    tk.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    tk.add_argument(
+        "--resume", action="store_true", help="run only the files with no result in --out yet (same files)"
+    )
     tk.add_argument("--json", action="store_true", help="print the results as one JSON object")
     real_options(tk)
     tk.set_defaults(func=cmd_task)
