@@ -97,13 +97,52 @@ class VLAPolicy(ChunkedPolicy):
                 torch.as_tensor(np.asarray(start, np.float32), device=self.device)[None] - center
             ) / AUX_SCALE
         out = self.model(img, st, self._tokens, self._mask, wrist_img, start_t)
-        where = (out["where"][0, :3] * AUX_SCALE + center).cpu().numpy().astype(np.float64)
-        arm = self.model.decode_arm(out["arm"])[0].cpu().numpy()
-        p_open = torch.sigmoid(out["gripper"][0]).cpu().numpy().astype(np.float64)
+        return self._prediction(out, 0)
+
+    def _prediction(self, out: dict, b: int) -> Prediction:
+        """Row ``b`` of a forward pass's outputs, in env units."""
+        center = self.model.aux_center
+        where = (out["where"][b, :3] * AUX_SCALE + center).cpu().numpy().astype(np.float64)
+        arm = self.model.decode_arm(out["arm"][b : b + 1])[0].cpu().numpy()
+        p_open = torch.sigmoid(out["gripper"][b]).cpu().numpy().astype(np.float64)
         grip = np.where(p_open >= 0.5, 1.0, -1.0)[:, None]
         chunk = self.norm.unaction(np.concatenate([arm, grip], axis=-1))
         chunk[:, :6] = np.clip(chunk[:, :6], -ARM_LIMITS, ARM_LIMITS)
-        return Prediction(chunk.astype(np.float64), p_open, float(torch.sigmoid(out["done"][0])), where)
+        return Prediction(chunk.astype(np.float64), p_open, float(torch.sigmoid(out["done"][b])), where)
+
+    @torch.inference_mode()
+    def infer_batch(self, requests: list[tuple]) -> list[Prediction]:
+        """Several requests ``(image, state, wrist, start or None, prompt)`` in one forward pass
+        per kind (with and without a start position): a policy server's batch."""
+        cfg = self.model.cfg
+        preds: list[Prediction | None] = [None] * len(requests)
+        for with_start in (False, True):
+            idx = [i for i, r in enumerate(requests) if (r[3] is not None) == with_start]
+            if not idx:
+                continue
+            img = torch.cat(
+                [self._image(requests[i][0], self._img_mean, self._img_std, cfg.image_size) for i in idx]
+            )
+            wrist = torch.cat(
+                [self._image(requests[i][2], self._wrist_mean, self._wrist_std, cfg.wrist_size) for i in idx]
+            )
+            st = np.stack([self.norm.state(np.asarray(requests[i][1], np.float32)) for i in idx])
+            tokens, mask = self.encoder.encode_tokens([requests[i][4] for i in idx])
+            start_t = None
+            if with_start:
+                starts = np.stack([np.asarray(requests[i][3], np.float32) for i in idx])
+                start_t = (torch.as_tensor(starts, device=self.device) - self.model.aux_center) / AUX_SCALE
+            out = self.model(
+                img,
+                torch.from_numpy(st).to(self.device),
+                torch.from_numpy(tokens).to(self.device),
+                torch.from_numpy(mask).to(self.device),
+                wrist,
+                start_t,
+            )
+            for b, i in enumerate(idx):
+                preds[i] = self._prediction(out, b)
+        return preds  # type: ignore[return-value]
 
     def act(self, obs: Observation) -> np.ndarray:
         t0 = time.perf_counter()

@@ -56,6 +56,13 @@ class ServeConfig(BaseModel):
     max_bad_requests: int = Field(
         16, ge=1, description="bad requests in a row before the connection is closed (each answered later)"
     )
+    batch_window_ms: float = Field(
+        2.0,
+        ge=0,
+        description="while other clients are connected, wait this long for their requests to batch with "
+        "(0: every request alone)",
+    )
+    max_batch: int = Field(8, ge=1, description="most requests in one forward pass")
 
 
 def is_loopback(host: str) -> bool:
@@ -116,16 +123,39 @@ class PolicyService:
             if self.policy.subgoal is None or self.policy.subgoal.instruction != prompt:
                 self.policy.reset(Subgoal("remote", {}, prompt))
             pred = self.policy.infer(image, state, wrist, start)
-        reply = {
-            "actions": pred.actions,
-            "gripper_prob": pred.gripper_prob,
-            "done_prob": pred.done_prob,
-            # a list, not an array: openpi's ActionChunkBroker slices every array leaf of a reply
-            # by the step in the chunk, which a (3,) position would not survive past step 3
-            "object_position": [float(x) for x in pred.object_position],
-            "server_timing": {"infer_ms": (time.perf_counter() - t0) * 1000},
-        }
-        return reply
+        return _reply(pred, (time.perf_counter() - t0) * 1000, 1)
+
+    def infer_batch(self, requests: list[dict]) -> list[dict]:
+        """Several checked requests in one forward pass (``VLAPolicy.infer_batch``)."""
+        rows = []
+        for obs in requests:
+            start = obs.get(OBJECT_START)
+            rows.append(
+                (
+                    as_model_image(IMAGE, obs[IMAGE], self.metadata["image_size"]),
+                    np.asarray(obs[STATE], dtype=np.float32),
+                    as_model_image(WRIST_IMAGE, obs[WRIST_IMAGE], self.metadata["wrist_size"]),
+                    None if start is None else np.asarray(start, dtype=np.float64),
+                    obs[PROMPT],
+                )
+            )
+        t0 = time.perf_counter()
+        with self._lock:
+            preds = self.policy.infer_batch(rows)
+        ms = (time.perf_counter() - t0) * 1000
+        return [_reply(p, ms, len(rows)) for p in preds]
+
+
+def _reply(pred, infer_ms: float, batch: int) -> dict:
+    return {
+        "actions": pred.actions,
+        "gripper_prob": pred.gripper_prob,
+        "done_prob": pred.done_prob,
+        # a list, not an array: openpi's ActionChunkBroker slices every array leaf of a reply
+        # by the step in the chunk, which a (3,) position would not survive past step 3
+        "object_position": [float(x) for x in pred.object_position],
+        "server_timing": {"infer_ms": infer_ms, "batch": batch},
+    }
 
 
 def as_model_image(key: str, img, size: int) -> np.ndarray:
@@ -246,11 +276,55 @@ async def serve_async(
             )
         return None
 
-    def run_inference(obs):  # whatever service it is handed, the server checks what goes in and out
-        check_request(obs, cfg.max_prompt_chars)
-        reply = infer(obs)
-        check_reply(reply)
-        return reply
+    def run_batch(batch: list[dict]) -> list:
+        """Replies (or the error of each bad request) for requests that arrived together: the
+        server checks what goes in and out, whatever service it is handed."""
+        out: list = [None] * len(batch)
+        good = []
+        for i, obs in enumerate(batch):
+            try:
+                check_request(obs, cfg.max_prompt_chars)
+                good.append(i)
+            except (ValueError, TypeError, KeyError) as e:
+                out[i] = e
+        if len(good) > 1 and hasattr(service, "infer_batch"):
+            replies = service.infer_batch([batch[i] for i in good])
+        else:
+            replies = [infer(batch[i]) for i in good]
+        for i, reply in zip(good, replies):
+            check_reply(reply)
+            out[i] = reply
+        return out
+
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def batcher():
+        """Requests that arrive within ``batch_window_ms`` of each other (while several clients
+        are connected) go through the model together; each client gets its own reply."""
+        while True:
+            items = [await queue.get()]
+            window = cfg.batch_window_ms / 1000 if open_connections > 1 else 0.0
+            deadline = loop.time() + window
+            while len(items) < cfg.max_batch:
+                try:
+                    items.append(
+                        queue.get_nowait()
+                        if window <= 0
+                        else await asyncio.wait_for(queue.get(), deadline - loop.time())
+                    )
+                except (asyncio.QueueEmpty, TimeoutError, asyncio.TimeoutError):
+                    break
+                if loop.time() >= deadline:
+                    break
+            try:
+                replies = await loop.run_in_executor(executor, run_batch, [obs for obs, _ in items])
+            except Exception as e:  # noqa: BLE001 - every waiting client hears of it
+                replies = [e] * len(items)
+            for (_, fut), reply in zip(items, replies):
+                if not fut.done():
+                    fut.set_result(reply)
+
+    batching = asyncio.create_task(batcher())
 
     async def handler(ws):
         nonlocal open_connections
@@ -265,7 +339,11 @@ async def serve_async(
                     obs = await loop.run_in_executor(decoder, msgpack_numpy.unpackb, message, limits)
                     if not isinstance(obs, dict):
                         raise ValueError("request must be a map of observation keys")
-                    reply = await loop.run_in_executor(executor, run_inference, obs)
+                    fut = loop.create_future()
+                    await queue.put((obs, fut))
+                    reply = await fut
+                    if isinstance(reply, Exception):
+                        raise reply
                     await ws.send(msgpack_numpy.packb(reply))
                     strikes = 0
                 except (ValueError, TypeError, KeyError, msgpack.ExtraData, msgpack.FormatError) as e:
@@ -294,7 +372,10 @@ async def serve_async(
         if ready is not None:
             ready.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
             ready.set()
-        await (stop.wait() if stop is not None else asyncio.get_running_loop().create_future())
+        try:
+            await (stop.wait() if stop is not None else asyncio.get_running_loop().create_future())
+        finally:
+            batching.cancel()
 
 
 def serve_forever(cfg: ServeConfig) -> None:

@@ -8,9 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vla_agent.errors import ConfigError
@@ -175,3 +177,43 @@ def test_task_files_on_two_workers_and_resumed(tmp_path, capsys):
     assert main([*args, str(tmp_path / "two"), "--resume"]) == 0  # nothing left to run
     again = json.loads(capsys.readouterr().out)
     assert again == two
+
+
+def test_the_server_batches_requests_that_arrive_together():
+    """Four clients at once: their requests go through the model together (the reply says the
+    batch size) and each client gets the reply it would get alone."""
+    from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE
+    from vla_agent.vla.client import WebsocketClientPolicy
+    from vla_agent.vla.server import BackgroundServer, PolicyService, ServeConfig
+
+    rng = np.random.default_rng(0)
+    requests = [
+        {
+            IMAGE: rng.integers(0, 255, (128, 128, 3), dtype=np.uint8),
+            WRIST_IMAGE: rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+            STATE: np.array([0.5, 0.0, 0.2, np.pi, 0.0, 0.0, 0.08]),
+            PROMPT: ["pick up the red block", "push the blue block left"][k % 2],
+        }
+        for k in range(4)
+    ]
+    service = PolicyService(None, "cpu")
+    alone = [service.infer(r)["actions"] for r in requests]
+    with BackgroundServer(ServeConfig(port=0, batch_window_ms=50, max_batch=4), service) as srv:
+        clients = [WebsocketClientPolicy(f"ws://127.0.0.1:{srv.port}") for _ in requests]
+        replies: list = [None] * len(requests)
+        go = threading.Barrier(len(requests))
+
+        def ask(k: int) -> None:
+            go.wait()
+            replies[k] = clients[k].infer(requests[k])
+
+        threads = [threading.Thread(target=ask, args=(k,)) for k in range(len(requests))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for c in clients:
+            c.close()
+    assert max(r["server_timing"]["batch"] for r in replies) > 1
+    for got, want in zip(replies, alone):
+        assert np.allclose(got["actions"], want, atol=1e-5)

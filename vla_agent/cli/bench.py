@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich.table import Table
+
 from vla_agent.cli.common import (
     default_llm,
     names,
@@ -62,6 +64,9 @@ def cmd_bench_skills(a: argparse.Namespace) -> int:
 def cmd_bench_server(a: argparse.Namespace) -> int:
     from vla_agent.agent.bench.skills import ServerBenchConfig, run_server_bench
 
+    if a.clients:
+        return _bench_clients(a)
+
     result = run_server_bench(
         ServerBenchConfig(checkpoint=a.checkpoint, device=a.device, requests=a.requests, flooders=a.flooders)
     )
@@ -96,6 +101,33 @@ def cmd_bench_capacity(a: argparse.Namespace) -> int:
         for kind, k in result["capacity"].items():
             shares = ", ".join(f"{n}: {s:.2f}" for n, s in result["share_holding_k"][kind].items())
             out.print(f"a {kind} holds {k} block(s)  (share of episodes holding n blocks: {shares})")
+    return 0
+
+
+def _bench_clients(a: argparse.Namespace) -> int:
+    from vla_agent.agent.bench.server import ClientsBenchConfig, run_clients_bench
+
+    cfg = ClientsBenchConfig(
+        clients=a.clients, checkpoint=a.checkpoint, device=a.device, batch_window_ms=a.batch_window_ms
+    )
+    result = run_clients_bench(cfg)
+    if a.json:
+        print(json.dumps(result))
+        return 0
+    t = Table(title=f"one policy server, 1-{cfg.clients} clients ({cfg.device})")
+    for col in ("clients", "unbatched req/s", "p50 / p99 ms", "batched req/s", "p50 / p99 ms", "mean batch"):
+        t.add_column(col, justify="right")
+    for n in result["clients"]:
+        u, b = result["unbatched"][str(n)], result["batched"][str(n)]
+        t.add_row(
+            str(n),
+            f"{u['requests_per_s']:.0f}",
+            f"{u['latency_ms']['p50']:.1f} / {u['latency_ms']['p99']:.1f}",
+            f"{b['requests_per_s']:.0f}",
+            f"{b['latency_ms']['p50']:.1f} / {b['latency_ms']['p99']:.1f}",
+            f"{b['mean_batch']:.1f}",
+        )
+    out.print(t)
     return 0
 
 
@@ -153,6 +185,13 @@ def add_bench(sub) -> None:
     bsv.add_argument(
         "--flooders", type=int, default=2, help="hostile clients beside the measured one in a last pass"
     )
+    bsv.add_argument(
+        "--clients",
+        type=int,
+        default=0,
+        help="instead: throughput and latency with 1, 2, 4, ... N clients at once, batched vs unbatched",
+    )
+    bsv.add_argument("--batch-window-ms", type=float, default=2.0, help="with --clients: the batching window")
     bsv.add_argument("--json", action="store_true")
     bsv.set_defaults(func=cmd_bench_server)
 

@@ -131,6 +131,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
         host=a.host,
         port=a.port,
         api_key=resolve_api_key(a.api_key, a.api_key_file),
+        batch_window_ms=a.batch_window_ms,
+        max_batch=a.max_batch,
     )
     err.print(f"serving the VLA on ws://{cfg.host}:{cfg.port} (device {cfg.device}); /healthz for probes")
     serve_forever(cfg)
@@ -198,6 +200,13 @@ def add_serve(sub) -> None:
     sv.add_argument("--device", default="cpu", help="cpu | cuda")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=2.0,
+        help="with several clients connected, batch requests arriving this close together (0: off)",
+    )
+    sv.add_argument("--max-batch", type=int, default=8, help="most requests in one forward pass")
     sv.add_argument(
         "--api-key",
         default=None,
