@@ -206,9 +206,12 @@ def compute_loss(
     aux_weight: float = 1.0,
     heat_weight: float = 0.5,
     bf16: bool = False,
+    forward=None,
 ) -> tuple[torch.Tensor, dict]:
+    """The training loss of batch ``b``; ``forward`` runs the model (the DDP wrapper when training
+    on several processes; default: ``model``)."""
     with torch.autocast(b["image"].device.type, dtype=torch.bfloat16, enabled=bf16):
-        out = model(b["image"], b["state"], b["tokens"], b["mask"], b["wrist"], b.get("start"))
+        out = (forward or model)(b["image"], b["state"], b["tokens"], b["mask"], b["wrist"], b.get("start"))
     out = {k: v.float() if v is not None else None for k, v in out.items()}  # losses in float32
     if model.cfg.action_head == "bins":
         arm_loss = F.cross_entropy(
@@ -288,11 +291,23 @@ def _load_resume(path: Path, model: VLANet, opt: torch.optim.Optimizer) -> int:
     return int(json.loads((path / "config.json").read_text())["step"])
 
 
-def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None) -> dict:
-    """Train and write ``<out>/final`` (and ``<out>/last`` for resuming); return figures."""
+def train(
+    cfg: TrainConfig,
+    progress: Callable[[int, int, dict], None] | None = None,
+    rank: int = 0,
+    world: int = 1,
+) -> dict:
+    """Train and write ``<out>/final`` (and ``<out>/last`` for resuming); return figures.
+
+    With ``world > 1`` this is rank ``rank`` of a ``torch.distributed`` group (``vla.distributed``):
+    the model is wrapped in DDP, the rank draws its batches (``batch_size / world`` each, so the
+    global batch stays ``batch_size``) from its own shard of the training frames, and rank 0 alone
+    reports, validates and writes checkpoints."""
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(max(1, cfg.threads // world))
     device = torch_device(cfg.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", rank % torch.cuda.device_count())
     demos = load_datasets(cfg.dataset if isinstance(cfg.dataset, list) else [cfg.dataset])
     if cfg.init is not None:
         model, norm, _ = load_checkpoint(cfg.init, str(device))
@@ -316,16 +331,23 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     episodes = np.unique(demos.episode_index)
     val_eps = set(rng.choice(episodes, max(1, int(len(episodes) * cfg.val_fraction)), replace=False).tolist())
     is_val = np.isin(demos.episode_index, list(val_eps))
-    train_idx = torch.from_numpy(np.flatnonzero(~is_val))
+    train_idx = torch.from_numpy(np.flatnonzero(~is_val))[rank::world]  # this rank's shard
     val_idx = torch.from_numpy(np.flatnonzero(is_val))
-    gen = torch.Generator().manual_seed(cfg.seed + start)
+    gen = torch.Generator().manual_seed(cfg.seed + start + 7919 * rank)
+    forward = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    batch_size = max(1, cfg.batch_size // world)
+    lead = rank == 0
     sched = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))  # noqa: E731
     t0, history = time.perf_counter(), []
     model.train()
     for step in range(start, cfg.steps):
         for g in opt.param_groups:
             g["lr"] = cfg.lr * max(sched(step), 0.02)
-        idx = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)]
+        idx = train_idx[torch.randint(len(train_idx), (batch_size,), generator=gen)]
         loss, info = compute_loss(
             model,
             data.batch(idx, gen, cfg.shift_px, cfg.start_noise),
@@ -333,19 +355,23 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
             cfg.aux_weight,
             cfg.heat_weight,
             bf16,
+            forward=forward,
         )
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # DDP: gradients averaged over the ranks here
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if progress:
+        if progress and lead:
             progress(step + 1, cfg.steps, info)
-        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+        if ((step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps) and lead:
             val = evaluate_loss(model, data, val_idx, cfg, bf16)
             history.append({"step": step + 1, **info, **{f"val_{k}": v for k, v in val.items()}})
             _save_resume(last, model, opt, step + 1, demos.stats, cfg)
             model.train()
     model.eval()
+    figures = {"param_checksum": float(sum(p.double().sum().item() for p in model.parameters()))}
+    if not lead:
+        return figures
     final = save_checkpoint(
         cfg.out / "final",
         model,
@@ -358,6 +384,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         },
     )
     return {
+        **figures,
         "checkpoint": str(final),
         "steps": cfg.steps,
         "resumed_from": start,

@@ -87,7 +87,12 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
         def update(step, total, info):
             prog.update(task, completed=step, description=f"training loss {info['loss']:.3f}")
 
-        result = train(cfg, progress=update)
+        if a.nproc > 1:
+            from vla_agent.vla.distributed import train_ddp
+
+            result = train_ddp(cfg, a.nproc, progress=update)
+        else:
+            result = train(cfg, progress=update)
     print(json.dumps(result) if a.json else f"checkpoint: {result['checkpoint']} ({result['wall_s']:.0f} s)")
     return 0
 
@@ -207,6 +212,12 @@ def add_vla(sub) -> None:
         help="bf16: forward pass under bfloat16 autocast; auto: bf16 where the CPU/GPU has it natively",
     )
     vt.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints and validation")
+    vt.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes (torch DDP: gloo on CPU, NCCL a GPU each); global batch = --batch-size",
+    )
     vt.add_argument("--action-head", default="continuous", choices=["continuous", "bins"])
     vt.add_argument("--init", metavar="CHECKPOINT", help="fine-tune from this checkpoint (keeps its stats)")
     vt.add_argument("--json", action="store_true")

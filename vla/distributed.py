@@ -1,0 +1,81 @@
+"""``vla-agent vla train --nproc N``: data-parallel training on N processes with torch DDP.
+
+Why plain ``torch.distributed`` with ``torch.multiprocessing`` rather than Accelerate or a
+``torchrun`` launcher: nothing to install beyond torch, the same ``train`` function runs every
+rank, and the rendezvous is a TCP store on 127.0.0.1 (a free port picked here). Backend gloo on
+CPU, NCCL on CUDA (one GPU per rank). Every rank reads the dataset and draws from its own shard
+of the training frames; DDP averages the gradients, so the ranks' weights stay identical (each
+returns a checksum of them; rank 0 reports them all). ``train`` also runs under ``torchrun``:
+``RANK``/``WORLD_SIZE`` in the environment are honoured by ``run_rank``."""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from vla_agent.vla.train import TrainConfig, train
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_rank(rank: int, cfg: TrainConfig, world: int, port: int, out: mp.Queue | None) -> dict:
+    backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo's own connections stay on loopback
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+
+        def progress(step: int, total: int, info: dict) -> None:
+            if out is not None:
+                out.put(("progress", step, total, info))
+
+        result = train(cfg, progress if rank == 0 else None, rank=rank, world=world)
+        sums: list = [None] * world
+        dist.all_gather_object(sums, result["param_checksum"])
+        if rank == 0:
+            result["rank_param_checksums"] = sums
+            if out is not None:
+                out.put(("result", result))
+        return result
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawned(rank: int, cfg: TrainConfig, world: int, port: int, out: mp.Queue) -> None:
+    torch.set_num_threads(max(1, cfg.threads // world))
+    run_rank(rank, cfg, world, port, out)
+
+
+def train_ddp(cfg: TrainConfig, nproc: int, progress: Callable[[int, int, dict], None] | None = None) -> dict:
+    """Train on ``nproc`` processes; rank 0's figures plus every rank's weight checksum."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = mp.start_processes(
+        _spawned, args=(cfg, nproc, _free_port(), out), nprocs=nproc, join=False, start_method="spawn"
+    )
+    result: dict = {}
+
+    def drain() -> None:
+        while True:
+            try:
+                item = out.get_nowait()
+            except queue.Empty:
+                return
+            if item[0] == "progress" and progress is not None:
+                progress(*item[1:])
+            elif item[0] == "result":
+                result.update(item[1])
+
+    while not procs.join(timeout=0.2):
+        drain()
+    drain()
+    return {**result, "nproc": nproc, "backend": "nccl" if cfg.device.startswith("cuda") else "gloo"}
