@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from vla_agent.sim.camera import deproject
 from vla_agent.sim.catalog import BLOCK_SIZE, COLORS, HELD_WIDTH
 from vla_agent.sim.predicates import ObjectState, WorldState
 from vla_agent.types import DEPTH, IMAGE, STATE, Observation, SceneObject
@@ -126,6 +125,7 @@ class Perception:
         # The block the fingers closed on ("" when they closed on none), None while open.
         self.grasped: str | None = None
         self.seen: dict[str, int] = {}  # name -> pixels, for the objects the last frame showed
+        self._rays: np.ndarray | None = None
 
     # ------------------------------------------------------------------ pixels -> detections
     def detect(self, obs: Observation) -> list[Detection]:
@@ -134,7 +134,7 @@ class Perception:
         h, w = depth.shape
         if rgb.shape[:2] != depth.shape:
             raise ValueError(f"colour {rgb.shape[:2]} and depth {depth.shape} must be aligned")
-        pts = deproject(depth, self.camera.K, self.camera.T).reshape(h, w, 3)
+        pts = self._deproject(depth)
         x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
         fg = (
             (x > AREA_X[0])
@@ -189,6 +189,19 @@ class Perception:
             ):
                 out[i] = self._describe(d.color, points[i], d.pixels, covered=True)
         return out
+
+    def _deproject(self, depth: np.ndarray) -> np.ndarray:
+        """(H, W, 3) base-frame points of a depth image: ``sim.camera.deproject`` with the
+        camera's per-pixel rays computed once (the camera does not move between frames)."""
+        h, w = depth.shape
+        if self._rays is None or self._rays.shape[:2] != (h, w):
+            K, T = self.camera.K, self.camera.T
+            v, u = np.mgrid[0:h, 0:w]
+            cam = np.stack(
+                [(u + 0.5 - K[0, 2]) / K[0, 0], (v + 0.5 - K[1, 2]) / K[1, 1], np.ones((h, w))], -1
+            )
+            self._rays = (cam @ T[:3, :3].T).astype(np.float64)
+        return self.camera.T[:3, 3] + depth[..., None] * self._rays
 
     def _describe(self, color: str, p: np.ndarray, n: int, covered: bool = False) -> Detection:
         lo, hi = _percentiles(p[:, :2], (5, 95))
