@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.bench.planner_handwritten import handwritten_cases
+from vla_agent.agent.bench.planner_judges import count_in, end_state, paired, tower_of
 from vla_agent.agent.core.stats import p50_p99
 from vla_agent.agent.planning.intent import check_plan_intent
 from vla_agent.agent.planning.plan import PlanError
@@ -201,7 +202,7 @@ def _cases(rng: np.random.Generator, per_category: int) -> list[Case]:
         k = int(rng.integers(3))
         if k == 0:
             cmd = f"stack the blocks with the {_c(b[0])} one at the bottom and the {_c(b[1])} one on top"
-            return cmd, s, "state", set(), set(b), lambda st: _tower_of(st, b, bottom=b[0], top=b[1])
+            return cmd, s, "state", set(), set(b), lambda st: tower_of(st, b, bottom=b[0], top=b[1])
         if k == 1:
             cmd = f"stack the {_c(b[0])}, {_c(b[1])} and {_c(b[2])} blocks from bottom to top"
             return cmd, s, "state", {f"on({b[1]}, {b[0]})", f"on({b[2]}, {b[1]})"}, set(b[:3])
@@ -219,7 +220,7 @@ def _cases(rng: np.random.Generator, per_category: int) -> list[Case]:
                 f"make two stacks, one of the {_c(b[0])} and {_c(b[1])} blocks and one of the "
                 f"{_c(b[2])} and {_c(b[3])} blocks"
             )
-            return cmd, s, "state", set(), set(b), lambda st: _paired(st, (b[0], b[1]), (b[2], b[3]))
+            return cmd, s, "state", set(), set(b), lambda st: paired(st, (b[0], b[1]), (b[2], b[3]))
         cmd = f"stack {_c(b[0])} on {_c(b[1])} and {_c(b[2])} on {_c(b[3])}"
         return cmd, s, "state", {f"on({b[0]}, {b[1]})", f"on({b[2]}, {b[3]})"}, set(b)
 
@@ -274,12 +275,12 @@ def _cases(rng: np.random.Generator, per_category: int) -> list[Case]:
         k = int(rng.integers(3))
         if k == 0:
             cmd = f"put two of the blocks in the {bowl}"
-            return cmd, s, "state", set(), {*b, bowl}, lambda st: _count_in(st, bowl) == 2
+            return cmd, s, "state", set(), {*b, bowl}, lambda st: count_in(st, bowl) == 2
         if k == 1:
             cmd = "move three blocks to the left side of the table"
             return cmd, s, "state", set(), set(b), lambda st: sum(p.endswith(", left)") for p in st) == 3
         cmd = f"put two of the blocks that are not {_c(b[3])} in the {bowl}"
-        return cmd, s, "state", set(), {*b[:3], bowl}, lambda st: _count_in(st, bowl) == 2
+        return cmd, s, "state", set(), {*b[:3], bowl}, lambda st: count_in(st, bowl) == 2
 
     for name, fn in (
         ("basic", basic),
@@ -309,60 +310,6 @@ def _cases(rng: np.random.Generator, per_category: int) -> list[Case]:
 
         add(name, make)
     return out + handwritten_cases()
-
-
-def _support(state: set[str]) -> dict[str, str]:
-    out = {}
-    for p in state:
-        if p.startswith(("on(", "in(", "at(")):
-            a, b = p[3:-1].split(", ")
-            out[a] = b
-    return out
-
-
-def _tower_of(state: set[str], blocks: list[str], bottom: str, top: str) -> bool:
-    """``blocks`` form one tower from ``bottom`` up to ``top``."""
-    below, chain, cur = _support(state), [top], top
-    while cur in below and below[cur] in blocks:
-        cur = below[cur]
-        chain.append(cur)
-    return cur == bottom and sorted(chain) == sorted(blocks)
-
-
-def _paired(state: set[str], *pairs: tuple[str, str]) -> bool:
-    return all(f"on({a}, {b})" in state or f"on({b}, {a})" in state for a, b in pairs)
-
-
-def _count_in(state: set[str], container: str) -> int:
-    return sum(p.startswith("in(") and p.endswith(f", {container})") for p in state)
-
-
-def _end_state(subgoals, scene: Scene) -> tuple[set[str], set[str]]:
-    """The predicates the plan makes true (symbolically) and the objects it acts on."""
-    kinds = scene.kinds()
-    where: dict[str, str] = {}
-    held: str | None = None
-    moved: list[str] = []
-    touched: set[str] = set()
-    for sg in subgoals:
-        obj = sg.args.get("obj", "")
-        touched.add(obj)
-        target = sg.args.get("target")
-        if target in kinds:
-            touched.add(target)
-        if sg.skill == "pick":
-            held = obj
-            where.pop(obj, None)
-        elif sg.skill == "place":
-            kind = kinds.get(target, "")
-            rel = "in" if kind == "bowl" else "on" if kind in ("plate", "block") else "at"
-            where[obj], held = f"{rel}({obj}, {target})", None
-        elif sg.skill == "place_beside":
-            where[obj], held = f"beside({obj}, {target})", None
-        elif sg.skill == "push":
-            moved.append(f"moved({obj}, {sg.args['direction']})")
-    state = set(where.values()) | set(moved) | ({f"holding({held})"} if held else set())
-    return state, touched - {""}
 
 
 class PlannerBenchConfig(BaseModel):
@@ -410,7 +357,7 @@ def run_planner_bench(
                 ):
                     got = "refused"
                 else:
-                    state, touched = _end_state(plan.subgoals, case.scene)
+                    state, touched = end_state(plan.subgoals, case.scene)
             except (PlanError, VlaAgentError):
                 got = "refused"
         latency.append((time.perf_counter() - t0) * 1000)
