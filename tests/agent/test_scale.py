@@ -217,3 +217,14 @@ def test_the_server_batches_requests_that_arrive_together():
     assert max(r["server_timing"]["batch"] for r in replies) > 1
     for got, want in zip(replies, alone):
         assert np.allclose(got["actions"], want, atol=1e-5)
+
+
+def test_without_ray_workers_say_how_to_install_it(monkeypatch, capsys):
+    from vla_agent.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'vla-agent\[scale\]'"):
+        run_episodes(Square, range(3), workers=2)
+    assert run_episodes(Square, range(3)) == [{"value": v, "episode": i} for i, v in enumerate((0, 1, 4))]
+    assert main(["bench", "expert", "--episodes", "2", "--workers", "2", "--json"]) == 2
+    assert "vla-agent[scale]" in capsys.readouterr().err

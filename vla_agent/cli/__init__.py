@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command(argv)
     from pydantic import ValidationError
+    from rich.markup import escape
 
     from vla_agent.cli.common import err
     from vla_agent.errors import VlaAgentError
@@ -97,12 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser(command if command in COMMANDS else None).parse_args(argv)
         return int(args.func(args) or 0)
     except VlaAgentError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
     except ValidationError as e:  # a config built from flags: one line per bad field
         for problem in e.errors():
             where = ".".join(map(str, problem["loc"])) or "config"
-            err.print(f"[red]error:[/red] {where}: {problem['msg']}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {where}: {escape(problem['msg'])}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]")
@@ -112,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         first = str(e).splitlines()[0] if str(e) else ""
         err.print(
-            f"[red]internal error:[/red] {type(e).__name__}: {first} (VLA_AGENT_DEBUG=1 shows the traceback)",
+            f"[red]internal error:[/red] {type(e).__name__}: {escape(first)} "
+            "(VLA_AGENT_DEBUG=1 shows the traceback)",
             highlight=False,
             soft_wrap=True,
         )
