@@ -9,6 +9,7 @@ weights stay identical (each returns a checksum of them; rank 0 reports them all
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import shutil
@@ -40,6 +41,7 @@ def run_rank(rank: int, cfg: TrainConfig, world: int, rendezvous: str, out: mp.Q
             result["rank_param_checksums"] = sums
             if out is not None:
                 out.put(("result", result))
+        gc.collect()  # nothing that holds the process group outlives it
         dist.barrier()  # no rank tears its connections down while another still uses them
         return result
     finally:

@@ -7,6 +7,7 @@ JSON config + normalization stats. Uses CUDA when ``--device cuda``.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import time
@@ -369,6 +370,9 @@ def train(
             _save_resume(last, model, opt, step + 1, demos.stats, cfg)
             model.train()
     model.eval()
+    if world > 1:  # the DDP wrapper (and its reducer's threads) goes while its process group lives
+        del forward
+        gc.collect()
     figures = {"param_checksum": float(sum(p.double().sum().item() for p in model.parameters()))}
     if not lead:
         return figures
