@@ -229,10 +229,11 @@ def add_bench(sub) -> None:
 
     bp = bsub.add_parser(
         "planner",
-        help="the planner alone on 350 generated commands: end states, questions, refusals",
-        description="Commands across 14 categories (basic, synonyms, multi-step, push, exclusion, ellipsis, "
-        "politeness, correction, typos, beside, ambiguous, unsafe, ungroundable, not a task), each with its "
-        "expected end state, question or refusal; plans are judged symbolically (no simulator).",
+        help="the planner alone on 357 commands (generated + hand-written): end states, questions, refusals",
+        description="Commands across 19 generated categories (basic, synonyms, multi-step, push, "
+        "exclusion, ellipsis, politeness, correction, typos, beside, ambiguous, unsafe, ungroundable, "
+        "not a task, order, several towers, matching, relative, counts) and 53 hand-written ones, each "
+        "with its expected end state, question or refusal; plans are judged symbolically (no simulator).",
     )
     bp.add_argument("--planner", default="offline", help=names("planner"))
     bp.add_argument("--per-category", type=int, default=16, help="generated commands per category")
