@@ -149,11 +149,14 @@ def deproject(
         u, v = u.reshape(-1), v.reshape(-1)
     else:
         u, v = pixels[:, 0].astype(int), pixels[:, 1].astype(int)
-    z = depth[v, u]
-    x = (u + 0.5 - K[0, 2]) * z / K[0, 0]
-    y = (v + 0.5 - K[1, 2]) * z / K[1, 1]
-    pts = np.stack([x, y, z, np.ones_like(z)], axis=-1)
-    return (pts @ T_cam.T)[:, :3]
+    return T_cam[:3, 3] + depth[v, u][:, None] * pixel_rays(K, T_cam, u, v)
+
+
+def pixel_rays(K: np.ndarray, T_cam: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(N,3) base-frame rays through pixel centres (u, v), scaled so that a point at metric depth
+    z lies at ``T_cam[:3, 3] + z * ray``: a fixed camera's rays can be computed once."""
+    cam = np.stack([(u + 0.5 - K[0, 2]) / K[0, 0], (v + 0.5 - K[1, 2]) / K[1, 1], np.ones(len(u))], -1)
+    return cam @ T_cam[:3, :3].T
 
 
 def project(points: np.ndarray, K: np.ndarray, T_cam: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vla_agent.errors import ConfigError
-from vla_agent.scale import EpisodeLog, run_episodes
+from vla_agent.scale import run_batch
 from vla_agent.sim.camera import intrinsics, project
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy, GraspSlop
@@ -294,13 +294,13 @@ def collect(
     it is the same for any number of workers, and the parts are removed once it is."""
     t0 = time.perf_counter()
     parts = cfg.out.with_name(cfg.out.name + ".parts")
-    log = EpisodeLog(parts / "episodes.jsonl", json.loads(cfg.model_dump_json()))
-    records = run_episodes(
+    records, run = run_batch(
         partial(CollectRunner, cfg),
         range(cfg.episodes),
+        json.loads(cfg.model_dump_json()),
         workers=workers,
         ray_address=ray_address,
-        log_to=log,
+        out=parts,
         progress=progress,
         store=lambda i, record: _save_part(parts, i, record),
     )
@@ -330,7 +330,7 @@ def collect(
         "setup_failed": sum(r["setup_failed"] for r in records),
         "frames": len(writer.rows["index"]),
         "tasks": len(writer.tasks),
-        "resumed_tasks": log.resumed,
-        "workers": workers if ray_address is None else f"cluster {ray_address}",
+        "resumed_tasks": run["resumed_episodes"],
+        "workers": run["workers"],
         "wall_s": time.perf_counter() - t0,
     }

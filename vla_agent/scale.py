@@ -119,6 +119,38 @@ def run_episodes(
     return [done[i] for i in ids]
 
 
+def run_batch(
+    make_worker: Callable[[], EpisodeWorker],
+    ids: Iterable[int],
+    config: dict,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    out: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    store: Callable[[int, dict], dict] | None = None,
+    fresh: bool = False,
+) -> tuple[list[dict], dict]:
+    """``run_episodes`` with the run folder's log (``out/episodes.jsonl``, for ``config``) when
+    ``out`` is given. Returns the records and what a command's JSON says of the run: on how many
+    workers (or which cluster) and how many episodes a previous run had already finished."""
+    log = EpisodeLog(out / "episodes.jsonl", config, fresh=fresh) if out else None
+    records = run_episodes(
+        make_worker, ids, workers=workers, ray_address=ray_address, log_to=log, progress=progress, store=store
+    )
+    run = {
+        "workers": workers if ray_address is None else f"cluster {ray_address}",
+        "resumed_episodes": log.resumed if log else 0,
+    }
+    return records, run
+
+
+def save_result(out: Path | None, result: dict) -> None:
+    """A batch's figures beside its episodes (``out/result.json``) when it has a run folder."""
+    if out:
+        (out / "result.json").write_text(json.dumps(result, indent=2))
+
+
 def ray_module():
     """Ray, imported with usage statistics off; a one-line error when it is not installed."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -161,9 +193,6 @@ class _Actor:
 
     def episode(self, i: int) -> dict:
         return self.worker.episode(i)
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 def _run_on_ray(make_worker, todo: list[int], workers: int, address, finished, retries: int) -> None:

@@ -40,10 +40,10 @@ def run_capacity_bench(cfg: CapacityBenchConfig, progress: Callable[[int, int], 
     expert = ExpertPolicy(env)
     held: dict[str, list[int]] = {"bowl": [], "plate": []}
     total, done, t0 = 2 * cfg.episodes, 0, time.perf_counter()
+    colors = list(COLORS)[: cfg.most + 1]
     for kind in held:
         for i in range(cfg.episodes):
             seed = cfg.seed + i
-            colors = [c for c in COLORS][: cfg.most + 1]
             objs = [ObjectSpec(kind="block", color=c) for c in colors[: cfg.most]]
             scene = SceneSpec(objects=(*objs, ObjectSpec(kind=kind, color=colors[cfg.most])))
             obs, _ = env.reset(seed=seed, options={"scene": scene})

@@ -29,7 +29,7 @@ from vla_agent.agent.core.stats import p50_p99
 from vla_agent.agent.planning.compile import Goal, compile_goals
 from vla_agent.agent.planning.llm import DEFAULT_MODEL
 from vla_agent.errors import ConfigError
-from vla_agent.scale import EpisodeLog, run_episodes
+from vla_agent.scale import run_batch, save_result
 from vla_agent.sim.catalog import COLORS, REGIONS, ObjectSpec, SceneSpec
 from vla_agent.sim.predicates import evaluate
 from vla_agent.skills.library import get_skill
@@ -288,21 +288,17 @@ def run_chain_bench(
     the cluster at ``ray_address``); with ``out``, per-episode records go to
     ``out/episodes.jsonl`` as they finish and a second run with the same folder resumes."""
     t0 = time.perf_counter()
-    log = EpisodeLog(out / "episodes.jsonl", json.loads(cfg.model_dump_json())) if out else None
-    records = run_episodes(
+    records, run = run_batch(
         partial(ChainRunner, cfg),
         range(cfg.episodes),
+        json.loads(cfg.model_dump_json()),
         workers=workers,
         ray_address=ray_address,
-        log_to=log,
+        out=out,
         progress=progress,
     )
-    result = aggregate_chains(records, cfg)
-    result["wall_s"] = time.perf_counter() - t0
-    result["workers"] = workers if ray_address is None else f"cluster {ray_address}"
-    result["resumed_episodes"] = log.resumed if log else 0
-    if out:
-        (out / "result.json").write_text(json.dumps(result, indent=2))
+    result = {**aggregate_chains(records, cfg), "wall_s": time.perf_counter() - t0, **run}
+    save_result(out, result)
     return result
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vla_agent.agent.core.experience import Experience, default_path
 from vla_agent.agent.core.policies import make_policy
 from vla_agent.agent.core.stats import p50_p99
-from vla_agent.scale import EpisodeLog, run_episodes
+from vla_agent.scale import run_batch, save_result
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
 from vla_agent.skills.rollout import run_subgoal
@@ -119,13 +119,13 @@ def run_expert_bench(
 ) -> dict:
     """Run the expert on ``cfg.episodes`` tasks cycling over all skills; return the JSON figures."""
     t_start = time.perf_counter()
-    log = EpisodeLog(out / "episodes.jsonl", json.loads(cfg.model_dump_json())) if out else None
-    records = run_episodes(
+    records, run = run_batch(
         partial(ExpertRunner, cfg),
         range(cfg.episodes),
+        json.loads(cfg.model_dump_json()),
         workers=workers,
         ray_address=ray_address,
-        log_to=log,
+        out=out,
         progress=progress,
     )
     by_skill: dict[str, list[bool]] = defaultdict(list)
@@ -155,11 +155,10 @@ def run_expert_bench(
             {"seed": r["seed"], "instruction": r["instruction"]} for r in records if not r["success"]
         ][:20],
         "total_wall_s": time.perf_counter() - t_start,
-        "workers": workers if ray_address is None else f"cluster {ray_address}",
+        **run,
         "config": cfg.model_dump(),
     }
-    if out:
-        (out / "result.json").write_text(json.dumps(result, indent=2))
+    save_result(out, result)
     return result
 
 
@@ -246,13 +245,13 @@ def run_skill_bench(
     """Per-skill success of ``cfg.policy`` judged by ground truth; setups (e.g. the pick before a
     place) are done by the scripted expert so each skill is measured on its own."""
     t0 = time.perf_counter()
-    log = EpisodeLog(out / "episodes.jsonl", json.loads(cfg.model_dump_json())) if out else None
-    records = run_episodes(
+    records, run = run_batch(
         partial(SkillRunner, cfg),
         range(cfg.episodes_per_skill * len(cfg.skills)),
+        json.loads(cfg.model_dump_json()),
         workers=workers,
         ray_address=ray_address,
-        log_to=log,
+        out=out,
         progress=progress,
     )
     by_skill: dict[str, list[bool]] = defaultdict(list)
@@ -279,144 +278,8 @@ def run_skill_bench(
             if r["instruction"] and not r["success"]
         ][:20],
         "wall_s": time.perf_counter() - t0,
-        "workers": workers if ray_address is None else f"cluster {ray_address}",
+        **run,
         "config": json.loads(cfg.model_dump_json()),
     }
-    if out:
-        (out / "result.json").write_text(json.dumps(result, indent=2))
+    save_result(out, result)
     return result
-
-
-class ServerBenchConfig(BaseModel):
-    """``vla-agent bench server``: in-process inference vs. a loopback round trip."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    checkpoint: Path | None = None
-    device: str = "cpu"
-    requests: int = Field(200, ge=10)
-    flooders: int = Field(2, ge=0, description="hostile clients beside the measured one in the last pass")
-
-
-def _flood(uri: str, stop, prompt_chars: int = 100_000) -> None:
-    """A hostile client: map bombs, an over-long prompt, garbage and absurd numbers, as fast as
-    the server answers them."""
-    import msgpack
-
-    from vla_agent.types import OBJECT_START, PROMPT, STATE
-    from vla_agent.vla import msgpack_numpy
-    from vla_agent.vla.client import _connect
-
-    state = np.array([0.5, 0, 0.3, 0, 0, 0, 0.08], np.float32)
-    frames = [
-        msgpack.packb([{}] * 200_000),
-        msgpack_numpy.packb({STATE: state, PROMPT: "x" * prompt_chars}),
-        b"\xc1 garbage",
-        msgpack_numpy.packb({STATE: state, PROMPT: "pick", OBJECT_START: np.array([1e38, 0.0, 0.0])}),
-    ]
-    k = 0
-    while not stop.is_set():  # reconnect whenever the server cuts the connection off
-        try:
-            ws = _connect(uri, open_timeout=5, max_size=2**24, compression=None)
-            ws.recv(timeout=5)
-            while not stop.is_set():
-                ws.send(frames[k % len(frames)])
-                ws.recv(timeout=10)
-                k += 1
-            ws.close()
-        except Exception:  # noqa: BLE001 - closed on us: come back, as an attacker would
-            time.sleep(0.01)
-
-
-def run_server_bench(cfg: ServerBenchConfig) -> dict:
-    """Latency of the same observations answered in-process and by ``vla-agent serve`` running in
-    its own process on 127.0.0.1; the difference is the protocol overhead (msgpack, websocket)."""
-    import socket
-    import subprocess
-    import sys
-    import urllib.request
-
-    from vla_agent.skills.library import get_skill
-    from vla_agent.types import IMAGE, PROMPT, STATE, WRIST_IMAGE
-    from vla_agent.vla.client import WebsocketClientPolicy
-    from vla_agent.vla.server import PolicyService
-
-    env = TabletopEnv(EnvConfig(segmentation=False))
-    obs_list = [env.reset(seed=EVAL_SEED_BASE + i)[0] for i in range(10)]
-    env.close()
-    prompt = get_skill("pick").subgoal({"obj": "red block"}).instruction
-    requests = [
-        {IMAGE: o[IMAGE], WRIST_IMAGE: o[WRIST_IMAGE], STATE: o[STATE], PROMPT: prompt} for o in obs_list
-    ] * (cfg.requests // len(obs_list) + 1)
-    requests = requests[: cfg.requests]
-
-    service = PolicyService(cfg.checkpoint, cfg.device)
-    for r in requests[:10]:  # warm-up
-        service.infer(r)
-    local = []
-    for r in requests:
-        t0 = time.perf_counter()
-        service.infer(r)
-        local.append((time.perf_counter() - t0) * 1000)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "vla_agent.cli", "serve", "--port", str(port), "--device", cfg.device]
-    if cfg.checkpoint:
-        cmd += ["--checkpoint", str(cfg.checkpoint)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the policy server did not come up within 60 s") from None
-                time.sleep(0.2)
-        client = WebsocketClientPolicy(f"ws://127.0.0.1:{port}")
-        for r in requests[:10]:
-            client.infer(r)
-        remote, server_side = [], []
-        for r in requests:
-            t0 = time.perf_counter()
-            reply = client.infer(r)
-            remote.append((time.perf_counter() - t0) * 1000)
-            server_side.append(float(reply["server_timing"]["infer_ms"]))
-        flooded = []
-        if cfg.flooders:
-            import threading
-
-            stop = threading.Event()
-            threads = [
-                threading.Thread(target=_flood, args=(f"ws://127.0.0.1:{port}", stop), daemon=True)
-                for _ in range(cfg.flooders)
-            ]
-            for t in threads:
-                t.start()
-            time.sleep(0.5)
-            for r in requests:
-                t0 = time.perf_counter()
-                client.infer(r)
-                flooded.append((time.perf_counter() - t0) * 1000)
-            stop.set()
-            for t in threads:
-                t.join(10)
-        client.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    lp, rp = p50_p99(local), p50_p99(remote)
-    return {
-        "benchmark": "server",
-        "requests": cfg.requests,
-        "in_process_ms": lp,
-        "loopback_ms": rp,
-        "server_infer_ms": p50_p99(server_side),
-        "overhead_ms": {"p50": rp["p50"] - lp["p50"], "p99": rp["p99"] - lp["p99"]},
-        "flooders": cfg.flooders,
-        "loopback_flooded_ms": p50_p99(flooded) if flooded else None,
-        "flooded_p99_over_idle": p50_p99(flooded)["p99"] / rp["p99"] if flooded else None,
-        "device": cfg.device,
-    }

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vla_agent.agent.core.session import AgentConfig, Session
-from vla_agent.agent.frontends.console import ask_yes
+from vla_agent.agent.frontends.console import ask_yes, yes_or_no
 from vla_agent.errors import VlaAgentError
 from vla_agent.sim.video import write_video
 
@@ -244,12 +244,9 @@ class ChatREPL:
     def _ask_unsure(self, question: str) -> bool | None:
         """The detector's question: yes, no, or anything else for "I cannot tell either"."""
         try:
-            answer = (
-                self._prompt(f"the detector cannot tell: {question} [y/n, Enter: not sure] ").strip().lower()
-            )
+            return yes_or_no(self._prompt(f"the detector cannot tell: {question} [y/n, Enter: not sure] "))
         except (EOFError, KeyboardInterrupt):
             return None
-        return True if answer in ("y", "yes") else False if answer in ("n", "no") else None
 
     def _answer(self, command: str, asked: dict) -> dict | None:
         """Ask the planner's question; run the command again with the object the answer picks."""

@@ -27,6 +27,13 @@ def ask_yes(
     return default if not answer else answer in ("y", "yes")
 
 
+def yes_or_no(answer: str) -> bool | None:
+    """A person's yes or no ("y", "yes it did", "no"); None for anything else (not sure)."""
+    words = answer.strip().lower().split()
+    word = words[0] if words else ""
+    return True if word in ("y", "yes") else False if word in ("n", "no") else None
+
+
 def plan_table(subgoals: list[dict], title: str = "plan", predicted: dict | None = None) -> Table:
     t = Table(title=title, caption=_predicted_caption(predicted))
     t.add_column("#", justify="right")

@@ -285,11 +285,10 @@ def run_task_files(
     parallel = workers > 1 or ray_address is not None
     if parallel and open_session is not None and getattr(open_session, "real", False):
         raise ConfigError("--workers runs task files in simulators; a real robot runs them one by one")
-    from vla_agent.scale import EpisodeLog, run_episodes
+    from vla_agent.scale import run_batch
 
     contents = [hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16] for p in paths]
     config = {"files": paths, "contents": contents, "overrides": overrides}
-    log = EpisodeLog(out / "episodes.jsonl", config, fresh=not resume)
     runner = partial(
         TaskFileRunner,
         paths,
@@ -298,8 +297,15 @@ def run_task_files(
         () if parallel else listeners,
         None if parallel else open_session,
     )
-    results = run_episodes(
-        runner, range(len(paths)), workers=workers, ray_address=ray_address, log_to=log, progress=progress
+    results, _ = run_batch(
+        runner,
+        range(len(paths)),
+        config,
+        workers=workers,
+        ray_address=ray_address,
+        out=out,
+        progress=progress,
+        fresh=not resume,
     )
     results = [{k: v for k, v in r.items() if k != "episode"} for r in results]
     return {

@@ -151,17 +151,21 @@ public <answer> = yes | no | yes it did | no it did not | [the] {_alts(names)}
     | the {_alts(colours)} one | [the] {_alts(nth)} [one];
 """
         self.decoder.add_jsgf_string("answers", grammar)
-        pad = np.zeros(RATE // 4, np.int16)
-        return self._decode(np.concatenate([pad, audio, pad]), "answers")
+        return self._decode(_padded(audio), "answers")
 
     def transcribe(self, audio: np.ndarray) -> str:
-        pad = np.zeros(RATE // 4, np.int16)  # clipped recordings lose their last word without it
-        audio = np.concatenate([pad, audio, pad])
+        audio = _padded(audio)
         text = self._decode(audio, "commands")
         self.used_fallback = not text
         if not text:  # out of grammar: plain n-gram decoding, so the user sees what was heard
             text = self._decode(audio, "_default")
         return text
+
+
+def _padded(audio: np.ndarray) -> np.ndarray:
+    """Silence on both sides: clipped recordings lose their last word without it."""
+    pad = np.zeros(RATE // 4, np.int16)
+    return np.concatenate([pad, audio, pad])
 
 
 class OpenAITranscriber:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from vla_agent.sim.camera import pixel_rays
 from vla_agent.sim.catalog import BLOCK_SIZE, COLORS, HELD_WIDTH
 from vla_agent.sim.predicates import ObjectState, WorldState
 from vla_agent.types import DEPTH, IMAGE, STATE, Observation, SceneObject
@@ -191,16 +192,14 @@ class Perception:
         return out
 
     def _deproject(self, depth: np.ndarray) -> np.ndarray:
-        """(H, W, 3) base-frame points of a depth image: ``sim.camera.deproject`` with the
-        camera's per-pixel rays computed once (the camera does not move between frames)."""
+        """(H, W, 3) base-frame points of a depth image (``sim.camera.deproject``), the camera's
+        per-pixel rays computed once: the camera does not move between frames."""
         h, w = depth.shape
         if self._rays is None or self._rays.shape[:2] != (h, w):
-            K, T = self.camera.K, self.camera.T
             v, u = np.mgrid[0:h, 0:w]
-            cam = np.stack(
-                [(u + 0.5 - K[0, 2]) / K[0, 0], (v + 0.5 - K[1, 2]) / K[1, 1], np.ones((h, w))], -1
+            self._rays = pixel_rays(self.camera.K, self.camera.T, u.reshape(-1), v.reshape(-1)).reshape(
+                h, w, 3
             )
-            self._rays = (cam @ T[:3, :3].T).astype(np.float64)
         return self.camera.T[:3, 3] + depth[..., None] * self._rays
 
     def _describe(self, color: str, p: np.ndarray, n: int, covered: bool = False) -> Detection:

@@ -175,11 +175,16 @@ def split_clauses(text: str) -> list[str]:
     return out
 
 
+# ", the red one ..." / "and blue on ...": where an ellipsis may start; and a tower's order words
+_NEXT_PHRASE = re.compile(
+    rf"\s*(?:,\s*(?:and\s+)?|\band\s+)(?=the\b|(?:{'|'.join(w for w in COLOR_WORDS if COLOR_WORDS[w])})\b)"
+)
+_ORDER_END = re.compile(r"\b(?:on top|(?:at|on) the (?:top|bottom|base)|as the base|first|last)\s*$")
+
+
 def _split_ellipsis(text: str) -> list[str]:
-    colors = "|".join(w for w in COLOR_WORDS if COLOR_WORDS[w])
-    m = re.search(rf"\s*(?:,\s*(?:and\s+)?|\band\s+)(?=the\b|(?:{colors})\b)", text)
-    order = r"\b(?:on top|(?:at|on) the (?:top|bottom|base)|as the base|first|last)\s*$"
-    if m and re.search(order, text[m.end() :]):  # "with X at the bottom and the Y one on top"
+    m = _NEXT_PHRASE.search(text)
+    if m and _ORDER_END.search(text[m.end() :]):  # "with X at the bottom and the Y one on top"
         return [text]
     if m and re.search(RELATION, text[: m.start()]) and re.search(RELATION, text[m.end() :]):
         return [text[: m.start()], *_split_ellipsis(text[m.end() :])]

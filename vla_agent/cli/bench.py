@@ -62,7 +62,7 @@ def cmd_bench_skills(a: argparse.Namespace) -> int:
 
 
 def cmd_bench_server(a: argparse.Namespace) -> int:
-    from vla_agent.agent.bench.skills import ServerBenchConfig, run_server_bench
+    from vla_agent.agent.bench.server import ServerBenchConfig, run_server_bench
 
     if a.clients:
         return _bench_clients(a)

@@ -95,26 +95,30 @@ def confirm(question: str) -> bool:
     return ask_yes(question, default=True, console=err)
 
 
-def scale_options(p) -> None:
-    """``--workers``, ``--ray-address`` and ``--out`` of the commands that run batches of episodes."""
+def scale_options(p, out: bool = True, what: str = "episodes") -> None:
+    """``--workers`` and ``--ray-address`` of the commands that run batches (``what``), and their
+    run folder ``--out`` unless the command has its own."""
     p.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="run episodes on N Ray workers (a local cluster on 127.0.0.1; needs vla-agent[scale]); "
+        help=f"run {what} on N Ray workers (a local cluster on 127.0.0.1; needs vla-agent[scale]); "
         "default: in this process",
     )
     p.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. 127.0.0.1:6379)")
-    p.add_argument(
-        "--out",
-        default=None,
-        help="run folder: per-episode records (episodes.jsonl) as they finish; the same folder resumes",
-    )
+    if out:
+        p.add_argument(
+            "--out",
+            default=None,
+            help="run folder: per-episode records (episodes.jsonl) as they finish; the same folder resumes",
+        )
 
 
-def scale_args(a) -> dict:
+def scale_args(a, out: bool = True) -> dict:
+    """The keyword arguments ``scale_options`` stand for (``out`` too when it added ``--out``)."""
     from pathlib import Path
 
     if a.workers < 1:
         raise VlaAgentError("--workers must be 1 or more")
-    return {"workers": a.workers, "ray_address": a.ray_address, "out": Path(a.out) if a.out else None}
+    args = {"workers": a.workers, "ray_address": a.ray_address}
+    return {**args, "out": Path(a.out) if a.out else None} if out else args

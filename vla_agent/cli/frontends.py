@@ -18,6 +18,8 @@ from vla_agent.cli.common import (
     print_run,
     progress,
     run_exit_code,
+    scale_args,
+    scale_options,
 )
 from vla_agent.cli.options import agent_config, agent_options, real_config, real_confirm, real_options
 from vla_agent.errors import VlaAgentError
@@ -40,6 +42,7 @@ def cmd_chat(a: argparse.Namespace) -> int:
 
 
 def cmd_voice(a: argparse.Namespace) -> int:
+    from vla_agent.agent.frontends.console import yes_or_no
     from vla_agent.agent.frontends.sessions import open_session
     from vla_agent.agent.frontends.voice import (
         answer_of,
@@ -97,8 +100,7 @@ def cmd_voice(a: argparse.Namespace) -> int:
                 return heard
 
             def ask(question: str) -> bool | None:
-                heard = listen(question, ["yes", "no"]).split()[:1]
-                return {"yes": True, "no": False}.get(heard[0] if heard else "")
+                return yes_or_no(listen(question, ["yes", "no"]))
 
             session.executor.ask = ask
             summary = session.run(transcript)
@@ -132,8 +134,7 @@ def cmd_task(a: argparse.Namespace) -> int:
         return open_session(cfg, real, listeners, real_confirm)
 
     session.real = real is not None
-    if a.workers < 1:
-        raise VlaAgentError("--workers must be 1 or more")
+    scale = scale_args(a, out=False)
     parallel = a.workers > 1 or a.ray_address
     with progress() if parallel else contextlib.nullcontext() as prog:
         bar = prog.add_task("task files", total=len(a.files)) if parallel else None
@@ -143,10 +144,9 @@ def cmd_task(a: argparse.Namespace) -> int:
             Path(a.out),
             listeners,
             session,
-            workers=a.workers,
-            ray_address=a.ray_address,
             progress=(lambda i, n: prog.update(bar, completed=i)) if parallel else None,
             resume=a.resume,
+            **scale,
         )
     if a.json:
         print(json.dumps(result))
@@ -227,13 +227,7 @@ def add_task(sub) -> None:
     tk.add_argument("--detector", default=None, help=f"override: {names('detector')}")
     tk.add_argument("--out", default="runs/tasks", help="report folders go here, one per file and command")
     tk.add_argument("--no-video", action="store_true")
-    tk.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="run files on N Ray workers (simulator; needs vla-agent[scale])",
-    )
-    tk.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    scale_options(tk, out=False, what="task files (in simulators)")
     tk.add_argument(
         "--resume", action="store_true", help="run only the files with no result in --out yet (same files)"
     )

@@ -12,8 +12,9 @@ from vla_agent.cli.common import (
     names,
     out,
     progress,
+    scale_args,
+    scale_options,
 )
-from vla_agent.errors import VlaAgentError
 
 
 def cmd_vla_collect(a: argparse.Namespace) -> int:
@@ -38,13 +39,8 @@ def cmd_vla_collect(a: argparse.Namespace) -> int:
     with progress() as prog:
         what = "recovery demonstrations" if cfg.policy else "expert demonstrations"
         task = prog.add_task(what, total=cfg.episodes)
-        if a.workers < 1:
-            raise VlaAgentError("--workers must be 1 or more")
         result = collect(
-            cfg,
-            progress=lambda i, n: prog.update(task, completed=i),
-            workers=a.workers,
-            ray_address=a.ray_address,
+            cfg, progress=lambda i, n: prog.update(task, completed=i), **scale_args(a, out=False)
         )
     if result["dataset"] is None:
         err.print(
@@ -156,8 +152,7 @@ def add_vla(sub) -> None:
         default="data/demos",
         help="dataset folder (must not exist); finished tasks wait in OUT.parts/: the same command resumes",
     )
-    vc.add_argument("--workers", type=int, default=1, help="Ray workers (needs vla-agent[scale])")
-    vc.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    scale_options(vc, out=False, what="collection tasks")
     vc.add_argument("--episodes", type=int, default=1200, help="tasks to run (place tasks add their pick)")
     vc.add_argument("--seed", type=int, default=0)
     vc.add_argument("--robot", default="panda", help=f"{names('robot')} (default panda)")
