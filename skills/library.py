@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -204,3 +204,42 @@ def skill_of_instruction(instruction: str) -> str | None:
     regexes = [(_template_regex(t), s.name) for s in all_skills() for ts in s.templates.values() for t in ts]
     names = {name for rx, name in regexes if rx.fullmatch(text)}
     return names.pop() if len(names) == 1 else None
+
+
+def parse_instruction(
+    instruction: str, objects: Iterable[str] | None = None
+) -> tuple[str, dict[str, str]] | None:
+    """The skill and arguments whose paraphrase template produces ``instruction`` (``{"obj":
+    "red block", ...}``; an argument the sentence leaves out, such as the held object of "put it
+    in the bowl", is absent), or None when no template or several different readings do. With
+    ``objects`` (the scene's names) an object or target must be one of them (or a table region)."""
+    text = " ".join(instruction.lower().split()).rstrip(".")
+    any_text = ".+?"
+    names = any_text
+    if objects is not None:
+        options = sorted(
+            {o.lower() for o in objects} | set(REGIONS) | set(REGION_ALIASES), key=len, reverse=True
+        )
+        names = "|".join(re.escape(o) for o in options)
+    readings = set()
+    for s in all_skills():
+        for ts in s.templates.values():
+            for t in ts:
+                rx = re.escape(t.lower())
+                for name in ("obj", "target", "direction", "relation"):
+                    group = names if name in ("obj", "target") else any_text
+                    rx = rx.replace(re.escape("{" + name + "}"), f"(?P<{name}>{group})", 1)
+                m = re.fullmatch(rx, text)
+                if not m:
+                    continue
+                args = {k: v for k, v in m.groupdict().items() if k != "relation" and v is not None}
+                try:
+                    full = s.check_args({"obj": "", **args}) if "obj" not in args else s.check_args(args)
+                except (ConfigError, KeyError, ValueError):
+                    continue
+                args = {k: v for k, v in full.items() if k in args}
+                readings.add((s.name, tuple(sorted(args.items()))))
+    if len(readings) != 1:
+        return None
+    name, args = readings.pop()
+    return name, dict(args)

@@ -62,29 +62,45 @@ class GripperEnsemble:
         steps. ``dz`` (metres per step): the arm's commanded vertical motion at those steps;
         ``descent`` (metres per step, down positive): how fast it was measured to descend;
         ``stalled``: the arm has not moved for a while."""
+        self.add(gripper_prob)
+        return np.array(
+            [self.next(0.0 if dz is None else float(dz[i]), descent, stalled) for i in range(n)], np.float64
+        )
+
+    def add(self, gripper_prob: np.ndarray) -> None:
+        """A chunk's P(open) forecasts, its first for the coming step."""
         for k, p in enumerate(np.asarray(gripper_prob, np.float64).ravel()):
             self._p.setdefault(self._t + k, []).append(float(p))
-        out = np.empty(n)
-        for i in range(n):
-            t = self._t + i
-            ps = self._p.pop(t, [0.5])
-            was = self._open
-            if was is None:
-                self._open = ps[-1] >= 0.5
-            elif t >= self._hold_until:
-                keep_open = self.stall_open if stalled else 0.5
-                want = min(ps) > keep_open if was else max(ps) >= 0.5
-                commanded = -float(dz[i]) if dz is not None else 0.0
-                descending = max(commanded, descent) > self.release_descent
-                if want and not was and descending and self._deferred < self.max_defer:
-                    self._deferred += 1  # still on the way down: release at rest
-                else:
-                    self._open, self._deferred = want, 0
-            if was is not None and self._open != was:
-                self._hold_until = t + 1 + self.dwell
-            out[i] = 1.0 if self._open else -1.0
-        self._t += n
-        return out
+
+    def next(self, dz: float = 0.0, descent: float = 0.0, stalled: bool = False) -> float:
+        """The gripper command (+1/-1) for the coming step, from every forecast made for it."""
+        t = self._t
+        ps = self._p.pop(t, [0.5])
+        was = self._open
+        if was is None:
+            self._open = ps[-1] >= 0.5
+        elif t >= self._hold_until:
+            keep_open = self.stall_open if stalled else 0.5
+            want = min(ps) > keep_open if was else max(ps) >= 0.5
+            descending = max(-dz, descent) > self.release_descent
+            if want and not was and descending and self._deferred < self.max_defer:
+                self._deferred += 1  # still on the way down: release at rest
+            else:
+                self._open, self._deferred = want, 0
+        if was is not None and self._open != was:
+            self._hold_until = t + 1 + self.dwell
+        self._t += 1
+        return 1.0 if self._open else -1.0
+
+    def idle(self) -> None:
+        """A step with no action to execute (waiting for a chunk): its forecasts lapse."""
+        self._p.pop(self._t, None)
+        self._t += 1
+
+    @property
+    def command(self) -> float | None:
+        """The last gripper command (+1/-1), None before the first."""
+        return None if self._open is None else (1.0 if self._open else -1.0)
 
 
 class DoneFilter:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import deque
 
 import numpy as np
 
 from vla_agent.errors import PolicyUnavailable
-from vla_agent.types import IMAGE, OBJECT_START, PROMPT, STATE, WRIST_IMAGE, Observation, Subgoal
+from vla_agent.types import STATE, Observation, Subgoal
 from vla_agent.vla import msgpack_numpy
+from vla_agent.vla.adapters import AdapterConfig, load_adapter
+from vla_agent.vla.adapters.convention import AdapterError, Chunk, decode, encode
 from vla_agent.vla.chunking import ChunkedPolicy, ChunkRunner
+from vla_agent.vla.streaming import ChunkStream
 
 
 class PolicyServerError(PolicyUnavailable):
@@ -141,48 +143,70 @@ def server_error(text: str) -> str:
 
 
 class RemotePolicy(ChunkedPolicy):
-    """``SkillPolicy`` over a policy server. The broker hands out one action per ``act`` from the
-    last chunk and drops queued actions when the subgoal changes."""
+    """``SkillPolicy`` over a policy server: our observation encoded for it and its chunks decoded
+    by an adapter (``vla.adapters``; default: our own server's convention), executed one action
+    per control tick by a ``ChunkStream`` (synchronous by default; ``chunks="async"`` asks for the
+    next chunk while one executes; ``realtime`` makes latency cost control ticks in a dry run)."""
 
     def __init__(
-        self, uri: str, api_key: str | None = None, execute: int = 2, done_threshold: float = 0.5, **timeouts
+        self,
+        uri: str,
+        api_key: str | None = None,
+        execute: int | None = None,
+        done_threshold: float = 0.5,
+        adapter: str | AdapterConfig | None = None,
+        chunks: str = "sync",
+        realtime: bool = False,
+        simulated: bool = True,
+        open_width: float = 0.08,
+        **timeouts,
     ):
-        self.client = WebsocketClientPolicy(uri, api_key, **timeouts)
-        self.runner = ChunkRunner(execute, done_threshold)
-        self.queue: deque[np.ndarray] = deque()
+        self.adapter = load_adapter(adapter)
+        self.uri, self._api_key, self._timeouts = uri, api_key, timeouts
+        self.client = self._client()
+        self.runner = ChunkRunner(execute or self.adapter.execute, done_threshold)
+        self.stream = ChunkStream(
+            self.runner,
+            chunks,
+            realtime,
+            simulated=simulated,
+            open_width=open_width,
+            connect=lambda: self._requester(self._client()),
+        )
         self.subgoal: Subgoal | None = None
         self.latencies_ms: list[float] = []
 
+    def _client(self):
+        if self.adapter.transport == "openvla-rest":
+            from vla_agent.vla.adapters.rest import RestClientPolicy
+
+            return RestClientPolicy(self.uri, **self._timeouts)
+        return WebsocketClientPolicy(self.uri, self._api_key, **self._timeouts)
+
     def reset(self, subgoal: Subgoal) -> None:
         self.subgoal = subgoal
-        self.queue.clear()
-        self.runner.reset()
+        self.stream.reset()
+
+    def _requester(self, client):
+        def request(obs: Observation) -> Chunk:
+            payload = encode(self.adapter, obs, self.subgoal.instruction, self.memory.start)
+            t0 = time.perf_counter()
+            reply = client.infer(payload)
+            self.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            try:
+                return decode(self.adapter, reply, np.asarray(obs[STATE], np.float64))
+            except AdapterError as e:
+                raise PolicyServerError(f"policy server {self.uri} sent {e}") from None
+
+        return request
 
     def act(self, obs: Observation) -> np.ndarray:
-        if not self.queue:
-            t0 = time.perf_counter()
-            request = {
-                IMAGE: obs[IMAGE],
-                WRIST_IMAGE: obs[WRIST_IMAGE],
-                STATE: np.asarray(obs[STATE], np.float32),
-                PROMPT: self.subgoal.instruction,
-            }
-            if self.memory.start is not None:
-                request[OBJECT_START] = self.memory.start
-            reply = self.client.infer(request)
-            self.latencies_ms.append((time.perf_counter() - t0) * 1000)
-            actions = np.array(reply["actions"], np.float64)  # a writable copy
-            if actions.ndim != 2 or actions.shape[1] != 7 or not np.all(np.isfinite(actions)):
-                raise PolicyServerError(f"policy server sent malformed actions of shape {actions.shape}")
-            # Servers that send only the +/-1 gripper (openpi-style) still ensemble: +1 -> P(open) = 1.
-            p_open = np.asarray(reply.get("gripper_prob", (actions[:, 6] + 1) / 2), np.float64)
-            if p_open.shape != (len(actions),) or not np.all(np.isfinite(p_open)):
-                raise PolicyServerError(f"policy server sent malformed gripper_prob of shape {p_open.shape}")
-            where = reply.get("object_position")  # servers without it (openpi) just give no memory
-            if where is not None:
-                where = np.asarray(where, np.float64)
-                if where.shape != (3,):
-                    raise PolicyServerError(f"policy server sent object_position of shape {where.shape}")
-            done_prob = reply.get("done_prob", 0.0)
-            self.queue.extend(self.runner.take(actions, p_open, done_prob, where, obs[STATE][:3]))
-        return self.queue.popleft()[None]
+        return self.stream.step(obs, self._requester(self.client))[None]
+
+    @property
+    def idle_ticks(self) -> int:
+        return self.stream.idle_ticks
+
+    def close(self) -> None:
+        self.stream.close()
+        self.client.close()

@@ -24,6 +24,24 @@ _ENV = EnvConfig()  # the action space the policy was trained in
 ARM_LIMITS = np.array([_ENV.max_translation] * 3 + [_ENV.max_rotation] * 3, np.float32)
 
 
+def quantized(model: torch.nn.Module, how: str, device: torch.device) -> torch.nn.Module:
+    """``int8``: dynamic int8 quantization of the linear layers (CPU; weights int8, activations
+    quantized per batch); ``fp16``: half-precision autocast at inference (CUDA); ``none``."""
+    if how == "int8":
+        if device.type != "cpu":
+            raise ConfigError("--quantize int8 is CPU dynamic quantization; on a GPU use --quantize fp16")
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao.quantization is deprecated for torchao, still works
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if how == "fp16" and device.type != "cuda":
+        raise ConfigError("--quantize fp16 needs --device cuda (half precision on CPU is slower, not faster)")
+    if how not in ("none", "int8", "fp16"):
+        raise ConfigError(f"--quantize must be none, int8 or fp16, not {how!r}")
+    return model
+
+
 class Prediction(NamedTuple):
     actions: np.ndarray  # (H, 7) in env units, gripper +1 open / -1 closed
     gripper_prob: np.ndarray  # (H,) P(gripper open) at each chunk position
@@ -42,12 +60,15 @@ class VLAPolicy(ChunkedPolicy):
         device: str = "cpu",
         execute: int = 2,
         done_threshold: float = 0.5,
+        quantize: str = "none",
     ):
         self.skills = TRAINED_SKILLS  # what it was trained on; the executor refuses other skills
         self.device = torch_device(device)
         self.model, self.norm, self.config = load_checkpoint(
             checkpoint or DEFAULT_CHECKPOINT, str(self.device)
         )
+        self.model = quantized(self.model, quantize, self.device)
+        self.fp16 = quantize == "fp16"
         self.runner = ChunkRunner(max(1, min(execute, self.model.cfg.horizon)), done_threshold)
         mean, std = self.norm.image_mean_std()
         self._img_mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
@@ -96,8 +117,9 @@ class VLAPolicy(ChunkedPolicy):
             start_t = (
                 torch.as_tensor(np.asarray(start, np.float32), device=self.device)[None] - center
             ) / AUX_SCALE
-        out = self.model(img, st, self._tokens, self._mask, wrist_img, start_t)
-        return self._prediction(out, 0)
+        with torch.autocast("cuda", torch.float16, enabled=self.fp16):
+            out = self.model(img, st, self._tokens, self._mask, wrist_img, start_t)
+        return self._prediction({k: v.float() for k, v in out.items()}, 0)
 
     def _prediction(self, out: dict, b: int) -> Prediction:
         """Row ``b`` of a forward pass's outputs, in env units."""
@@ -132,14 +154,16 @@ class VLAPolicy(ChunkedPolicy):
             if with_start:
                 starts = np.stack([np.asarray(requests[i][3], np.float32) for i in idx])
                 start_t = (torch.as_tensor(starts, device=self.device) - self.model.aux_center) / AUX_SCALE
-            out = self.model(
-                img,
-                torch.from_numpy(st).to(self.device),
-                torch.from_numpy(tokens).to(self.device),
-                torch.from_numpy(mask).to(self.device),
-                wrist,
-                start_t,
-            )
+            with torch.autocast("cuda", torch.float16, enabled=self.fp16):
+                out = self.model(
+                    img,
+                    torch.from_numpy(st).to(self.device),
+                    torch.from_numpy(tokens).to(self.device),
+                    torch.from_numpy(mask).to(self.device),
+                    wrist,
+                    start_t,
+                )
+            out = {k: v.float() for k, v in out.items()}
             for b, i in enumerate(idx):
                 preds[i] = self._prediction(out, b)
         return preds  # type: ignore[return-value]

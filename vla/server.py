@@ -30,6 +30,7 @@ import threading
 import time
 from http import HTTPStatus
 from pathlib import Path
+from typing import Literal
 
 import msgpack
 import numpy as np
@@ -47,6 +48,7 @@ class ServeConfig(BaseModel):
 
     checkpoint: Path | None = None
     device: str = "cpu"
+    quantize: Literal["none", "int8", "fp16"] = "none"
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
@@ -63,6 +65,9 @@ class ServeConfig(BaseModel):
         "(0: every request alone)",
     )
     max_batch: int = Field(8, ge=1, description="most requests in one forward pass")
+    latency_ms: float = Field(
+        0.0, ge=0, le=10_000, description="added before every reply: emulates a remote server (benchmarks)"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -77,10 +82,10 @@ def is_loopback(host: str) -> bool:
 class PolicyService:
     """Stateless inference for one request at a time (a lock serializes the model)."""
 
-    def __init__(self, checkpoint: Path | None, device: str):
+    def __init__(self, checkpoint: Path | None, device: str, quantize: str = "none"):
         from vla_agent.vla.policy import VLAPolicy
 
-        self.policy = VLAPolicy(checkpoint, device=device)
+        self.policy = VLAPolicy(checkpoint, device=device, quantize=quantize)
         self._lock = threading.Lock()
         cfg = self.policy.model.cfg
         self.metadata = {
@@ -249,7 +254,9 @@ async def serve_async(
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vla-infer")
     loop = asyncio.get_running_loop()
     if service is None:
-        service = await loop.run_in_executor(executor, PolicyService, cfg.checkpoint, cfg.device)
+        service = await loop.run_in_executor(
+            executor, PolicyService, cfg.checkpoint, cfg.device, cfg.quantize
+        )
     packed_meta = msgpack_numpy.packb(service.metadata)
     # Decoding has threads of its own: a hostile frame never waits in front of inference, and
     # never runs on the event loop that serves everyone else.
@@ -344,6 +351,8 @@ async def serve_async(
                     reply = await fut
                     if isinstance(reply, Exception):
                         raise reply
+                    if cfg.latency_ms:
+                        await asyncio.sleep(cfg.latency_ms / 1000)
                     await ws.send(msgpack_numpy.packb(reply))
                     strikes = 0
                 except (ValueError, TypeError, KeyError, msgpack.ExtraData, msgpack.FormatError) as e:

@@ -12,17 +12,20 @@ detector against ground truth, per control step and per subgoal verdict.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.backends.sim import StateAudit
+from vla_agent.agent.bench.server import served_vla
 from vla_agent.agent.core.events import Event
 from vla_agent.agent.core.session import AgentConfig, Session
 from vla_agent.agent.core.stats import p50_p99
@@ -144,6 +147,12 @@ class ChainBenchConfig(BaseModel):
     max_replans: int = 2
     home: bool = True  # the executor's move home before each pick or push
     robot: str = "panda"  # a registered RobotSpec (panda, xarm6)
+    adapter: str | None = None  # a policy server's convention
+    chunks: Literal["sync", "async"] = "sync"
+    realtime: bool = False  # a policy server's latency costs control ticks
+    server_latency_ms: float | None = Field(
+        None, ge=0, description="serve the VLA locally, replies this late"
+    )
 
 
 class ChainRunner:
@@ -166,6 +175,9 @@ class ChainRunner:
                 max_replans=cfg.max_replans,
                 home=cfg.home,
                 robot=cfg.robot,
+                adapter=cfg.adapter,
+                chunks=cfg.chunks,
+                realtime=cfg.realtime or cfg.server_latency_ms is not None,
             )
         )
 
@@ -288,15 +300,22 @@ def run_chain_bench(
     the cluster at ``ray_address``); with ``out``, per-episode records go to
     ``out/episodes.jsonl`` as they finish and a second run with the same folder resumes."""
     t0 = time.perf_counter()
-    records, run = run_batch(
-        partial(ChainRunner, cfg),
-        range(cfg.episodes),
-        json.loads(cfg.model_dump_json()),
-        workers=workers,
-        ray_address=ray_address,
-        out=out,
-        progress=progress,
-    )
+    with contextlib.ExitStack() as stack:
+        served = cfg
+        if cfg.server_latency_ms is not None:  # the VLA behind a local server that answers that late
+            if cfg.policy != "vla":
+                raise ConfigError("--server-latency-ms serves the VLA locally: use it with --policy vla")
+            uri = stack.enter_context(served_vla(cfg.server_latency_ms, cfg.checkpoint))
+            served = cfg.model_copy(update={"policy": uri})
+        records, run = run_batch(
+            partial(ChainRunner, served),
+            range(cfg.episodes),
+            json.loads(cfg.model_dump_json()),
+            workers=workers,
+            ray_address=ray_address,
+            out=out,
+            progress=progress,
+        )
     result = {**aggregate_chains(records, cfg), "wall_s": time.perf_counter() - t0, **run}
     save_result(out, result)
     return result

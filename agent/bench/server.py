@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -74,6 +75,19 @@ def start_server(port: int, checkpoint: Path | None, device: str, *options: str)
                 proc.kill()
                 raise RuntimeError("the policy server did not come up within 60 s") from None
             time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def served_vla(latency_ms: float, checkpoint: Path | None = None, device: str = "cpu"):
+    """``vla-agent serve --latency-ms`` on a free loopback port for the ``with`` block; yields its
+    ``ws://`` address (benchmarks through a server that answers that late)."""
+    port = free_port()
+    proc = start_server(port, checkpoint, device, "--latency-ms", str(latency_ms))
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _measure(port: int, clients: int, requests: list[dict], per_client: int) -> dict:

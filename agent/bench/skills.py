@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
@@ -9,21 +10,33 @@ from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vla_agent.agent.bench.server import served_vla
 from vla_agent.agent.core.experience import Experience, default_path
 from vla_agent.agent.core.policies import make_policy
 from vla_agent.agent.core.stats import p50_p99
+from vla_agent.errors import ConfigError
 from vla_agent.scale import run_batch, save_result
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
 from vla_agent.skills.rollout import run_subgoal
 from vla_agent.skills.tasks import bind_subgoal, episode_rng, sample_task, skill_cycle
+from vla_agent.types import STATE
 from vla_agent.vla import TRAINED_SKILLS
 
 Progress = Callable[[int, int], None]
+
+
+def jerk(path: list[np.ndarray], hz: float) -> float | None:
+    """Mean magnitude of the third difference of the tool path (m/s^3): how jerky the motion is."""
+    if len(path) < 4:
+        return None
+    d3 = np.diff(np.asarray(path, np.float64), n=3, axis=0) * hz**3
+    return float(np.linalg.norm(d3, axis=1).mean())
 
 
 class ExpertBenchConfig(BaseModel):
@@ -180,6 +193,13 @@ class SkillBenchConfig(BaseModel):
     randomize: bool = True
     robot: str = "panda"
     skills: tuple[str, ...] = Field(TRAINED_SKILLS, description="the skills to measure (default: the VLA's)")
+    adapter: str | None = Field(None, description="a policy server's convention (vla.adapters)")
+    chunks: Literal["sync", "async"] = "sync"
+    realtime: bool = Field(False, description="a policy server's latency costs control ticks")
+    server_latency_ms: float | None = Field(
+        None, ge=0, description="serve the VLA locally, replies this late, and measure through it"
+    )
+    quantize: Literal["none", "int8", "fp16"] = Field("none", description="the in-process VLA's precision")
 
 
 class SkillRunner:
@@ -192,8 +212,10 @@ class SkillRunner:
         kwargs: dict = {}
         if cfg.policy == "vla":
             kwargs = {"checkpoint": cfg.checkpoint, "device": cfg.device, "execute": cfg.execute}
-        elif cfg.policy.startswith(("ws://", "wss://")):
-            kwargs = {"execute": cfg.execute}  # the API key: VLA_AGENT_API_KEY or its files (vla.auth)
+            kwargs["quantize"] = cfg.quantize
+        elif cfg.policy != "expert":  # a policy server; the API key: VLA_AGENT_API_KEY or its files
+            kwargs = {"execute": cfg.execute, "adapter": cfg.adapter, "chunks": cfg.chunks}
+            kwargs["realtime"] = cfg.realtime or cfg.server_latency_ms is not None
         self.policy = make_policy(cfg.policy, self.env, **kwargs)
         self.expert = ExpertPolicy(self.env)
         self.experience = Experience(default_path(), robot=cfg.robot, policy=cfg.policy)
@@ -213,6 +235,8 @@ class SkillRunner:
         obs, _ = env.reset(seed=seed, options={"scene": task.scene})
         timed = isinstance(self.policy, ChunkedPolicy)  # the expert: no inference to time
         lat0 = len(self.policy.latencies_ms) if timed else 0
+        idle0 = getattr(self.policy, "idle_ticks", 0)
+        path: list[np.ndarray] = []
         setup_ok = True
         for sg in task.setup:
             r, obs = run_subgoal(env, self.expert, sg, obs)
@@ -220,7 +244,12 @@ class SkillRunner:
         ok, steps, instruction = False, None, ""
         if setup_ok:
             sg = bind_subgoal(env, task, rng, split="heldout")
-            result, obs = run_subgoal(env, self.policy, sg, obs)
+
+            def on_step(o, a, settling: bool) -> None:
+                if not settling:
+                    path.append(o[STATE][:3])
+
+            result, obs = run_subgoal(env, self.policy, sg, obs, on_step=on_step)
             ok, steps, instruction = result.success, result.steps, sg.instruction
             self.experience.record(sg, env.kinds(), ok, result.steps)  # predicted success learns from it
         return {
@@ -231,6 +260,8 @@ class SkillRunner:
             "steps": steps,
             "instruction": instruction,
             "latency_ms": list(self.policy.latencies_ms[lat0:]) if timed else [],
+            "idle_ticks": getattr(self.policy, "idle_ticks", 0) - idle0,
+            "jerk": jerk(path, env.config.control_hz),
         }
 
 
@@ -245,15 +276,22 @@ def run_skill_bench(
     """Per-skill success of ``cfg.policy`` judged by ground truth; setups (e.g. the pick before a
     place) are done by the scripted expert so each skill is measured on its own."""
     t0 = time.perf_counter()
-    records, run = run_batch(
-        partial(SkillRunner, cfg),
-        range(cfg.episodes_per_skill * len(cfg.skills)),
-        json.loads(cfg.model_dump_json()),
-        workers=workers,
-        ray_address=ray_address,
-        out=out,
-        progress=progress,
-    )
+    with contextlib.ExitStack() as stack:
+        served = cfg
+        if cfg.server_latency_ms is not None:  # the VLA behind a local server that answers that late
+            if cfg.policy != "vla":
+                raise ConfigError("--server-latency-ms serves the VLA locally: use it with --policy vla")
+            uri = stack.enter_context(served_vla(cfg.server_latency_ms, cfg.checkpoint, cfg.device))
+            served = cfg.model_copy(update={"policy": uri})
+        records, run = run_batch(
+            partial(SkillRunner, served),
+            range(cfg.episodes_per_skill * len(cfg.skills)),
+            json.loads(cfg.model_dump_json()),
+            workers=workers,
+            ray_address=ray_address,
+            out=out,
+            progress=progress,
+        )
     by_skill: dict[str, list[bool]] = defaultdict(list)
     by_variant: dict[str, list[bool]] = defaultdict(list)
     for r in records:
@@ -272,6 +310,9 @@ def run_skill_bench(
         "per_variant": {k: sum(v) / len(v) for k, v in sorted(by_variant.items())},
         "steps_per_episode": float(np.mean(steps)) if steps else 0.0,
         "latency_ms": {**p50_p99(lat), "n": len(measured)},
+        "idle_ticks_per_episode": float(np.mean([r.get("idle_ticks", 0) for r in records])),
+        "idle_fraction": sum(r.get("idle_ticks", 0) for r in records) / max(sum(steps), 1),
+        "jerk_m_s3": float(np.mean([r["jerk"] for r in records if r.get("jerk") is not None] or [0.0])),
         "failures": [
             {"seed": r["seed"], "instruction": r["instruction"]}
             for r in records

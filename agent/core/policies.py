@@ -24,7 +24,7 @@ POLICIES = registry("policy", "vla_agent.policies")
 def _vla(arg: str, env: TabletopEnv | None, checkpoint: Path | None = None, device: str = "cpu", **kw):
     from vla_agent.vla.policy import VLAPolicy
 
-    options = {k: v for k, v in kw.items() if k == "execute"}
+    options = {k: v for k, v in kw.items() if k in ("execute", "quantize")}
     return VLAPolicy(checkpoint, device=device, **options)
 
 
@@ -40,17 +40,53 @@ def _remote(
     env: TabletopEnv | None,
     api_key: str | None = None,
     api_key_file: Path | None = None,
-    execute: int = 2,
+    execute: int | None = None,
+    adapter: str | None = None,
+    chunks: str = "sync",
+    realtime: bool = False,
+    simulated: bool | None = None,
     **_,
 ):
     from vla_agent.vla.auth import resolve_api_key
     from vla_agent.vla.client import RemotePolicy
 
-    return RemotePolicy(uri, api_key=resolve_api_key(api_key, api_key_file), execute=execute)
+    if adapter is None and uri.startswith("openvla+"):
+        adapter = "openvla-bridge"
+    return RemotePolicy(
+        uri,
+        api_key=resolve_api_key(api_key, api_key_file),
+        execute=execute,
+        adapter=adapter,
+        chunks=chunks,
+        realtime=realtime,
+        simulated=env is not None if simulated is None else simulated,
+        open_width=env.robot_spec.max_gripper_width if env is not None else 0.08,
+    )
 
 
 POLICIES.register("ws", _remote, form="ws://HOST:PORT", help="a policy server (openpi websocket protocol)")
 POLICIES.register("wss", _remote, form="wss://HOST:PORT", help="a policy server over TLS")
+POLICIES.register(
+    "openvla+http", _remote, form="openvla+http://HOST:PORT", help="an OpenVLA REST server (deploy.py)"
+)
+
+
+@POLICIES.register(
+    "standin",
+    form="standin:openpi-libero|openvla-bridge[,latency_ms=L]",
+    help="a loopback stand-in server of that convention, driven by the scripted expert (try adapters)",
+)
+def _standin(arg: str, env: TabletopEnv | None, adapter: str | None = None, **options):
+    from vla_agent.vla.adapters.standins import start_standin
+
+    if env is None:
+        raise ConfigError("a stand-in server is driven by the simulator's expert: it needs the simulator")
+    name, _, rest = arg.partition(",")
+    latency = float(rest.split("=", 1)[1]) if rest.startswith("latency_ms=") else 0.0
+    server = start_standin(name or "openpi-libero", env, latency_ms=latency)
+    policy = _remote(server.uri, env, adapter=adapter or server.adapter, **options)
+    policy.standin = server  # lives as long as the policy
+    return policy
 
 
 def make_policy(spec: str, env: TabletopEnv | None, **options):

@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,11 @@ class AgentConfig(BaseModel):
     checkpoint: Path | None = None
     device: str = "cpu"
     api_key_file: Path | None = Field(None, description="file holding a policy server's API key")
+    adapter: str | None = Field(
+        None, description="a policy server's convention (vla.adapters preset or file)"
+    )
+    chunks: Literal["sync", "async"] = Field("sync", description="a policy server's chunks: wait, or overlap")
+    realtime: bool = Field(False, description="a dry run counts a policy server's latency in control ticks")
     shield: ShieldConfig = Field(default_factory=ShieldConfig, description="the safety envelope of the cell")
     planner: str = "offline"
     llm_model: str = DEFAULT_MODEL
@@ -126,7 +131,14 @@ class Session:
         robot, base = self.env.robot_spec, self.env.base
         self.backend = SimBackend(self.env, audit=SafetyShield(cfg.shield, robot, base))  # independent audit
         self.policy = make_policy(
-            cfg.policy, self.env, checkpoint=cfg.checkpoint, device=cfg.device, api_key_file=cfg.api_key_file
+            cfg.policy,
+            self.env,
+            checkpoint=cfg.checkpoint,
+            device=cfg.device,
+            api_key_file=cfg.api_key_file,
+            adapter=cfg.adapter,
+            chunks=cfg.chunks,
+            realtime=cfg.realtime,
         )
         self.planner = make_planner(cfg)
         self.experience = Experience(default_path(), robot=cfg.robot, policy=cfg.policy)

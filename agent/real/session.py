@@ -94,6 +94,8 @@ class RealSession:
                     checkpoint=cfg.checkpoint,
                     device=cfg.device,
                     api_key_file=cfg.api_key_file,
+                    adapter=cfg.adapter,
+                    chunks=cfg.chunks,
                 )
 
         self.policy_factory = policy_factory
@@ -113,9 +115,12 @@ class RealSession:
             if isinstance(self.arm, TwinArm)
             else TabletopEnv(EnvConfig(robot=self.robot.name, base_position=self.arm.mount))
         )
+        policy = policy_factory(policy_env)
+        if hasattr(policy, "stream"):  # a remote policy: its chunks arrive in wall-clock time here
+            policy.stream.simulated = False
         self.executor = Executor(
             self.backend,
-            policy_factory(policy_env),
+            policy,
             make_planner(cfg),
             detector_factory(cfg.detector),
             shield=SafetyShield(*envelope),

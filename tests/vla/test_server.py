@@ -152,9 +152,9 @@ def test_remote_policy_broker_drops_queue_on_new_subgoal(server, checkpoint):
     policy = RemotePolicy(f"ws://127.0.0.1:{server.port}", execute=3)
     policy.reset(get_skill("pick").subgoal({"obj": "red block"}))
     first = policy.act({IMAGE: d.images[0], WRIST_IMAGE: d.wrist[0], STATE: d.states[0]})
-    assert first.shape == (1, 7) and len(policy.queue) == 2 and len(policy.latencies_ms) == 1
+    assert first.shape == (1, 7) and len(policy.stream.queue) == 2 and len(policy.latencies_ms) == 1
     policy.reset(get_skill("pick").subgoal({"obj": "blue block"}))
-    assert len(policy.queue) == 0
+    assert len(policy.stream.queue) == 0
     policy.act({IMAGE: d.images[0], WRIST_IMAGE: d.wrist[0], STATE: d.states[0]})
     assert len(policy.latencies_ms) == 2
 

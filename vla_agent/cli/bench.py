@@ -16,6 +16,16 @@ from vla_agent.cli.common import (
     scale_args,
     scale_options,
 )
+from vla_agent.cli.options import remote_policy_options
+
+
+def server_latency_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--server-latency-ms",
+        type=float,
+        default=None,
+        help="serve the VLA locally, every reply this late, and roll out through it (implies --realtime)",
+    )
 
 
 def cmd_bench_expert(a: argparse.Namespace) -> int:
@@ -44,6 +54,11 @@ def cmd_bench_skills(a: argparse.Namespace) -> int:
         seed=a.seed,
         execute=a.execute,
         robot=a.robot,
+        adapter=a.adapter,
+        chunks=a.chunks,
+        realtime=a.realtime,
+        server_latency_ms=a.server_latency_ms,
+        quantize=a.quantize,
         **({"skills": tuple(a.skills.split(","))} if a.skills else {}),
     )
     with progress() as prog:
@@ -58,6 +73,10 @@ def cmd_bench_skills(a: argparse.Namespace) -> int:
         print_rates(title, result, "mean over skills")
         lat = result["latency_ms"]
         out.print(f"inference latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+        out.print(
+            f"idle ticks {result['idle_fraction']:.1%} of steps, jerk {result['jerk_m_s3']:.1f} m/s^3 "
+            f"({cfg.chunks} chunks)"
+        )
     return 0
 
 
@@ -174,6 +193,14 @@ def add_bench(sub) -> None:
     bs.add_argument(
         "--skills", default=None, help="comma-separated (default: the shipped VLA's: pick,place,push)"
     )
+    remote_policy_options(bs)
+    server_latency_option(bs)
+    bs.add_argument(
+        "--quantize",
+        default="none",
+        choices=["none", "int8", "fp16"],
+        help="the in-process VLA: int8 dynamic quantization (CPU) or fp16 (CUDA)",
+    )
     scale_options(bs)
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_bench_skills)
@@ -211,6 +238,8 @@ def add_bench(sub) -> None:
         help="skills start where the previous one ended (no move home before a pick or push)",
     )
     bc.add_argument("--robot", default="panda", help=f"{names('robot')} (default panda)")
+    remote_policy_options(bc)
+    server_latency_option(bc)
     bc.add_argument("--planner", default="offline", help=names("planner"))
     bc.add_argument("--detector", default="perception", help=names("detector"))
     bc.add_argument("--llm-model", default=default_llm())

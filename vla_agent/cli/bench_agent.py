@@ -30,6 +30,10 @@ def cmd_bench_chains(a: argparse.Namespace) -> int:
         llm_base_url=a.llm_base_url,
         home=not a.no_home,
         robot=a.robot,
+        adapter=a.adapter,
+        chunks=a.chunks,
+        realtime=a.realtime,
+        server_latency_ms=a.server_latency_ms,
     )
     with progress() as prog:
         task = prog.add_task(f"chains ({cfg.policy}, {cfg.robot})", total=cfg.episodes)

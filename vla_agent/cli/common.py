@@ -51,6 +51,7 @@ def registries() -> dict:
     import vla_agent.agent.real.arms  # noqa: F401
     import vla_agent.agent.real.cameras  # noqa: F401
     import vla_agent.sim.robots  # noqa: F401
+    import vla_agent.vla.adapters  # noqa: F401
     from vla_agent.registry import REGISTRIES
     from vla_agent.skills.library import skill_names
 

@@ -23,6 +23,9 @@ def agent_config(a: argparse.Namespace):
         checkpoint=getattr(a, "checkpoint", None),
         device=getattr(a, "device", "cpu"),
         api_key_file=getattr(a, "api_key_file", None),
+        adapter=getattr(a, "adapter", None),
+        chunks=getattr(a, "chunks", "sync"),
+        realtime=getattr(a, "realtime", False),
         shield=load_shield_config(a.shield) if getattr(a, "shield", None) else ShieldConfig(),
         planner=a.planner,
         llm_model=a.llm_model,
@@ -83,6 +86,7 @@ def agent_options(p: argparse.ArgumentParser, policy: bool = True) -> None:
             help="file with the policy server's API key (else VLA_AGENT_API_KEY, "
             "then ~/.config/vla-agent/api_key)",
         )
+        remote_policy_options(p)
         p.add_argument("--detector", default="perception", help=f"{names('detector')} (default perception)")
         p.add_argument(
             "--shield",
@@ -100,6 +104,27 @@ def agent_options(p: argparse.ArgumentParser, policy: bool = True) -> None:
         )
         p.add_argument("--out", default=None, help="report folder (default runs/run-DATE-TIME)")
         p.add_argument("--no-video", action="store_true", help="skip the video")
+
+
+def remote_policy_options(p: argparse.ArgumentParser) -> None:
+    """How a policy server's inputs, outputs and chunks are handled (``--policy ws://...``)."""
+    p.add_argument(
+        "--adapter",
+        default=None,
+        help=f"the policy server's convention: {names('adapter')}, NAME:field=value,... or a YAML file "
+        "(default: vla-agent; openvla-bridge for openvla+http://)",
+    )
+    p.add_argument(
+        "--chunks",
+        default="sync",
+        choices=["sync", "async"],
+        help="sync: wait for each chunk; async: request the next while one executes",
+    )
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="dry run: the policy server's latency costs control ticks, as on a robot",
+    )
 
 
 def real_options(p: argparse.ArgumentParser, yes: bool = True) -> None:

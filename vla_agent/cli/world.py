@@ -128,11 +128,13 @@ def cmd_serve(a: argparse.Namespace) -> int:
     cfg = ServeConfig(
         checkpoint=a.checkpoint,
         device=a.device,
+        quantize=a.quantize,
         host=a.host,
         port=a.port,
         api_key=resolve_api_key(a.api_key, a.api_key_file),
         batch_window_ms=a.batch_window_ms,
         max_batch=a.max_batch,
+        latency_ms=a.latency_ms,
     )
     err.print(f"serving the VLA on ws://{cfg.host}:{cfg.port} (device {cfg.device}); /healthz for probes")
     serve_forever(cfg)
@@ -198,6 +200,9 @@ def add_serve(sub) -> None:
     )
     sv.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
     sv.add_argument("--device", default="cpu", help="cpu | cuda")
+    sv.add_argument(
+        "--quantize", default="none", choices=["none", "int8", "fp16"], help="int8 on CPU, fp16 on CUDA"
+    )
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument(
@@ -207,6 +212,12 @@ def add_serve(sub) -> None:
         help="with several clients connected, batch requests arriving this close together (0: off)",
     )
     sv.add_argument("--max-batch", type=int, default=8, help="most requests in one forward pass")
+    sv.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="wait this long before every reply: emulate a remote GPU server (for benchmarks)",
+    )
     sv.add_argument(
         "--api-key",
         default=None,
