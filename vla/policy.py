@@ -61,12 +61,18 @@ class VLAPolicy(ChunkedPolicy):
         execute: int = 2,
         done_threshold: float = 0.5,
         quantize: str = "none",
+        lora: str | Path | None = None,
     ):
         self.skills = TRAINED_SKILLS  # what it was trained on; the executor refuses other skills
         self.device = torch_device(device)
         self.model, self.norm, self.config = load_checkpoint(
             checkpoint or DEFAULT_CHECKPOINT, str(self.device)
         )
+        if lora is not None:  # a low-rank adapter on top (vla.lora): the skills it was trained for
+            from vla_agent.vla.lora import load_lora
+
+            meta = load_lora(self.model, lora)
+            self.skills = tuple(dict.fromkeys((*self.skills, *meta.get("skills", ()))))
         self.model = quantized(self.model, quantize, self.device)
         self.fp16 = quantize == "fp16"
         self.runner = ChunkRunner(max(1, min(execute, self.model.cfg.horizon)), done_threshold)

@@ -25,6 +25,7 @@ from vla_agent.errors import ConfigError
 from vla_agent.vla.checkpoint import load_checkpoint, save_checkpoint, torch_device
 from vla_agent.vla.dataset import WRIST_KEY
 from vla_agent.vla.demos import Demonstrations, load_datasets
+from vla_agent.vla.lora import DEFAULT_TARGETS, apply_lora, save_lora
 from vla_agent.vla.model import AUX_CENTER, AUX_SCALE, VLAConfig, VLANet
 from vla_agent.vla.normalize import Normalizer
 from vla_agent.vla.text import text_encoder
@@ -66,6 +67,12 @@ class TrainConfig(BaseModel):
     # Fine-tuning: start from this checkpoint's weights and keep its normalization stats (the
     # model's inputs and outputs mean what they meant); the optimizer and schedule start afresh.
     init: Path | None = None
+    # LoRA (``vla.lora``): with ``init``, train only rank-``lora_rank`` updates of its linear layers
+    # and write them as a small adapter (``<out>/lora.safetensors``) instead of a checkpoint.
+    lora_rank: int = Field(0, ge=0, description="0: train every weight")
+    lora_alpha: float = Field(8.0, gt=0)
+    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
+    lora_skills: tuple[str, ...] = Field((), description="skills the adapter adds to the base's")
     model: VLAConfig = VLAConfig()
 
 
@@ -320,9 +327,14 @@ def train(
         size = {"image_size": demos.images.shape[1], "wrist_size": demos.wrist.shape[1]}
         model = VLANet(cfg.model.model_copy(update=size)).to(device)
         model.set_state_stats(norm.stats["observation.state"]["mean"], norm.stats["observation.state"]["std"])
+    if cfg.lora_rank:
+        if cfg.init is None:
+            raise ConfigError("LoRA adapts a trained checkpoint: give the base with init (--checkpoint)")
+        apply_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     data = Batcher(demos, norm, model.cfg.horizon, device, cfg.open_lead, cfg.open_radius)
     bf16 = use_bf16(cfg.precision, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     last = cfg.out / "last"
     if (last / "optimizer.safetensors").exists():
@@ -373,9 +385,30 @@ def train(
     if world > 1:  # the DDP wrapper (and its reducer's threads) goes while its process group lives
         del forward
         gc.collect()
-    figures = {"param_checksum": float(sum(p.double().sum().item() for p in model.parameters()))}
+    figures = {
+        "param_checksum": float(sum(p.double().sum().item() for p in model.parameters())),
+        "trainable_parameters": sum(p.numel() for p in trainable),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     if not lead:
         return figures
+    common = {
+        "steps": cfg.steps,
+        "resumed_from": start,
+        "wall_s": time.perf_counter() - t0,
+        "history": history,
+    }
+    if cfg.lora_rank:
+        meta = {
+            "rank": cfg.lora_rank,
+            "alpha": cfg.lora_alpha,
+            "targets": list(cfg.lora_targets),
+            "skills": list(cfg.lora_skills),
+            "base": str(cfg.init),
+            "train": json.loads(cfg.model_dump_json()),
+        }
+        path = save_lora(cfg.out / "lora.safetensors", model, meta)
+        return {**figures, **common, "adapter": str(path), "adapter_bytes": path.stat().st_size}
     final = save_checkpoint(
         cfg.out / "final",
         model,

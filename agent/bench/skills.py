@@ -200,6 +200,9 @@ class SkillBenchConfig(BaseModel):
         None, ge=0, description="serve the VLA locally, replies this late, and measure through it"
     )
     quantize: Literal["none", "int8", "fp16"] = Field("none", description="the in-process VLA's precision")
+    lora: Path | None = Field(
+        None, description="a LoRA adapter on top of the checkpoint (vla finetune --lora)"
+    )
 
 
 class SkillRunner:
@@ -212,7 +215,7 @@ class SkillRunner:
         kwargs: dict = {}
         if cfg.policy == "vla":
             kwargs = {"checkpoint": cfg.checkpoint, "device": cfg.device, "execute": cfg.execute}
-            kwargs["quantize"] = cfg.quantize
+            kwargs.update(quantize=cfg.quantize, lora=cfg.lora)
         elif cfg.policy != "expert":  # a policy server; the API key: VLA_AGENT_API_KEY or its files
             kwargs = {"execute": cfg.execute, "adapter": cfg.adapter, "chunks": cfg.chunks}
             kwargs["realtime"] = cfg.realtime or cfg.server_latency_ms is not None

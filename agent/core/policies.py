@@ -24,7 +24,7 @@ POLICIES = registry("policy", "vla_agent.policies")
 def _vla(arg: str, env: TabletopEnv | None, checkpoint: Path | None = None, device: str = "cpu", **kw):
     from vla_agent.vla.policy import VLAPolicy
 
-    options = {k: v for k, v in kw.items() if k in ("execute", "quantize")}
+    options = {k: v for k, v in kw.items() if k in ("execute", "quantize", "lora") and v is not None}
     return VLAPolicy(checkpoint, device=device, **options)
 
 

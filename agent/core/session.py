@@ -49,6 +49,7 @@ class AgentConfig(BaseModel):
     policy: str = "vla"
     robot: str = Field("panda", description="the simulated robot: a registered RobotSpec (panda, xarm6)")
     checkpoint: Path | None = None
+    lora: Path | None = Field(None, description="a LoRA adapter on top of the VLA checkpoint")
     device: str = "cpu"
     api_key_file: Path | None = Field(None, description="file holding a policy server's API key")
     adapter: str | None = Field(
@@ -134,6 +135,7 @@ class Session:
             cfg.policy,
             self.env,
             checkpoint=cfg.checkpoint,
+            lora=cfg.lora,
             device=cfg.device,
             api_key_file=cfg.api_key_file,
             adapter=cfg.adapter,

@@ -92,6 +92,7 @@ class RealSession:
                     cfg.policy,
                     env,
                     checkpoint=cfg.checkpoint,
+                    lora=cfg.lora,
                     device=cfg.device,
                     api_key_file=cfg.api_key_file,
                     adapter=cfg.adapter,

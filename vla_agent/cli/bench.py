@@ -59,6 +59,7 @@ def cmd_bench_skills(a: argparse.Namespace) -> int:
         realtime=a.realtime,
         server_latency_ms=a.server_latency_ms,
         quantize=a.quantize,
+        lora=a.lora,
         **({"skills": tuple(a.skills.split(","))} if a.skills else {}),
     )
     with progress() as prog:
@@ -200,6 +201,9 @@ def add_bench(sub) -> None:
         default="none",
         choices=["none", "int8", "fp16"],
         help="the in-process VLA: int8 dynamic quantization (CPU) or fp16 (CUDA)",
+    )
+    bs.add_argument(
+        "--lora", default=None, help="a LoRA adapter on top of the checkpoint (vla finetune --lora)"
     )
     scale_options(bs)
     bs.add_argument("--json", action="store_true")

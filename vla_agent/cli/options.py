@@ -21,6 +21,7 @@ def agent_config(a: argparse.Namespace):
         policy=getattr(a, "policy", "vla"),
         robot=getattr(a, "robot", "panda"),
         checkpoint=getattr(a, "checkpoint", None),
+        lora=getattr(a, "lora", None),
         device=getattr(a, "device", "cpu"),
         api_key_file=getattr(a, "api_key_file", None),
         adapter=getattr(a, "adapter", None),
@@ -79,6 +80,7 @@ def agent_options(p: argparse.ArgumentParser, policy: bool = True) -> None:
             help=f"the simulated robot: {names('robot')} (a real arm names its own; default panda)",
         )
         p.add_argument("--checkpoint", default=None, help="VLA checkpoint folder (default: the shipped one)")
+        p.add_argument("--lora", default=None, help="a LoRA adapter on top of it (vla finetune --lora)")
         p.add_argument("--device", default="cpu", help="cpu | cuda")
         p.add_argument(
             "--api-key-file",

@@ -93,6 +93,49 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vla_finetune(a: argparse.Namespace) -> int:
+    from vla_agent.skills.library import get_skill
+    from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT
+    from vla_agent.vla.train import TrainConfig, train
+
+    skills = csv_tuple(a.skills) or ()
+    for name in skills:
+        get_skill(name)  # unknown names: one-line error with suggestions
+    datasets = [Path(x) for x in a.dataset.split(",")]
+    cfg = TrainConfig(
+        dataset=datasets if len(datasets) > 1 else datasets[0],
+        out=Path(a.out),
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+        device=a.device,
+        precision=a.precision,
+        save_every=a.save_every,
+        init=Path(a.checkpoint) if a.checkpoint else DEFAULT_CHECKPOINT,
+        lora_rank=a.rank if a.lora else 0,
+        lora_skills=skills,
+        **({"lora_targets": csv_tuple(a.targets)} if a.targets else {}),
+    )
+    with progress() as prog:
+        task = prog.add_task("fine-tuning", total=cfg.steps)
+        result = train(
+            cfg,
+            progress=lambda s, n, info: prog.update(
+                task, completed=s, description=f"loss {info['loss']:.3f}"
+            ),
+        )
+    if a.json:
+        print(json.dumps(result))
+    else:
+        what = result.get("adapter") or result["checkpoint"]
+        out.print(
+            f"{what}: {result['trainable_parameters']} of {result['parameters']} parameters trained "
+            f"in {result['wall_s']:.0f} s"
+        )
+    return 0
+
+
 def cmd_vla_filter(a: argparse.Namespace) -> int:
     from vla_agent.skills.library import get_skill, skill_of_instruction
     from vla_agent.vla.demos import filter_dataset
@@ -217,6 +260,38 @@ def add_vla(sub) -> None:
     vt.add_argument("--init", metavar="CHECKPOINT", help="fine-tune from this checkpoint (keeps its stats)")
     vt.add_argument("--json", action="store_true")
     vt.set_defaults(func=cmd_vla_train)
+
+    vft = vsub.add_parser(
+        "finetune",
+        help="adapt the VLA to new data: --lora writes a small adapter, else a full checkpoint",
+        description="Fine-tune a trained checkpoint (default: the shipped one) on new demonstrations. With "
+        "--lora only rank-R updates of its language and trunk layers are trained (~1%% of the weights) and "
+        "saved as OUT/lora.safetensors, loaded with --checkpoint BASE --lora OUT; mix in some demonstrations "
+        "of the old skills so they stay as good.",
+    )
+    vft.add_argument("--dataset", required=True, help="dataset folder(s), comma-separated")
+    vft.add_argument("--checkpoint", default=None, help="the base (default: the shipped checkpoint)")
+    vft.add_argument("--lora", action="store_true", help="train a low-rank adapter, not every weight")
+    vft.add_argument("--rank", type=int, default=2, help="LoRA rank (2: 1.2%% of the weights)")
+    vft.add_argument(
+        "--targets",
+        default=None,
+        metavar="LIST",
+        help="linear layers to adapt, fnmatch patterns (default: vla.lora.DEFAULT_TARGETS; '*': all)",
+    )
+    vft.add_argument(
+        "--skills", default=None, metavar="LIST", help="skills the adapter adds, e.g. place_beside"
+    )
+    vft.add_argument("--out", default="runs/finetune")
+    vft.add_argument("--steps", type=int, default=1500)
+    vft.add_argument("--batch-size", type=int, default=64)
+    vft.add_argument("--lr", type=float, default=3e-3, help="(LoRA likes a higher rate than full training)")
+    vft.add_argument("--seed", type=int, default=0)
+    vft.add_argument("--device", default="cpu", help="cpu | cuda")
+    vft.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    vft.add_argument("--save-every", type=int, default=500)
+    vft.add_argument("--json", action="store_true")
+    vft.set_defaults(func=cmd_vla_finetune)
 
     vf = vsub.add_parser(
         "filter",

@@ -1,0 +1,67 @@
+"""Chunk execution in time: idle ticks while waiting, the asynchronous join of a late chunk,
+and the wall-clock mode a real robot uses (requests in threads, the control loop never blocks)."""
+
+import time
+
+import numpy as np
+
+from vla_agent.types import STATE
+from vla_agent.vla.adapters.convention import Chunk
+from vla_agent.vla.chunking import ChunkRunner
+from vla_agent.vla.streaming import ChunkStream
+
+
+def _chunk(dx: float, n: int = 4) -> Chunk:
+    actions = np.zeros((n, 7))
+    actions[:, 0], actions[:, 6] = dx, 1.0
+    return Chunk(actions, np.ones(n))
+
+
+def _obs(x: float = 0.0) -> dict:
+    return {STATE: np.array([x, 0, 0.2, 0, 0, 0, 0.08])}
+
+
+def _slow(seconds: float, dx: float = 0.01):
+    def request(obs):
+        time.sleep(seconds)
+        return _chunk(dx)
+
+    return request
+
+
+def test_sync_waits_are_idle_ticks_only_when_realtime():
+    for realtime, idle in ((False, 0), (True, 1)):
+        stream = ChunkStream(ChunkRunner(2), "sync", realtime=realtime)
+        actions = [stream.step(_obs(), _slow(0.12)) for _ in range(6)]
+        assert stream.idle_ticks == 2 * idle  # one per chunk of 2: 0.12 s is one whole tick
+        moving = [a for a in actions if a[0] != 0]
+        assert len(moving) == 6 - 2 * idle and all(a[6] == 1.0 for a in actions)
+
+
+def test_async_joins_a_late_chunk_where_the_arm_really_is():
+    stream = ChunkStream(ChunkRunner(2), "async", realtime=True, blend=1)
+    first = stream.step(_obs(0.0), _slow(0.12))  # nothing yet: hold while the first chunk is out
+    assert first[0] == 0 and stream.idle_ticks == 1
+    second = stream.step(_obs(0.0), _slow(0.12))  # it arrives one tick late: its step 0 is past
+    # the chunk expected the arm 1 cm along already (its step 0); it has not moved: make up for it
+    assert np.isclose(second[0], 0.02)
+    third = stream.step(_obs(0.02), _slow(0.12))
+    assert np.isclose(third[0], 0.01)  # on the chunk's path now
+    assert stream.idle_ticks == 1
+
+
+def test_wall_clock_mode_never_blocks_the_control_loop():
+    def connect():
+        return _slow(0.12, dx=0.01)
+
+    stream = ChunkStream(ChunkRunner(2), "async", simulated=False, connect=connect)
+    started, actions = time.monotonic(), []
+    for _ in range(12):
+        t0 = time.monotonic()
+        actions.append(stream.step(_obs(), None))
+        assert time.monotonic() - t0 < 0.05  # a tick never waits for the server
+        time.sleep(0.1)
+    stream.close()
+    assert actions[0][0] == 0  # the first ticks hold
+    assert sum(a[0] != 0 for a in actions) >= 6  # then chunks arrive and are executed
+    assert time.monotonic() - started < 3
