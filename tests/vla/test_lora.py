@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from vla_agent.errors import ConfigError
-from vla_agent.types import IMAGE, STATE, WRIST_IMAGE
 from vla_agent.vla.checkpoint import load_checkpoint
 from vla_agent.vla.demos import load_dataset
 from vla_agent.vla.lora import apply_lora, load_lora
