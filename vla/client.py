@@ -159,6 +159,8 @@ class RemotePolicy(ChunkedPolicy):
         realtime: bool = False,
         simulated: bool = True,
         open_width: float = 0.08,
+        dt: float = 0.1,
+        limits: tuple[float, float] = (0.04, 0.25),
         **timeouts,
     ):
         self.adapter = load_adapter(adapter)
@@ -172,6 +174,8 @@ class RemotePolicy(ChunkedPolicy):
             simulated=simulated,
             open_width=open_width,
             connect=lambda: self._requester(self._client()),
+            dt=dt,
+            limits=limits,
         )
         self.subgoal: Subgoal | None = None
         self.latencies_ms: list[float] = []

@@ -114,6 +114,9 @@ def load_lora(model: nn.Module, path: str | Path) -> dict:
     from safetensors.torch import load_file
 
     path = Path(path)
+    shipped = Path(__file__).parent / "checkpoints" / f"lora-{path}"
+    if not path.exists() and shipped.is_dir():  # a shipped adapter by name: --lora place_beside
+        path = shipped
     if path.is_dir():
         path = path / "lora.safetensors"
     meta_path = path.with_suffix(".json")

@@ -60,7 +60,15 @@ def _remote(
         chunks=chunks,
         realtime=realtime,
         simulated=env is not None if simulated is None else simulated,
-        open_width=env.robot_spec.max_gripper_width if env is not None else 0.08,
+        **(
+            {
+                "open_width": env.robot_spec.max_gripper_width,
+                "dt": 1.0 / env.config.control_hz,
+                "limits": (env.config.max_translation, env.config.max_rotation),
+            }
+            if env is not None
+            else {}
+        ),
     )
 
 

@@ -77,3 +77,11 @@ def test_an_adapter_for_another_model_is_refused(base, tmp_path, tiny_dataset):
     other.trunk[0] = torch.nn.Linear(other.trunk[0].in_features, 32)  # not the same architecture
     with pytest.raises(ConfigError, match="do not fit|size mismatch"):
         load_lora(other, path)
+
+
+def test_the_shipped_place_beside_adapter_loads_by_name_under_1_mb():
+    from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT
+
+    policy = VLAPolicy(lora="place_beside")
+    assert "place_beside" in policy.skills
+    assert (DEFAULT_CHECKPOINT.parent / "lora-place_beside" / "lora.safetensors").stat().st_size < 1_000_000
