@@ -45,3 +45,15 @@ def test_fp16_on_cuda_stays_close(observation):
     a = _chunk(VLAPolicy(device="cuda"), observation)
     b = _chunk(VLAPolicy(device="cuda", quantize="fp16"), observation)
     assert np.abs(a[:, :6] - b[:, :6]).max() < 0.01
+
+
+def test_the_server_serves_an_int8_model(observation):
+    from vla_agent.vla.client import RemotePolicy
+    from vla_agent.vla.server import BackgroundServer, ServeConfig
+
+    with BackgroundServer(ServeConfig(port=0, quantize="int8")) as srv:
+        policy = RemotePolicy(f"ws://127.0.0.1:{srv.port}")
+        policy.reset(get_skill("pick").subgoal({"obj": "red block"}))
+        action = policy.act(observation)
+        policy.close()
+    assert action.shape == (1, 7) and np.all(np.abs(action[0, :3]) <= 0.04)
