@@ -90,7 +90,12 @@ def _standin(arg: str, env: TabletopEnv | None, adapter: str | None = None, **op
     if env is None:
         raise ConfigError("a stand-in server is driven by the simulator's expert: it needs the simulator")
     name, _, rest = arg.partition(",")
-    latency = float(rest.split("=", 1)[1]) if rest.startswith("latency_ms=") else 0.0
+    if rest and not rest.startswith("latency_ms="):
+        raise ConfigError(f"stand-in option {rest!r}: the only one is latency_ms=MILLISECONDS")
+    try:
+        latency = float(rest.split("=", 1)[1]) if rest else 0.0
+    except ValueError:
+        raise ConfigError(f"stand-in option {rest!r}: latency_ms takes a number") from None
     server = start_standin(name or "openpi-libero", env, latency_ms=latency)
     policy = _remote(server.uri, env, adapter=adapter or server.adapter, **options)
     policy.standin = server  # lives as long as the policy

@@ -108,6 +108,8 @@ def test_adapter_specs_overrides_files_and_errors(tmp_path):
         load_adapter("openpi-libero:gripper_sign=1")
     with pytest.raises(ConfigError, match="control_hz"):
         load_adapter("openpi-libero:control_hz=15")
+    with pytest.raises(ConfigError, match="not found"):
+        load_adapter(str(tmp_path / "missing.yaml"))
     assert "openvla-bridge" in ADAPTERS.names()
 
 

@@ -131,8 +131,10 @@ def load_adapter(spec: str | AdapterConfig | None) -> AdapterConfig:
     if isinstance(spec, AdapterConfig):
         return spec
     path = Path(spec)
+    if path.suffix in (".yaml", ".yml", ".json") and not path.exists():
+        raise ConfigError(f"adapter file {path} not found")
     try:
-        if path.suffix in (".yaml", ".yml", ".json") and path.exists():
+        if path.suffix in (".yaml", ".yml", ".json"):
             import yaml
 
             data = (
