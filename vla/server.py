@@ -49,6 +49,7 @@ class ServeConfig(BaseModel):
     checkpoint: Path | None = None
     device: str = "cpu"
     quantize: Literal["none", "int8", "fp16"] = "none"
+    lora: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
@@ -82,10 +83,12 @@ def is_loopback(host: str) -> bool:
 class PolicyService:
     """Stateless inference for one request at a time (a lock serializes the model)."""
 
-    def __init__(self, checkpoint: Path | None, device: str, quantize: str = "none"):
+    def __init__(
+        self, checkpoint: Path | None, device: str, quantize: str = "none", lora: Path | None = None
+    ):
         from vla_agent.vla.policy import VLAPolicy
 
-        self.policy = VLAPolicy(checkpoint, device=device, quantize=quantize)
+        self.policy = VLAPolicy(checkpoint, device=device, quantize=quantize, lora=lora)
         self._lock = threading.Lock()
         cfg = self.policy.model.cfg
         self.metadata = {
@@ -255,7 +258,7 @@ async def serve_async(
     loop = asyncio.get_running_loop()
     if service is None:
         service = await loop.run_in_executor(
-            executor, PolicyService, cfg.checkpoint, cfg.device, cfg.quantize
+            executor, PolicyService, cfg.checkpoint, cfg.device, cfg.quantize, cfg.lora
         )
     packed_meta = msgpack_numpy.packb(service.metadata)
     # Decoding has threads of its own: a hostile frame never waits in front of inference, and

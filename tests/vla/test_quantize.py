@@ -47,11 +47,11 @@ def test_fp16_on_cuda_stays_close(observation):
     assert np.abs(a[:, :6] - b[:, :6]).max() < 0.01
 
 
-def test_the_server_serves_an_int8_model(observation):
+def test_the_server_serves_an_int8_model_with_a_lora_adapter(observation):
     from vla_agent.vla.client import RemotePolicy
     from vla_agent.vla.server import BackgroundServer, ServeConfig
 
-    with BackgroundServer(ServeConfig(port=0, quantize="int8")) as srv:
+    with BackgroundServer(ServeConfig(port=0, quantize="int8", lora="place_beside")) as srv:
         policy = RemotePolicy(f"ws://127.0.0.1:{srv.port}")
         policy.reset(get_skill("pick").subgoal({"obj": "red block"}))
         action = policy.act(observation)

@@ -129,6 +129,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
         checkpoint=a.checkpoint,
         device=a.device,
         quantize=a.quantize,
+        lora=a.lora,
         host=a.host,
         port=a.port,
         api_key=resolve_api_key(a.api_key, a.api_key_file),
@@ -203,6 +204,7 @@ def add_serve(sub) -> None:
     sv.add_argument(
         "--quantize", default="none", choices=["none", "int8", "fp16"], help="int8 on CPU, fp16 on CUDA"
     )
+    sv.add_argument("--lora", default=None, help="a LoRA adapter on top of the checkpoint (path or name)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument(
