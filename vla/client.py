@@ -207,6 +207,10 @@ class RemotePolicy(ChunkedPolicy):
     def act(self, obs: Observation) -> np.ndarray:
         return self.stream.step(obs, self._requester(self.client))[None]
 
+    def interrupt(self) -> None:
+        """The shield changed an action: chunks planned before that are dropped (asynchronous)."""
+        self.stream.interrupt()
+
     @property
     def idle_ticks(self) -> int:
         return self.stream.idle_ticks

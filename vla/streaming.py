@@ -216,6 +216,15 @@ class ChunkStream:
         stalled = len(window) == r.stall_steps + 1 and np.linalg.norm(window[0] - window[-1]) < r.stall_motion
         return descent, stalled
 
+    def interrupt(self) -> None:
+        """Asynchronous: drop the queue and the chunks in flight (planned from observations before
+        a safety event); the next tick asks afresh. Synchronous execution waits for each chunk
+        anyway and is left as it is."""
+        if self.mode == "async":
+            self.queue.clear()
+            self.flights.clear()
+            self.last_sent = -(10**9)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)

@@ -66,3 +66,24 @@ def test_wall_clock_mode_never_blocks_the_control_loop():
     assert actions[0][0] == 0  # the first ticks hold
     assert sum(a[0] != 0 for a in actions) >= 6  # then chunks arrive and are executed
     assert time.monotonic() - started < 3
+
+
+def test_a_safety_event_voids_the_chunks_planned_before_it():
+    calls = []
+
+    def request(obs):
+        calls.append(float(obs[STATE][0]))
+        return _chunk(0.01)
+
+    stream = ChunkStream(ChunkRunner(2), "async")
+    stream.step(_obs(0.0), request)
+    stream.step(_obs(0.01), request)
+    assert stream.queue and len(calls) == 1
+    stream.interrupt()  # the shield held the arm: what was planned before is void
+    assert not stream.queue and not stream.flights
+    stream.step(_obs(0.02), request)
+    assert calls == [0.0, 0.02]  # asked afresh, from the observation after the event
+    sync = ChunkStream(ChunkRunner(2), "sync")
+    sync.step(_obs(0.0), request)
+    sync.interrupt()
+    assert len(sync.queue) == 1  # synchronous execution waits for each chunk anyway: unchanged
