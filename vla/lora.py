@@ -24,45 +24,39 @@ from vla_agent.errors import ConfigError
 DEFAULT_TARGETS = ("lang.*", "*.deep.*.film", "trunk.*", "arm", "gripper", "done")
 
 
-class LoRALinear(nn.Module):
-    """A frozen ``nn.Linear`` plus a trainable low-rank update."""
+class _LowRank(nn.Module):
+    """A frozen layer ``base`` plus ``scale * B(A(x))``; ``lora_a`` is (rank, *a_shape) and
+    ``lora_b`` has ``b_shape`` (the shapes adapters are saved in)."""
 
-    def __init__(self, base: nn.Linear, rank: int, alpha: float):
-        super().__init__()
-        self.base = base
-        for p in self.base.parameters():
-            p.requires_grad_(False)
-        self.rank, self.scale = rank, alpha / rank
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
-        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
-
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
-
-
-class LoRAConv2d(nn.Module):
-    """A frozen ``nn.Conv2d`` plus a low-rank update: a ``rank``-channel convolution with the
-    base's kernel, stride and dilation, then a 1x1 convolution back (zero at the start)."""
-
-    def __init__(self, base: nn.Conv2d, rank: int, alpha: float):
+    def __init__(self, base: nn.Module, rank: int, alpha: float, a_shape: tuple, b_shape: tuple):
         super().__init__()
         self.base = base
         for p in self.base.parameters():
             p.requires_grad_(False)
         self.rank, self.scale = rank, alpha / rank
         dev = base.weight.device
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_channels, *base.kernel_size, device=dev))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_channels, rank, 1, 1, device=dev))
+        self.lora_a = nn.Parameter(torch.empty(rank, *a_shape, device=dev))
+        self.lora_b = nn.Parameter(torch.zeros(*b_shape, device=dev))  # zero: no change at first
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+
+
+class LoRALinear(_LowRank):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+        super().__init__(base, rank, alpha, (base.in_features,), (base.out_features, rank))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
+
+
+class LoRAConv2d(_LowRank):
+    """A frozen ``nn.Conv2d`` plus a low-rank update: a ``rank``-channel convolution with the
+    base's kernel, stride and dilation, then a 1x1 convolution back (zero at the start)."""
+
+    def __init__(self, base: nn.Conv2d, rank: int, alpha: float):
+        a_shape, b_shape = (base.in_channels, *base.kernel_size), (base.out_channels, rank, 1, 1)
+        super().__init__(base, rank, alpha, a_shape, b_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.base

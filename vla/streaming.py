@@ -83,7 +83,6 @@ class ChunkStream:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._local = threading.local()
         self.idle_ticks = 0
-        self.ticks = 0
         self.stale_chunks = 0
         self.reset()
 
@@ -105,7 +104,6 @@ class ChunkStream:
         self._path.append(np.asarray(obs[STATE][:3], np.float64))
         action = self._sync(obs, request) if self.mode == "sync" else self._async(obs, request)
         self.tick += 1
-        self.ticks += 1
         return action
 
     def _hold(self, obs: dict) -> np.ndarray:

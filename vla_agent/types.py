@@ -137,7 +137,13 @@ class ShieldResult:
     violations: tuple[str, ...] = ()
     held: bool = False  # the shield replaced the action by a safe hold
     state_event: bool = False  # the measured state left the envelope or strayed from the command
+    repeat_refused: bool = False  # part of the move was dropped: it led to an earlier safety event
 
     @property
     def intervened(self) -> bool:
         return bool(self.violations)
+
+    @property
+    def safety_event(self) -> bool:
+        """The arm was held, or kept from repeating what caused an event: plans made before are void."""
+        return self.held or self.repeat_refused

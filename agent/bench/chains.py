@@ -12,7 +12,6 @@ detector against ground truth, per control step and per subgoal verdict.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -300,13 +299,7 @@ def run_chain_bench(
     the cluster at ``ray_address``); with ``out``, per-episode records go to
     ``out/episodes.jsonl`` as they finish and a second run with the same folder resumes."""
     t0 = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        served = cfg
-        if cfg.server_latency_ms is not None:  # the VLA behind a local server that answers that late
-            if cfg.policy != "vla":
-                raise ConfigError("--server-latency-ms serves the VLA locally: use it with --policy vla")
-            uri = stack.enter_context(served_vla(cfg.server_latency_ms, cfg.checkpoint))
-            served = cfg.model_copy(update={"policy": uri})
+    with served_vla(cfg) as served:
         records, run = run_batch(
             partial(ChainRunner, served),
             range(cfg.episodes),

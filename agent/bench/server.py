@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.core.stats import p50_p99
+from vla_agent.errors import ConfigError
 
 
 class ClientsBenchConfig(BaseModel):
@@ -78,13 +79,20 @@ def start_server(port: int, checkpoint: Path | None, device: str, *options: str)
 
 
 @contextlib.contextmanager
-def served_vla(latency_ms: float, checkpoint: Path | None = None, device: str = "cpu"):
-    """``vla-agent serve --latency-ms`` on a free loopback port for the ``with`` block; yields its
-    ``ws://`` address (benchmarks through a server that answers that late)."""
+def served_vla(cfg):
+    """A bench config as it runs: with ``server_latency_ms`` set, the VLA behind ``vla-agent serve
+    --latency-ms`` on a free loopback port for the ``with`` block, and the config's policy its
+    ``ws://`` address; otherwise the config itself."""
+    if cfg.server_latency_ms is None:
+        yield cfg
+        return
+    if cfg.policy != "vla":
+        raise ConfigError("--server-latency-ms serves the VLA locally: use it with --policy vla")
     port = free_port()
-    proc = start_server(port, checkpoint, device, "--latency-ms", str(latency_ms))
+    device = getattr(cfg, "device", "cpu")
+    proc = start_server(port, cfg.checkpoint, device, "--latency-ms", str(cfg.server_latency_ms))
     try:
-        yield f"ws://127.0.0.1:{port}"
+        yield cfg.model_copy(update={"policy": f"ws://127.0.0.1:{port}"})
     finally:
         proc.terminate()
         proc.wait(10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import statistics
 import time
@@ -19,7 +18,6 @@ from vla_agent.agent.bench.server import served_vla
 from vla_agent.agent.core.experience import Experience, default_path
 from vla_agent.agent.core.policies import make_policy
 from vla_agent.agent.core.stats import p50_p99
-from vla_agent.errors import ConfigError
 from vla_agent.scale import run_batch, save_result
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.skills.experts import ExpertPolicy
@@ -279,13 +277,7 @@ def run_skill_bench(
     """Per-skill success of ``cfg.policy`` judged by ground truth; setups (e.g. the pick before a
     place) are done by the scripted expert so each skill is measured on its own."""
     t0 = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        served = cfg
-        if cfg.server_latency_ms is not None:  # the VLA behind a local server that answers that late
-            if cfg.policy != "vla":
-                raise ConfigError("--server-latency-ms serves the VLA locally: use it with --policy vla")
-            uri = stack.enter_context(served_vla(cfg.server_latency_ms, cfg.checkpoint, cfg.device))
-            served = cfg.model_copy(update={"policy": uri})
+    with served_vla(cfg) as served:
         records, run = run_batch(
             partial(SkillRunner, served),
             range(cfg.episodes_per_skill * len(cfg.skills)),

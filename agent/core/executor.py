@@ -331,10 +331,8 @@ class Executor:
                 t0 = time.perf_counter()
                 result = self.shield.filter(action, obs, issued_at=issued, now=self._clock())
                 if result.violations:
-                    if hasattr(self.policy, "interrupt") and (
-                        result.held or "not repeated" in str(result.violations)
-                    ):
-                        self.policy.interrupt()  # a safety event: chunks planned before it are void
+                    if result.safety_event and hasattr(self.policy, "interrupt"):
+                        self.policy.interrupt()  # chunks planned before the event are void
                     self.events.emit(
                         "shield",
                         index=index,

@@ -77,6 +77,18 @@ class AgentConfig(BaseModel):
     out: Path | None = None
     video: bool = True
 
+    def policy_options(self) -> dict:
+        """What ``make_policy`` is given from this config (each factory takes what it needs)."""
+        return {
+            "checkpoint": self.checkpoint,
+            "lora": self.lora,
+            "device": self.device,
+            "api_key_file": self.api_key_file,
+            "adapter": self.adapter,
+            "chunks": self.chunks,
+            "realtime": self.realtime,
+        }
+
 
 class AgentSession(Protocol):
     """What a front-end drives, whatever the backend: the simulator or a real arm."""
@@ -131,17 +143,7 @@ class Session:
         self.env = TabletopEnv(EnvConfig(randomize=cfg.randomize, robot=cfg.robot))
         robot, base = self.env.robot_spec, self.env.base
         self.backend = SimBackend(self.env, audit=SafetyShield(cfg.shield, robot, base))  # independent audit
-        self.policy = make_policy(
-            cfg.policy,
-            self.env,
-            checkpoint=cfg.checkpoint,
-            lora=cfg.lora,
-            device=cfg.device,
-            api_key_file=cfg.api_key_file,
-            adapter=cfg.adapter,
-            chunks=cfg.chunks,
-            realtime=cfg.realtime,
-        )
+        self.policy = make_policy(cfg.policy, self.env, **cfg.policy_options())
         self.planner = make_planner(cfg)
         self.experience = Experience(default_path(), robot=cfg.robot, policy=cfg.policy)
         if hasattr(self.planner, "experience"):

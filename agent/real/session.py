@@ -88,16 +88,7 @@ class RealSession:
                 )
 
             def policy_factory(env: TabletopEnv):
-                return make_policy(
-                    cfg.policy,
-                    env,
-                    checkpoint=cfg.checkpoint,
-                    lora=cfg.lora,
-                    device=cfg.device,
-                    api_key_file=cfg.api_key_file,
-                    adapter=cfg.adapter,
-                    chunks=cfg.chunks,
-                )
+                return make_policy(cfg.policy, env, **cfg.policy_options())
 
         self.policy_factory = policy_factory
         # the envelope of the connected arm: its twin, joint limits and box, in its frame

@@ -138,7 +138,7 @@ class SafetyShield:
         if abs(a[6]) > 1.0:
             violations.append("gripper command clipped to [-1, 1]")
             a[6] = float(np.clip(a[6], -1.0, 1.0))
-        self._no_repeat(a, violations)
+        refused = self._no_repeat(a, violations)
         t = np.abs(a[:3]).max()
         if t > c.max_translation:
             violations.append(
@@ -200,7 +200,9 @@ class SafetyShield:
         if violations:
             self.interventions += 1
         self._last = (pos.copy(), a[:3].copy())
-        return ShieldResult(a, tuple(violations), held=False, state_event=excursion.outside)
+        return ShieldResult(
+            a, tuple(violations), held=False, state_event=excursion.outside, repeat_refused=refused
+        )
 
     def _stray(self, pos: np.ndarray) -> float:
         """Distance of the measured tool from the last commanded move, lengthened by the braking
@@ -283,17 +285,20 @@ class SafetyShield:
         if np.linalg.norm(move) > 1e-6:
             self._blocked = move / np.linalg.norm(move)
 
-    def _no_repeat(self, a: np.ndarray, violations: list[str]) -> None:
+    def _no_repeat(self, a: np.ndarray, violations: list[str]) -> bool:
         """After a safety event, drop the part of each move along the direction that caused it,
-        until a move goes the other way (the policy backs off) or the shield is reset."""
+        until a move goes the other way (the policy backs off) or the shield is reset; True when
+        a part was dropped."""
         if self._blocked is None:
-            return
+            return False
         along = float(np.dot(a[:3], self._blocked))
         if along < -1e-4:
             self._blocked = None
         elif along > 1e-6:
             a[:3] -= along * self._blocked
             violations.append("the move that led to a safety event is not repeated")
+            return True
+        return False
 
     def _limit_tilt(self, a: np.ndarray, rpy: np.ndarray, violations: list[str], low: bool = False) -> None:
         """Keep roll and pitch within ``max_tilt`` (less near the table, where contacts tip the

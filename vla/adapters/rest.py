@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -61,7 +60,6 @@ class RestClientPolicy:
     def infer(self, request: dict):
         body = dumps(request).encode()
         req = urllib.request.Request(self.url, body, {"Content-Type": "application/json"}, method="POST")
-        t0 = time.perf_counter()
         try:
             with self._opener.open(req, timeout=self.timeout_s) as resp:
                 text = resp.read()
@@ -82,7 +80,6 @@ class RestClientPolicy:
             ) from None
         if isinstance(reply, str):  # deploy.py answers "error" and logs the traceback
             raise PolicyServerError(f"policy server {self.uri} failed on the request ({reply!r})")
-        self.last_ms = (time.perf_counter() - t0) * 1000
         return reply
 
     def close(self) -> None:

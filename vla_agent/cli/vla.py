@@ -59,12 +59,12 @@ def cmd_vla_collect(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_vla_train(a: argparse.Namespace) -> int:
-    from vla_agent.vla.model import VLAConfig
-    from vla_agent.vla.train import TrainConfig, train
+def _train_config(a: argparse.Namespace, **fields):
+    """The ``TrainConfig`` of the options ``train`` and ``finetune`` share, plus ``fields``."""
+    from vla_agent.vla.train import TrainConfig
 
     datasets = [Path(x) for x in a.dataset.split(",")]
-    cfg = TrainConfig(
+    return TrainConfig(
         dataset=datasets if len(datasets) > 1 else datasets[0],
         out=Path(a.out),
         steps=a.steps,
@@ -74,9 +74,16 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
         device=a.device,
         precision=a.precision,
         save_every=a.save_every,
-        init=Path(a.init) if a.init else None,
-        model=VLAConfig(action_head=a.action_head),
+        **fields,
     )
+
+
+def cmd_vla_train(a: argparse.Namespace) -> int:
+    from vla_agent.vla.model import VLAConfig
+    from vla_agent.vla.train import train
+
+    init = Path(a.init) if a.init else None
+    cfg = _train_config(a, init=init, model=VLAConfig(action_head=a.action_head))
     with progress() as prog:
         task = prog.add_task("training", total=cfg.steps)
 
@@ -96,22 +103,13 @@ def cmd_vla_train(a: argparse.Namespace) -> int:
 def cmd_vla_finetune(a: argparse.Namespace) -> int:
     from vla_agent.skills.library import get_skill
     from vla_agent.vla.checkpoint import DEFAULT_CHECKPOINT
-    from vla_agent.vla.train import TrainConfig, train
+    from vla_agent.vla.train import train
 
     skills = csv_tuple(a.skills) or ()
     for name in skills:
         get_skill(name)  # unknown names: one-line error with suggestions
-    datasets = [Path(x) for x in a.dataset.split(",")]
-    cfg = TrainConfig(
-        dataset=datasets if len(datasets) > 1 else datasets[0],
-        out=Path(a.out),
-        steps=a.steps,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        seed=a.seed,
-        device=a.device,
-        precision=a.precision,
-        save_every=a.save_every,
+    cfg = _train_config(
+        a,
         init=Path(a.checkpoint) if a.checkpoint else DEFAULT_CHECKPOINT,
         lora_rank=a.rank if a.lora else 0,
         lora_skills=skills,
