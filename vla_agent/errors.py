@@ -23,6 +23,11 @@ class PolicyUnavailable(VlaAgentError):
     instead of retrying and replanning against it."""
 
 
+class RobotUnavailable(VlaAgentError):
+    """The robot stopped answering (its state stream went silent): the arm holds and the run ends
+    with one error instead of retrying and replanning against it."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean X?)' for the closest valid choice, or '' when none is close."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

@@ -57,7 +57,9 @@ class RealBackend:
             IMAGE: f.rgb,
             DEPTH: f.depth,
             STATE: np.asarray(self.arm.state(), np.float32),
-            TIMESTAMP: self.clock(),
+            # when the state was measured: a driver whose states arrive by themselves (ROS topics)
+            # says when the last one came, so a stalled state stream looks stale to the watchdog
+            TIMESTAMP: self.arm.measured_at() if hasattr(self.arm, "measured_at") else self.clock(),
         }
         joints = self.arm.joint_positions() if hasattr(self.arm, "joint_positions") else None
         if joints is not None:

@@ -26,7 +26,7 @@ from vla_agent.agent.planning.intent import check_plan_intent
 from vla_agent.agent.planning.plan import Plan, PlanError
 from vla_agent.agent.safety.guard import check_command, normalize
 from vla_agent.agent.safety.shield import SafetyShield
-from vla_agent.errors import PolicyUnavailable, VlaAgentError
+from vla_agent.errors import PolicyUnavailable, RobotUnavailable, VlaAgentError
 from vla_agent.sim.predicates import holds
 from vla_agent.skills.library import get_skill
 from vla_agent.types import STATE, Scene, SceneObject, Status, StepOutcome, Subgoal
@@ -220,7 +220,7 @@ class Executor:
         except Stopped:
             res.status, res.reason = "stopped", "emergency stop"
             return self._finish(res, t0)
-        except PolicyUnavailable as e:
+        except (PolicyUnavailable, RobotUnavailable) as e:
             self.events.emit(
                 "subgoal_end",
                 index=index,
@@ -346,6 +346,8 @@ class Executor:
                 except VlaAgentError as e:
                     self.events.emit("error", index=index, reason=str(e))
                     self.backend.stop()
+                    if isinstance(e, RobotUnavailable):  # no retry or replan can help: end the run
+                        raise
                     return Status.FAILED, steps, str(e)
                 t_apply = time.perf_counter()
                 if self.on_frame is not None:

@@ -34,7 +34,8 @@ class ArmError(VlaAgentError):
 
 # The interface is ``vla_agent.interfaces.ArmDriver``. Optional: ``joint_positions() -> np.ndarray``,
 # the measured joint angles (in the order of the spec's joints), which let the shield's twin predict
-# each move and audit the joint limits.
+# each move and audit the joint limits; ``measured_at() -> float``, when the state was measured
+# (monotonic seconds), for drivers whose states arrive by themselves (the watchdog reads it).
 
 
 class TwinArm:
@@ -226,6 +227,13 @@ def _xarm(arg: str, scene: SceneSpec | str | None = None, seed: int = 0) -> ArmD
     if not arg:
         raise ArmError("arm xarm needs the controller's address: xarm:IP")
     return XArmDriver(arg)
+
+
+@ARMS.register("ros", form="ros[:CONFIG.yaml]", help="any ROS 2 arm by topics (pip install 'vla-agent[ros]')")
+def _ros(arg: str, scene: SceneSpec | str | None = None, seed: int = 0) -> ArmDriver:
+    from vla_agent.agent.ros.robot import RosArm, RosRobotConfig
+
+    return RosArm(RosRobotConfig.load(arg))
 
 
 def make_arm(spec: str, scene: SceneSpec | str | None = None, seed: int = 0) -> ArmDriver:

@@ -28,6 +28,15 @@ def _file(arg: str) -> Camera:
     return RealSenseCamera(f"file:{arg}", hold_last=True)
 
 
+@CAMERAS.register(
+    "ros", form="ros[:CONFIG.yaml]", help="colour + aligned depth + CameraInfo from ROS 2 topics"
+)
+def _ros(arg: str) -> Camera:
+    from vla_agent.agent.ros.robot import RosCamera, RosRobotConfig
+
+    return RosCamera(RosRobotConfig.load(arg))
+
+
 def make_camera(spec: str) -> Camera:
     """The camera ``spec`` names; empty: the first RealSense connected."""
     return CAMERAS.create(spec or "realsense")

@@ -39,7 +39,7 @@ class RealConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     camera: str = ""  # "" first device | serial:NUMBER | file:PATH.db3/.bag
-    arm: str = "twin"  # twin | xarm:IP
+    arm: str = "twin"  # twin | xarm:IP | ros[:CONFIG.yaml]
     calibration: Path | None = None  # camera-to-base YAML (default: next to a recording)
     shadow: bool = True  # rehearse every plan in the twin first
     yes: bool = False  # approve a successful shadow run without asking
@@ -54,6 +54,8 @@ def default_calibration(camera: str) -> Path:
     """``file:rec.db3`` -> ``rec.calib.yaml`` beside it (what ``vla-agent record-sim`` writes)."""
     if camera.startswith("file:"):
         return Path(camera[5:]).with_suffix(".calib.yaml")
+    if camera.split(":")[0] == "ros":
+        raise ConfigError("--backend ros needs --calibration FILE (`vla-agent ros sim-robot` writes one)")
     raise ConfigError("a live camera needs --calibration FILE (make one with `vla-agent calibrate create`)")
 
 

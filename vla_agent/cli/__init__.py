@@ -20,6 +20,7 @@ EPILOG = """examples:
   vla-agent bench chains --episodes 100 --policy expert --json
   vla-agent bench expert --robot xarm6 --episodes 200 --json
   vla-agent scene --scene "red block, blue bowl" --image scene.png
+  vla-agent ros serve --policy expert              vla-agent as a ROS 2 action server
   vla-agent skills                                 the skill library
   vla-agent plugins                                every registered part and where it came from
 """
@@ -40,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("world", "scripted-expert dry run of a long-horizon sequence; writes a video"),
     "scene": ("world", "build a scene, list the true predicates, optionally save an image"),
     "skills": ("world", "list the skill library"),
+    "ros": ("ros", "ROS 2: vla-agent as an action server, the simulator as a ROS robot, a client"),
     "plugins": ("world", "list every registered part (skills, robots, policies, ...) and where it came from"),
 }
 

@@ -132,15 +132,25 @@ def remote_policy_options(p: argparse.ArgumentParser) -> None:
 def real_options(p: argparse.ArgumentParser, yes: bool = True) -> None:
     """The real-robot options (``--backend real``); ``yes=False`` when the command has its own --yes."""
     real = p.add_argument_group(
-        "real robot (--backend real)",
+        "real robot (--backend real|ros)",
         "A RealSense camera (or a recording) and an arm driver. Every plan first runs in the PyBullet "
         "twin of the perceived scene (the shadow run); a predicted failure or unsafe intervention means "
         "nothing moves; otherwise you approve (or --yes). --scene lists the objects on the table.",
     )
-    real.add_argument("--backend", default="sim", choices=["sim", "real"], help="sim (default) or real")
+    real.add_argument(
+        "--backend",
+        default="sim",
+        choices=["sim", "real", "ros"],
+        help="sim (default), real (--camera/--arm), or ros: any ROS 2 arm by topics (--ros-config)",
+    )
     real.add_argument("--camera", default="", help=f"{names('camera')} (default: the first RealSense)")
     real.add_argument("--arm", default="twin", help=f"{names('arm')} (default twin: a PyBullet stand-in)")
     real.add_argument("--calibration", default=None, help="camera-to-base YAML (default: REC.calib.yaml)")
+    real.add_argument(
+        "--ros-config",
+        default="",
+        help="--backend ros: topics, frames, rates, robot (YAML; see examples/ros)",
+    )
     real.add_argument("--no-shadow", action="store_true", help="skip the shadow dry run (not recommended)")
     if yes:
         real.add_argument("--yes", action="store_true", help="approve a successful shadow run without asking")
@@ -148,12 +158,20 @@ def real_options(p: argparse.ArgumentParser, yes: bool = True) -> None:
 
 def real_config(a: argparse.Namespace):
     """The ``RealConfig`` of the real-robot options, or None for the simulator."""
-    if getattr(a, "backend", "sim") != "real":
+    backend = getattr(a, "backend", "sim")
+    if backend == "sim":
         return None
     from vla_agent.agent.real.session import RealConfig
 
+    camera, arm = a.camera, a.arm
+    if backend == "ros":  # the camera and the arm are topics of one ROS 2 robot
+        camera = arm = f"ros:{a.ros_config}" if a.ros_config else "ros"
     return RealConfig(
-        camera=a.camera, arm=a.arm, calibration=a.calibration, shadow=not a.no_shadow, yes=a.yes
+        camera=camera,
+        arm=arm,
+        calibration=a.calibration,
+        shadow=not a.no_shadow,
+        yes=getattr(a, "yes", False),
     )
 
 

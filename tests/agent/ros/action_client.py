@@ -1,0 +1,87 @@
+"""A plain rclpy program in its own process, calling vla-agent's node as any ROS 2 client would:
+the ExecuteCommand action (feedback, result, a rejected second goal, a cancel) and the PlanCommand
+service. Prints one JSON object. Only the interface types come from vla-agent (a ROS user would
+source the built vla_agent_msgs package instead)."""
+
+import json
+import sys
+import time
+
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
+
+from vla_agent.agent.ros.runtime import interfaces
+
+msgs = interfaces()
+ExecuteCommand, PlanCommand = msgs.ExecuteCommand, msgs.PlanCommand
+rclpy.init()
+node = rclpy.create_node("test_action_client")
+ex = SingleThreadedExecutor()
+ex.add_node(node)
+
+
+def wait(future, timeout=120.0):
+    end = time.monotonic() + timeout
+    while not future.done():
+        assert time.monotonic() < end, "timed out"
+        ex.spin_once(timeout_sec=0.05)
+    return future.result()
+
+
+out = {}
+plan = node.create_client(PlanCommand, "/vla_agent/plan_command")
+assert plan.wait_for_service(timeout_sec=60.0), "no plan_command service"
+r = wait(plan.call_async(PlanCommand.Request(command=sys.argv[1])))
+out["plan"] = {"status": r.status, "subgoals": list(r.subgoals)}
+r = wait(plan.call_async(PlanCommand.Request(command="put the purple block in the bowl")))
+out["plan_unknown"] = {"status": r.status, "message": r.message}
+
+client = ActionClient(node, ExecuteCommand, "/vla_agent/execute_command")
+assert client.wait_for_server(timeout_sec=60.0), "no execute_command action server"
+feedback = []
+goal = ExecuteCommand.Goal(command=sys.argv[1], options_json=json.dumps({"reset": True, "seed": 0}))
+handle = wait(
+    client.send_goal_async(
+        goal,
+        feedback_callback=lambda m: feedback.append(
+            {
+                "kind": m.feedback.kind,
+                "subgoal": m.feedback.subgoal,
+                "index": m.feedback.subgoal_index,
+                "step": m.feedback.step,
+                "status": m.feedback.status,
+            }
+        ),
+    )
+)
+second = wait(client.send_goal_async(ExecuteCommand.Goal(command=sys.argv[1])))  # while the first runs
+result = wait(handle.get_result_async())
+out["first"] = {
+    "accepted": handle.accepted,
+    "status": result.result.status,
+    "reason": result.result.reason,
+    "goals": list(result.result.goals),
+    "summary": json.loads(result.result.summary_json),
+    "feedback": feedback,
+    "action_status": result.status,
+}
+out["second_accepted"] = second.accepted
+
+# cancel mid-run: an e-stop
+busy = {"scene": "red block, green block, yellow block, blue bowl", "reset": True}
+goal = ExecuteCommand.Goal(command="put all the blocks in the bowl", options_json=json.dumps(busy))
+handle = wait(client.send_goal_async(goal))
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    ex.spin_once(timeout_sec=0.01)
+wait(handle.cancel_goal_async())
+result = wait(handle.get_result_async())
+out["cancelled"] = {
+    "status": result.result.status,
+    "summary": json.loads(result.result.summary_json or "{}"),
+    "action_status": result.status,
+}
+print(json.dumps(out))
+node.destroy_node()
+rclpy.shutdown()
