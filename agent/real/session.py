@@ -16,7 +16,7 @@ from vla_agent.agent.backends.real import RealBackend
 from vla_agent.agent.core.executor import Executor, ExecutorConfig
 from vla_agent.agent.core.policies import make_policy
 from vla_agent.agent.core.report import write_report
-from vla_agent.agent.core.session import AgentConfig, detector_factory
+from vla_agent.agent.core.session import AgentConfig, detector_factory, placed_goals
 from vla_agent.agent.core.trace import TraceWriter
 from vla_agent.agent.perception.objects import Perception
 from vla_agent.agent.planning.plan import Plan
@@ -238,6 +238,9 @@ class RealSession:
             ],
             "perceived_holds": (perceived := [str(p) for p in holds(world)]),
             "holds": perceived,
+            # where the agent says it put things, checked on the perceived scene
+            "goals": (goals := placed_goals(result.outcomes)),
+            "goals_unmet": [g for g in goals if not evaluate(world, g)],
             "truth": self.truth,
             "arm_moves": self.backend.applied - moves_before,
             "unsafe_actions_reached_backend": self.backend.unsafe_actions,

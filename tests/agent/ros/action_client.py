@@ -29,6 +29,33 @@ def wait(future, timeout=120.0):
     return future.result()
 
 
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+seen = {}
+
+
+def count(topic, msg):
+    if topic not in seen:
+        seen[topic] = {"n": 0}
+        if isinstance(msg, Image):
+            seen[topic].update(size=[msg.height, msg.width], encoding=msg.encoding)
+        if isinstance(msg, CameraInfo):
+            seen[topic].update(fx=msg.k[0])
+    seen[topic]["n"] += 1
+
+
+for msg_type, topic in (
+    (Image, "camera/image_raw"),
+    (Image, "camera/depth"),
+    (CameraInfo, "camera/camera_info"),
+    (PoseStamped, "state/pose"),
+    (JointState, "state/joints"),
+    (String, "events"),
+):
+    node.create_subscription(msg_type, f"/vla_agent/{topic}", lambda m, t=topic: count(t, m), 100)
+
 out = {}
 plan = node.create_client(PlanCommand, "/vla_agent/plan_command")
 assert plan.wait_for_service(timeout_sec=60.0), "no plan_command service"
@@ -82,6 +109,7 @@ out["cancelled"] = {
     "summary": json.loads(result.result.summary_json or "{}"),
     "action_status": result.status,
 }
+out["topics"] = seen
 print(json.dumps(out))
 node.destroy_node()
 rclpy.shutdown()
