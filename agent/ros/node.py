@@ -148,12 +148,12 @@ class AgentNode:
                     else str(e).splitlines()[0]
                 )
                 return Result(status="error", reason=f"bad options_json ({why}); nothing moved")
-            if opts.reset or opts.scene is not None or opts.seed is not None:
-                self.session.reset(seed=opts.seed, scene=opts.scene)
-            self.session.executor.clear_stop()
             try:
+                if opts.reset or opts.scene is not None or opts.seed is not None:
+                    self.session.reset(seed=opts.seed, scene=opts.scene)
+                self.session.executor.clear_stop()
                 summary = self.session.run(goal_handle.request.command, out=self.out / f"goal-{n:03d}")
-            except Exception as e:  # the session failed; the arm holds (its own handlers stopped it)
+            except Exception as e:  # a bad scene, a failed session: the arm holds (its handlers stop it)
                 goal_handle.abort()
                 return Result(status="error", reason=f"{type(e).__name__}: {e}".splitlines()[0])
             if self._cancel_at is not None:

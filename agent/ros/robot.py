@@ -134,6 +134,7 @@ class RosLink:
             return
         self._shared.pop(self.cfg.model_dump_json(), None)
         self.executor.shutdown()
+        self.thread.join(5)
         self.node.destroy_node()
         if self.context.ok():
             self.context.shutdown()

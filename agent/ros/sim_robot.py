@@ -183,7 +183,10 @@ class SimRobot:
 
         ex = SingleThreadedExecutor(context=self.context)
         ex.add_node(self.node)
-        ex.spin()
+        try:
+            ex.spin()
+        finally:
+            ex.shutdown()
 
     def close(self) -> None:
         self.node.destroy_node()

@@ -109,6 +109,18 @@ out["cancelled"] = {
     "summary": json.loads(result.result.summary_json or "{}"),
     "action_status": result.status,
 }
+# the stop service: the same e-stop, from any ROS program
+from std_srvs.srv import Trigger  # noqa: E402
+
+stop = node.create_client(Trigger, "/vla_agent/stop")
+assert stop.wait_for_service(timeout_sec=30.0)
+handle = wait(client.send_goal_async(goal))
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    ex.spin_once(timeout_sec=0.01)
+answer = wait(stop.call_async(Trigger.Request()))
+result = wait(handle.get_result_async())
+out["stopped"] = {"answer": answer.message, "status": result.result.status, "action_status": result.status}
 out["topics"] = seen
 print(json.dumps(out))
 node.destroy_node()
