@@ -26,13 +26,6 @@ to happen ("down, stop, up" at a grasp), and skipping the past steps of each chu
 accounting for them executes only the anticipation: the arm dithered above the block and did
 not descend (1 of 4 picks at 100 ms in the first pilot). The gripper keeps its own ensembling
 over every forecast for a tick (``GripperEnsemble``), which a binary command needs.
-
-**Releases from a plan made at rest** (asynchronous): a release (closed -> open) is executed only
-from a chunk whose observation was taken after the arm stopped. Otherwise the arm holds for that
-tick, the stale chunks are dropped and a fresh one is asked for; the release waits for it. A late
-chunk's release was forecast from where the arm was ``d`` ticks ago, on a path it has since been
-catching up with: on whole commands at 300 ms, stacks failed that way (the block let go a few
-millimetres off its support). It costs ``d + 1`` idle ticks per release.
 """
 
 from __future__ import annotations
@@ -79,21 +72,18 @@ class ChunkStream:
         connect: Callable[[], Request] | None = None,
         limits: tuple[float, float] = (0.04, 0.25),
         catch_up: float = 0.5,
-        release_at_rest: bool = True,
     ):
         if mode not in ("sync", "async"):
             raise ValueError(f"chunk execution must be sync or async, not {mode!r}")
         self.runner, self.mode, self.realtime, self.dt, self.blend = runner, mode, realtime, dt, blend
         self.simulated, self.open_width = simulated, open_width
         self.limits = np.array([limits[0]] * 3 + [limits[1]] * 3)  # metres, radians per tick
-        self.release_at_rest = release_at_rest
         self.catch_up = catch_up  # the share of a late chunk's offset made up at once (the rest: next chunks)
         self._connect = connect  # wall clock: one client per request thread
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._local = threading.local()
         self.idle_ticks = 0
         self.stale_chunks = 0
-        self.deferred_releases = 0
         self.reset()
 
     def reset(self) -> None:
@@ -108,7 +98,6 @@ class ChunkStream:
         self._gripper_ctx = (0.0, False)
         self._path: deque[np.ndarray] = deque(maxlen=16)
         self._commanded: dict[int, np.ndarray] = {}  # the arm actions sent, by tick
-        self._plan_tick = -1  # the observation tick of the chunk being executed
 
     # ------------------------------------------------------------------ one tick
     def step(self, obs: dict, request: Request) -> np.ndarray:
@@ -156,31 +145,10 @@ class ChunkStream:
         else:
             arm = self.queue.popleft()
             descent, stalled = self._gripper_ctx
-            was = self.runner.gripper.command
-            g = self.runner.gripper.next(float(arm[2]), descent, stalled)
-            if self.release_at_rest and was == -1.0 and g > 0 and not self._planned_at_rest():
-                action = self._rest_for_release(obs)
-            else:
-                action = np.concatenate([arm, [g]])
+            action = np.concatenate([arm, [self.runner.gripper.next(float(arm[2]), descent, stalled)]])
         self._commanded[tick] = action[:6]
         self._commanded.pop(tick - 32, None)
         return action
-
-    def _planned_at_rest(self) -> bool:
-        """The executing chunk's observation was taken after a tick without arm motion."""
-        before = self._commanded.get(self._plan_tick - 1)
-        return before is None or float(np.abs(before).max()) < 1e-9
-
-    def _rest_for_release(self, obs: dict) -> np.ndarray:
-        """Hold (fingers closed), drop the chunks planned on the move, ask again from rest."""
-        self.deferred_releases += 1
-        self.queue.clear()
-        self.flights.clear()
-        self.last_sent = -(10**9)
-        self.runner.gripper.reset()  # forecasts made on the move lapse; the fresh chunk decides
-        hold = self._hold(obs)
-        hold[6] = -1.0
-        return hold
 
     def _send(self, obs: dict, request: Request, tick: int) -> None:
         self.last_sent = tick
@@ -234,7 +202,7 @@ class ChunkStream:
             new[:] = 0.0
         r.gripper.add(c.p_open[offset:])
         self._gripper_ctx = self._descent_stalled()
-        self.queue, self._plan_tick = deque(new), flight.sent_tick
+        self.queue = deque(new)
 
     def _descent_stalled(self) -> tuple[float, bool]:
         path, r = list(self._path), self.runner

@@ -87,33 +87,3 @@ def test_a_safety_event_voids_the_chunks_planned_before_it():
     sync.step(_obs(0.0), request)
     sync.interrupt()
     assert len(sync.queue) == 1  # synchronous execution waits for each chunk anyway: unchanged
-
-
-def test_async_releases_only_from_a_chunk_planned_at_rest():
-    """A late chunk forecasting a release while the arm moves: the arm holds (fingers closed), the
-    release comes from a chunk whose observation was taken after the hold."""
-    sent = []
-
-    def request(obs):
-        sent.append(float(obs[STATE][0]))
-        actions = np.zeros((4, 7))
-        actions[:, 0] = 0.01
-        actions[:, 6] = 1.0
-        return Chunk(actions, np.ones(4))  # P(open) = 1: release now
-
-    stream = ChunkStream(ChunkRunner(2), "async", realtime=True)
-    x, actions = 0.0, []
-    for i in range(10):
-        if i == 4:  # carrying a block: the fingers are closed, and now the policy says release
-            stream.runner.gripper.reset()
-            stream.runner.gripper.add(np.zeros(1))
-            stream.runner.gripper.next()
-        obs = {STATE: np.array([x, 0, 0.2, 0, 0, 0, 0.02])}
-        a = stream.step(obs, lambda o: (time.sleep(0.12), request(o))[1])
-        actions.append(a)
-        x += a[0]
-    first_open = next(i for i in range(5, 10) if actions[i][6] > 0)
-    assert stream.deferred_releases == 1
-    assert actions[4][0] == 0 and actions[4][6] == -1.0  # the release forecast on the move: hold, closed
-    assert all(a[0] == 0 and a[6] == -1.0 for a in actions[4:first_open])  # until a plan made at rest
-    assert first_open == 6  # the hold (tick 4), the request from rest (tick 5), its reply (tick 6)

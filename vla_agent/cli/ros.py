@@ -32,6 +32,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     interfaces()  # build the interfaces before anything slow, so a missing compiler fails first
     real = real_config(a)
+    if real is not None and not real.yes:
+        err.print("[yellow]warning:[/yellow] without --yes nobody approves plans over ROS: goals are refused")
     session = open_session(agent_config(a), real)
     if real is None:
         session.reset()
