@@ -100,6 +100,13 @@ class KinematicTwin:
         tool = p.multiplyTransforms([0, 0, 0], list(self._orn), [0, 0, 0], _FLIP)[1]
         return TwinCheck(err, reached, q, np.array(p.getEulerFromQuaternion(tool)))
 
+    def pose(self, joints: Sequence[float]) -> np.ndarray:
+        """Forward kinematics: the tool pose ``[x, y, z, roll, pitch, yaw]`` (0 = pointing down) at
+        ``joints`` (an arm that reports only its joint states)."""
+        _, pos = self._fk(np.asarray(joints, float))
+        tool = p.multiplyTransforms([0, 0, 0], list(self._orn), [0, 0, 0], _FLIP)[1]
+        return np.concatenate([pos, p.getEulerFromQuaternion(tool)])
+
     def _solve(self, seed, pos, orn, iters: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         for j, q in zip(self.spec.arm_joints, seed):
             p.resetJointState(self.robot, j, q, physicsClientId=self.cid)

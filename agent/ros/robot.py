@@ -28,6 +28,7 @@ from vla_agent.agent.real.camera import RGBDFrame
 from vla_agent.agent.ros.runtime import RosError, image_of, intrinsics_of, pose_msg, pose_of, rclpy
 from vla_agent.errors import ConfigError, RobotUnavailable
 from vla_agent.sim.robots.base import robot_spec
+from vla_agent.sim.twin import KinematicTwin
 
 
 class RosRobotConfig(BaseModel):
@@ -43,8 +44,9 @@ class RosRobotConfig(BaseModel):
     command: Literal["pose", "twist"] = "pose"
     command_topic: str = "/arm_controller/target_pose"  # PoseStamped, or TwistStamped for twist
     gripper_topic: str = "/gripper_controller/command"  # Float64: opening in metres
-    state_topic: str = "/arm/pose"  # PoseStamped: the measured tool pose in the base frame
-    joint_state_topic: str = "/joint_states"  # JointState ("" = none): the twin's joints
+    state_topic: str = "/arm/pose"  # PoseStamped: the measured tool pose in the base frame ("" = none)
+    joint_state_topic: str = "/joint_states"  # JointState ("" = none): the twin's joints; the
+    # tool pose by forward kinematics of the spec when there is no state_topic
     joint_names: list[str] = []  # their names in the spec's order (default: ROBOT_joint1..n)
     gripper_state_topic: str = "/gripper/width"  # Float64 metres ("" = assume the command)
     image_topic: str = "/camera/color/image_raw"
@@ -158,10 +160,17 @@ class RosArm:
         self.max_rot_step = self.spec.max_rot_speed * self.dt
         self.link = RosLink.get(cfg)
         self._Float64, self._Twist = Float64, TwistStamped
-        self.pose = self.link.subscribe(PoseStamped, cfg.state_topic)
+        if not (cfg.state_topic or cfg.joint_state_topic):
+            raise ConfigError(
+                "a ROS arm needs a state_topic (PoseStamped) or a joint_state_topic (JointState)"
+            )
+        self.pose = self.link.subscribe(PoseStamped, cfg.state_topic) if cfg.state_topic else None
         self.joints = (
             self.link.subscribe(JointState, cfg.joint_state_topic) if cfg.joint_state_topic else None
         )
+        self.measured = self.pose or self.joints  # the stream the watchdog and the control tick follow
+        self.topic = cfg.state_topic or cfg.joint_state_topic
+        self.twin = None if self.pose else KinematicTwin(self.spec, base=(0.0, 0.0, 0.0))
         self.width = (
             self.link.subscribe(Float64, cfg.gripper_state_topic) if cfg.gripper_state_topic else None
         )
@@ -172,17 +181,23 @@ class RosArm:
         self.names = cfg.joint_names or [f"{self.robot}_joint{i + 1}" for i in range(self.spec.dof)]
         self._open: bool | None = None
         self.sent = 0  # commands published
-        self.link.first(self.pose, cfg.state_topic)
+        self.link.first(self.measured, self.topic)
 
     def measured_at(self) -> float:
         """When the last state message arrived (monotonic): the shield's watchdog reads it."""
-        return self.pose.at
+        return self.measured.at
 
     def fresh(self) -> bool:
-        return time.monotonic() - self.pose.at <= self.cfg.stale_after_s
+        return time.monotonic() - self.measured.at <= self.cfg.stale_after_s
 
     def state(self) -> np.ndarray:
-        x = pose_of(self.pose.msg)
+        if self.twin is None:
+            x = pose_of(self.pose.msg)
+        else:
+            q = self._joints(self.joints.msg)
+            if q is None:
+                raise RosError(f"{self.topic} does not name the joints {self.names} (set joint_names)")
+            x = self.twin.pose(q)
         if self.width is not None and self.width.msg is not None:
             w = float(self.width.msg.data)
         else:  # no gripper feedback: the commanded opening
@@ -193,6 +208,9 @@ class RosArm:
         msg = self.joints.msg if self.joints is not None else None
         if msg is None or time.monotonic() - self.joints.at > self.cfg.stale_after_s:
             return None
+        return self._joints(msg)
+
+    def _joints(self, msg) -> np.ndarray | None:
         index = {n: i for i, n in enumerate(msg.name)}
         if not all(n in index for n in self.names):
             return None
@@ -214,14 +232,12 @@ class RosArm:
         if a.shape != (7,) or not np.all(np.isfinite(a)):
             raise RosError(f"ROS arm refused a malformed action {a!r}")
         if not self.fresh():  # never command on stale data: the controller keeps its last target
-            silent = time.monotonic() - self.pose.at
+            silent = time.monotonic() - self.measured.at
             if silent > self.cfg.lost_after_s:
-                raise RobotUnavailable(
-                    f"state topic {self.cfg.state_topic} silent for {silent:.1f} s; the arm holds"
-                )
-            self.pose.wait(self.pose.count, self.cfg.stale_after_s)
+                raise RobotUnavailable(f"state topic {self.topic} silent for {silent:.1f} s; the arm holds")
+            self.measured.wait(self.measured.count, self.cfg.stale_after_s)
             return
-        seen = self.pose.count
+        seen = self.measured.count
         delta = self._step(a)
         stamp = self.link.node.get_clock().now().to_msg()
         if self.cfg.command == "pose":
@@ -240,7 +256,7 @@ class RosArm:
             self.gripper.publish(self._Float64(data=float(width)))
             self._open = want_open
         self.sent += 1
-        self.pose.wait(seen, self.cfg.stale_after_s)  # one control tick: the arm's next state
+        self.measured.wait(seen, self.cfg.stale_after_s)  # one control tick: the arm's next state
 
     def stop(self) -> None:
         """Hold where it is: the measured pose as the target (nothing when the state is stale)."""
@@ -253,6 +269,8 @@ class RosArm:
         return image_of(self.wrist.msg)
 
     def close(self) -> None:
+        if self.twin is not None:
+            self.twin.close()
         self.link.release()
 
 

@@ -51,11 +51,12 @@ class SimRobot:
         self.node = rp.create_node("vla_agent_sim_robot", context=self.context)
         pub = self.node.create_publisher
         self.pubs = {
-            "pose": pub(PoseStamped, cfg.state_topic, 10),
             "image": pub(Image, cfg.image_topic, 2),
             "depth": pub(Image, cfg.depth_topic, 2),
             "info": pub(CameraInfo, cfg.camera_info_topic, 2),
         }
+        if cfg.state_topic:
+            self.pubs["pose"] = pub(PoseStamped, cfg.state_topic, 10)
         if cfg.joint_state_topic:
             self.pubs["joints"] = pub(JointState, cfg.joint_state_topic, 10)
         if cfg.gripper_state_topic:
@@ -129,7 +130,8 @@ class SimRobot:
         if not self.stalled:
             state = np.asarray(obs[STATE], np.float64)
             local = np.concatenate([state[:3] - self.base, state[3:6]])
-            self.pubs["pose"].publish(pose_msg(local, cfg.frame_id, stamp))
+            if "pose" in self.pubs:
+                self.pubs["pose"].publish(pose_msg(local, cfg.frame_id, stamp))
             if "joints" in self.pubs:
                 q = [float(v) for v in obs[JOINTS]]
                 js = self._JointState(name=joint_names(self.env.robot_spec.name, len(q)), position=q)

@@ -200,13 +200,14 @@ def _arm_checks(mode: str, env: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("mode", ["pose", "twist"])
+@pytest.mark.parametrize("mode", ["pose", "twist", "joints"])
 def test_ros_arm_moves_by_pose_or_twist_and_reads_joints(mode, ros_env):
     out = _arm_checks(mode, ros_env)
     assert out["start_width"] > 0.05  # the gripper opening, from its topic
     assert out["joints"] == 7  # the panda's joints, by name
     dx, dy, dz = out["moved"]
     assert dx > 0.04 and abs(dy) < 0.01 and abs(dz) < 0.01, out["moved"]
+    assert out["pose_error_mm"] < 1  # joints: forward kinematics of the spec
     assert "malformed" in out["nan"]
     assert out["closed_width"] < out["start_width"] and out["close_commands"] == 1
 

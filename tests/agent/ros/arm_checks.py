@@ -1,6 +1,7 @@
 """``RosArm`` against a ``SimRobot`` (both in this process, each on its own ROS context): prints
 what the test asserts as one JSON object. Run in a subprocess so the test process never starts
-DDS. ``argv[1]``: pose | twist (motion, joints, gripper, a NaN refused) or stale (the watchdog)."""
+DDS. ``argv[1]``: pose | twist | joints (motion, joints, gripper, a NaN refused; joints: no pose topic,
+the tool pose by forward kinematics) or stale (the watchdog)."""
 
 import json
 import sys
@@ -13,6 +14,7 @@ from vla_agent.agent.ros.robot import RosArm, RosRobotConfig
 from vla_agent.agent.ros.runtime import RosError
 from vla_agent.agent.ros.sim_robot import SimRobot
 from vla_agent.errors import RobotUnavailable
+from vla_agent.types import STATE
 
 mode = sys.argv[1]
 topics = {
@@ -29,13 +31,15 @@ topics = {
     )
 }
 cfg = RosRobotConfig(command="twist" if mode == "twist" else "pose", lost_after_s=1.0, **topics)
+if mode == "joints":
+    cfg = cfg.model_copy(update={"state_topic": ""})
 robot = SimRobot(cfg, scene="red block, blue bowl", seed=1)
 spinner = threading.Thread(target=robot.spin, daemon=True)
 spinner.start()
 arm = RosArm(cfg)
 out = {}
 try:
-    if mode in ("pose", "twist"):
+    if mode in ("pose", "twist", "joints"):
         start = arm.state()
         end = time.monotonic() + 5
         while arm.joint_positions() is None and time.monotonic() < end:
@@ -45,6 +49,8 @@ try:
         for _ in range(5):
             arm.move(np.array([0.02, 0, 0, 0, 0, 0, 1.0]))
         out["moved"] = (arm.state()[:3] - start[:3]).tolist()
+        time.sleep(0.3)  # the arm settles; measured against the simulator's own tool pose
+        out["pose_error_mm"] = float(np.abs(arm.state()[:3] - np.asarray(robot.obs[STATE][:3])).max() * 1000)
         try:
             arm.move(np.array([np.nan, 0, 0, 0, 0, 0, 1.0]))
         except RosError as e:
