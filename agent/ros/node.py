@@ -103,11 +103,6 @@ class AgentNode:
     def spin(self) -> None:
         self.executor.spin()
 
-    def spin_in_background(self) -> threading.Thread:
-        t = threading.Thread(target=self.spin, daemon=True, name="ros-agent-node")
-        t.start()
-        return t
-
     def shutdown(self) -> None:
         self.session.executor.stop()
         self.executor.shutdown()
@@ -127,7 +122,7 @@ class AgentNode:
 
     def _cancel(self, goal_handle):
         _, CancelResponse = self._responses
-        self._cancel_at = self.session.backend.applied if hasattr(self.session.backend, "applied") else None
+        self._cancel_at = self.session.backend.applied
         self.session.executor.stop()  # the arm holds at its next control tick
         return CancelResponse.ACCEPT
 
@@ -152,6 +147,9 @@ class AgentNode:
                 if opts.reset or opts.scene is not None or opts.seed is not None:
                     self.session.reset(seed=opts.seed, scene=opts.scene)
                 self.session.executor.clear_stop()
+                if goal_handle.is_cancel_requested:  # cancelled before it started: nothing moves
+                    goal_handle.canceled()
+                    return Result(status="stopped", reason="cancelled before it started; nothing moved")
                 summary = self.session.run(goal_handle.request.command, out=self.out / f"goal-{n:03d}")
             except Exception as e:  # a bad scene, a failed session: the arm holds (its handlers stop it)
                 goal_handle.abort()

@@ -103,7 +103,6 @@ class RosLink:
         self.context = rp.Context()
         rp.init(context=self.context)
         self.node = rp.create_node("vla_agent_robot_link", context=self.context)
-        self.topics: dict[str, _Latest] = {}
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True, name="ros-robot-link")
@@ -120,7 +119,6 @@ class RosLink:
 
     def subscribe(self, msg_type, topic: str, depth: int = 5) -> _Latest:
         latest = _Latest()
-        self.topics[topic] = latest
         self.node.create_subscription(msg_type, topic, latest, depth)
         return latest
 
@@ -153,6 +151,10 @@ class RosArm:
         from sensor_msgs.msg import Image, JointState
         from std_msgs.msg import Float64
 
+        if not (cfg.state_topic or cfg.joint_state_topic):
+            raise ConfigError(
+                "a ROS arm needs a state_topic (PoseStamped) or a joint_state_topic (JointState)"
+            )
         self.cfg = cfg
         self.spec = robot_spec(cfg.robot)
         self.robot, self.dt = self.spec.name, 1.0 / cfg.rate_hz
@@ -160,10 +162,6 @@ class RosArm:
         self.max_rot_step = self.spec.max_rot_speed * self.dt
         self.link = RosLink.get(cfg)
         self._Float64, self._Twist = Float64, TwistStamped
-        if not (cfg.state_topic or cfg.joint_state_topic):
-            raise ConfigError(
-                "a ROS arm needs a state_topic (PoseStamped) or a joint_state_topic (JointState)"
-            )
         self.pose = self.link.subscribe(PoseStamped, cfg.state_topic) if cfg.state_topic else None
         self.joints = (
             self.link.subscribe(JointState, cfg.joint_state_topic) if cfg.joint_state_topic else None
@@ -181,7 +179,11 @@ class RosArm:
         self.names = cfg.joint_names or [f"{self.robot}_joint{i + 1}" for i in range(self.spec.dof)]
         self._open: bool | None = None
         self.sent = 0  # commands published
-        self.link.first(self.measured, self.topic)
+        try:
+            self.link.first(self.measured, self.topic)
+        except RosError:
+            self.close()
+            raise
 
     def measured_at(self) -> float:
         """When the last state message arrived (monotonic): the shield's watchdog reads it."""
