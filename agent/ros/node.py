@@ -72,6 +72,8 @@ class AgentNode:
         self._goal = None  # the running goal's handle
         self._goals = 0
         self._cancel_at: int | None = None  # arm moves when the cancel arrived
+        self._stops = 0  # e-stops (cancels and the stop service) so far
+        self._stops_at_accept = 0
         self.action = ActionServer(
             self.node,
             self.msgs.ExecuteCommand,
@@ -118,11 +120,14 @@ class AgentNode:
                 self.node.get_logger().warning(f"rejected {request.command!r}: a command is running")
                 return GoalResponse.REJECT
             self._goal = True  # reserved until the execute callback takes it
+            self._stops_at_accept = self._stops
+            self.session.executor.clear_stop()  # a new goal is the go-ahead after an e-stop
         return GoalResponse.ACCEPT
 
     def _cancel(self, goal_handle):
         _, CancelResponse = self._responses
         self._cancel_at = self.session.backend.applied
+        self._stops += 1
         self.session.executor.stop()  # the arm holds at its next control tick
         return CancelResponse.ACCEPT
 
@@ -146,10 +151,12 @@ class AgentNode:
             try:
                 if opts.reset or opts.scene is not None or opts.seed is not None:
                     self.session.reset(seed=opts.seed, scene=opts.scene)
-                self.session.executor.clear_stop()
-                if goal_handle.is_cancel_requested:  # cancelled before it started: nothing moves
-                    goal_handle.canceled()
-                    return Result(status="stopped", reason="cancelled before it started; nothing moved")
+                if self._stops != self._stops_at_accept:  # stopped before it started: nothing moves
+                    if goal_handle.is_cancel_requested:
+                        goal_handle.canceled()
+                    else:
+                        goal_handle.abort()
+                    return Result(status="stopped", reason="emergency stop before it started; nothing moved")
                 summary = self.session.run(goal_handle.request.command, out=self.out / f"goal-{n:03d}")
             except Exception as e:  # a bad scene, a failed session: the arm holds (its handlers stop it)
                 goal_handle.abort()
@@ -217,6 +224,7 @@ class AgentNode:
 
     def _stop(self, request, response):
         running = self._goal is not None
+        self._stops += 1
         self.session.executor.stop()
         response.success = True
         response.message = "stopping: the arm holds at its next control tick" if running else "idle"

@@ -72,7 +72,8 @@ class SimRobot:
         self.velocity: np.ndarray | None = None
         self.gripper_open = True
         self.commands = 0
-        self.commands_after_stall = 0
+        self.commands_after_stall = 0  # the one in flight when the state stopped may arrive after
+        self.commands_on_stale_state = 0
         self.first_command_at: float | None = None
         self.ticks = 0
         self.node.create_timer(1.0 / cfg.rate_hz, self._tick)
@@ -85,6 +86,8 @@ class SimRobot:
                 self.first_command_at = time.monotonic()
             if self.stalled:
                 self.commands_after_stall += 1
+                if self._stalled_for() > self.cfg.stale_after_s:  # sent after its last state went stale
+                    self.commands_on_stale_state += 1
             if self.cfg.command == "pose":
                 target = pose_of(msg)
                 target[:3] += self.base  # base frame -> the simulator's world
@@ -99,8 +102,11 @@ class SimRobot:
 
     @property
     def stalled(self) -> bool:
+        return self._stalled_for() > 0
+
+    def _stalled_for(self) -> float:
         s, t = self.stall_after_s, self.first_command_at
-        return s is not None and t is not None and time.monotonic() - t > s
+        return -1.0 if s is None or t is None else time.monotonic() - t - s
 
     def _action(self) -> np.ndarray:
         """One simulator step toward the target (a pose controller) or along the twist."""
@@ -164,6 +170,7 @@ class SimRobot:
             "ticks": self.ticks,
             "commands": self.commands,
             "commands_after_stall": self.commands_after_stall,
+            "commands_on_stale_state": self.commands_on_stale_state,
             "stalled": self.stalled,
         }
 

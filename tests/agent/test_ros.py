@@ -190,7 +190,8 @@ def test_backend_ros_holds_when_the_state_topic_stalls(ros_env, tmp_path):
     assert summary["status"] == "error" and "silent" in summary["reason"], summary["reason"]
     world = json.loads(truth.read_text())
     assert world["stalled"] and world["commands"] > 0
-    assert world["commands_after_stall"] == 0  # nothing was commanded on stale data
+    # nothing was commanded on stale data (a command computed just before may still arrive)
+    assert world["commands_on_stale_state"] == 0 and world["commands_after_stall"] <= 1
 
 
 def _arm_checks(mode: str, env: dict) -> dict:
