@@ -57,6 +57,7 @@ class AgentNode:
         from rclpy.action import ActionServer, CancelResponse, GoalResponse
         from rclpy.callback_groups import ReentrantCallbackGroup
         from rclpy.executors import MultiThreadedExecutor
+        from rclpy.qos import QoSProfile
         from sensor_msgs.msg import CameraInfo, Image, JointState
         from std_msgs.msg import String
         from std_srvs.srv import Trigger
@@ -82,6 +83,7 @@ class AgentNode:
             goal_callback=self._accept,
             cancel_callback=self._cancel,
             callback_group=group,
+            feedback_pub_qos_profile=QoSProfile(depth=100),  # a burst of events is not dropped
         )
         self.node.create_service(self.msgs.PlanCommand, "plan_command", self._plan, callback_group=group)
         self.node.create_service(Trigger, "stop", self._stop, callback_group=group)

@@ -10,6 +10,7 @@ import time
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile
 
 from vla_agent.agent.ros.runtime import interfaces
 
@@ -64,7 +65,9 @@ out["plan"] = {"status": r.status, "subgoals": list(r.subgoals)}
 r = wait(plan.call_async(PlanCommand.Request(command="put the purple block in the bowl")))
 out["plan_unknown"] = {"status": r.status, "message": r.message}
 
-client = ActionClient(node, ExecuteCommand, "/vla_agent/execute_command")
+client = ActionClient(
+    node, ExecuteCommand, "/vla_agent/execute_command", feedback_sub_qos_profile=QoSProfile(depth=1000)
+)
 assert client.wait_for_server(timeout_sec=60.0), "no execute_command action server"
 feedback = []
 goal = ExecuteCommand.Goal(command=sys.argv[1], options_json=json.dumps({"reset": True, "seed": 0}))
