@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vla_agent.agent.core.events import Event
-from vla_agent.agent.ros.runtime import camera_info_msg, image_msg, interfaces, pose_msg, rclpy
+from vla_agent.agent.ros.runtime import camera_info_msg, image_msg, interfaces, joint_names, pose_msg, rclpy
 from vla_agent.types import DEPTH, IMAGE, JOINTS, STATE
 
 BASE_FRAME, CAMERA_FRAME = "base_link", "camera_color_optical_frame"
@@ -40,10 +40,6 @@ class GoalOptions(BaseModel):
     scene: str | None = None  # rebuild the simulated scene first ("red block, blue bowl")
     seed: int | None = None
     reset: bool = False  # reset the scene (same scene, or ``scene``) before running
-
-
-def joint_names(robot: str, n: int) -> list[str]:
-    return [f"{robot}_joint{i + 1}" for i in range(n)]
 
 
 class AgentNode:

@@ -25,7 +25,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from vla_agent.agent.real.camera import RGBDFrame
-from vla_agent.agent.ros.runtime import RosError, image_of, intrinsics_of, pose_msg, pose_of, rclpy
+from vla_agent.agent.ros.runtime import (
+    RosError,
+    image_of,
+    intrinsics_of,
+    joint_names,
+    pose_msg,
+    pose_of,
+    rclpy,
+)
 from vla_agent.errors import ConfigError, RobotUnavailable
 from vla_agent.sim.robots.base import robot_spec
 from vla_agent.sim.twin import KinematicTwin
@@ -176,7 +184,7 @@ class RosArm:
         msg_type = PoseStamped if cfg.command == "pose" else TwistStamped
         self.command = self.link.node.create_publisher(msg_type, cfg.command_topic, 10)
         self.gripper = self.link.node.create_publisher(Float64, cfg.gripper_topic, 10)
-        self.names = cfg.joint_names or [f"{self.robot}_joint{i + 1}" for i in range(self.spec.dof)]
+        self.names = cfg.joint_names or joint_names(self.robot, self.spec.dof)
         self._open: bool | None = None
         self.sent = 0  # commands published
         try:

@@ -233,5 +233,10 @@ def camera_info_msg(K: np.ndarray, width: int, height: int, frame_id: str, stamp
     return m
 
 
+def joint_names(robot: str, n: int) -> list[str]:
+    """The default ``JointState`` names of a robot's arm joints: ``ROBOT_joint1..n``."""
+    return [f"{robot}_joint{i + 1}" for i in range(n)]
+
+
 def intrinsics_of(msg) -> np.ndarray:
     return np.asarray(msg.k, np.float64).reshape(3, 3)

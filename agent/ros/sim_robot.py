@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_agent.agent.ros.node import joint_names
 from vla_agent.agent.ros.robot import RosRobotConfig
-from vla_agent.agent.ros.runtime import camera_info_msg, image_msg, pose_msg, pose_of, rclpy
+from vla_agent.agent.ros.runtime import camera_info_msg, image_msg, joint_names, pose_msg, pose_of, rclpy
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.types import DEPTH, IMAGE, JOINTS, STATE, WRIST_IMAGE
