@@ -23,6 +23,7 @@ import json
 import threading
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vla_agent.agent.core.events import Event
@@ -96,6 +97,10 @@ class AgentNode:
         self.node.create_timer(1.0 / rate_hz, self._publish_state, callback_group=group)
         self.node.create_timer(0.2, self._progress, callback_group=group)
         session.events.subscribe(self._on_event)
+        # states in the arm's base frame: the simulated cell mounts the base at ``env.base``
+        env, arm = getattr(session, "env", None), getattr(session, "arm", None)
+        mount = env.base if env is not None else getattr(arm, "mount", (0.0, 0.0, 0.0))
+        self._mount = np.asarray(mount, np.float64)
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.executor.add_node(self.node)
 
@@ -242,7 +247,9 @@ class AgentNode:
         if DEPTH in obs:
             self.pubs["depth"].publish(image_msg(obs[DEPTH], CAMERA_FRAME, stamp))
         self.pubs["info"].publish(camera_info_msg(cam.K, rgb.shape[1], rgb.shape[0], CAMERA_FRAME, stamp))
-        self.pubs["pose"].publish(pose_msg(obs[STATE], BASE_FRAME, stamp))
+        state = np.asarray(obs[STATE], np.float64)
+        local = np.concatenate([state[:3] - self._mount, state[3:6]])
+        self.pubs["pose"].publish(pose_msg(local, BASE_FRAME, stamp))
         if JOINTS in obs:
             q = [float(v) for v in obs[JOINTS]]
             robot = getattr(self.session.cfg, "robot", "robot")
