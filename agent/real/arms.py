@@ -38,6 +38,19 @@ class ArmError(VlaAgentError):
 # (monotonic seconds), for drivers whose states arrive by themselves (the watchdog reads it).
 
 
+def clip_step(action: np.ndarray, max_step: float, max_rot_step: float) -> np.ndarray:
+    """An action's end-effector delta (its first six values), translation and rotation each
+    scaled down to a driver's per-step limit (metres, radians), on top of the shield."""
+    a = np.asarray(action, np.float64)
+    d, r = a[:3], a[3:6]
+    n, m = np.linalg.norm(d), np.linalg.norm(r)
+    if n > max_step:
+        d = d * (max_step / n)
+    if m > max_rot_step:
+        r = r * (max_rot_step / m)
+    return np.concatenate([d, r])
+
+
 class TwinArm:
     """A simulated arm (``robot``, default the Panda) as an arm driver. ``scene`` places objects in
     the twin world (the perceived scene for a shadow run); its wrist camera renders that world."""
@@ -158,15 +171,8 @@ class XArmDriver:
 
     def target(self, action: np.ndarray, state: np.ndarray) -> np.ndarray:
         """The pose ``[x, y, z (mm), roll, pitch, yaw (rad)]`` one step of ``action`` leads to."""
-        a = np.asarray(action, np.float64)
-        d = a[:3]
-        n = np.linalg.norm(d)
-        if n > self.max_step:
-            d = d * (self.max_step / n)
-        rot = a[3:6]
-        r = np.linalg.norm(rot)
-        if r > self.max_rot_step:
-            rot = rot * (self.max_rot_step / r)
+        step = clip_step(action, self.max_step, self.max_rot_step)
+        d, rot = step[:3], step[3:]
         current = Rotation.from_euler("xyz", state[3:6])
         goal = current * Rotation.from_euler("xyz", rot) * _FLIP  # tool-frame delta, back to the xArm's
         return np.concatenate([(state[:3] + d) * 1000.0, goal.as_euler("xyz")])

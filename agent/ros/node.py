@@ -27,7 +27,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vla_agent.agent.core.events import Event
-from vla_agent.agent.ros.runtime import camera_info_msg, image_msg, interfaces, joint_names, pose_msg, rclpy
+from vla_agent.agent.ros.runtime import (
+    camera_info_msg,
+    image_msg,
+    interfaces,
+    joint_state_msg,
+    pose_msg,
+    rclpy,
+)
 from vla_agent.types import DEPTH, IMAGE, JOINTS, STATE
 
 BASE_FRAME, CAMERA_FRAME = "base_link", "camera_color_optical_frame"
@@ -93,7 +100,7 @@ class AgentNode:
             "joints": pub(JointState, "state/joints", 10),
             "events": pub(String, "events", 100),
         }
-        self._String, self._JointState = String, JointState
+        self._String = String
         self.node.create_timer(1.0 / rate_hz, self._publish_state, callback_group=group)
         self.node.create_timer(0.2, self._progress, callback_group=group)
         session.events.subscribe(self._on_event)
@@ -251,8 +258,5 @@ class AgentNode:
         local = np.concatenate([state[:3] - self._mount, state[3:6]])
         self.pubs["pose"].publish(pose_msg(local, BASE_FRAME, stamp))
         if JOINTS in obs:
-            q = [float(v) for v in obs[JOINTS]]
             robot = getattr(self.session.cfg, "robot", "robot")
-            js = self._JointState(name=joint_names(robot, len(q)), position=q)
-            js.header.stamp, js.header.frame_id = stamp, BASE_FRAME
-            self.pubs["joints"].publish(js)
+            self.pubs["joints"].publish(joint_state_msg(robot, obs[JOINTS], BASE_FRAME, stamp))

@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from vla_agent.agent.real.arms import clip_step
 from vla_agent.agent.real.camera import RGBDFrame
 from vla_agent.agent.ros.runtime import (
     RosError,
@@ -227,16 +228,6 @@ class RosArm:
         q = np.array([msg.position[index[n]] for n in self.names], np.float64)
         return q if np.all(np.isfinite(q)) else None
 
-    def _step(self, action: np.ndarray) -> np.ndarray:
-        """The delta, clipped to the spec's speeds (on top of the shield)."""
-        d, r = action[:3].copy(), action[3:6].copy()
-        n, m = np.linalg.norm(d), np.linalg.norm(r)
-        if n > self.max_step:
-            d *= self.max_step / n
-        if m > self.max_rot_step:
-            r *= self.max_rot_step / m
-        return np.concatenate([d, r])
-
     def move(self, action: np.ndarray) -> None:
         a = np.asarray(action, np.float64)
         if a.shape != (7,) or not np.all(np.isfinite(a)):
@@ -248,7 +239,7 @@ class RosArm:
             self.measured.wait(self.measured.count, self.cfg.stale_after_s)
             return
         seen = self.measured.count
-        delta = self._step(a)
+        delta = clip_step(a, self.max_step, self.max_rot_step)
         stamp = self.link.node.get_clock().now().to_msg()
         if self.cfg.command == "pose":
             target = self.state()[:6] + delta  # the simulator's convention: deltas on the measured pose

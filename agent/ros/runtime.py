@@ -238,5 +238,15 @@ def joint_names(robot: str, n: int) -> list[str]:
     return [f"{robot}_joint{i + 1}" for i in range(n)]
 
 
+def joint_state_msg(robot: str, positions, frame_id: str, stamp):
+    """A ``JointState`` of the arm's joints under their default names."""
+    from sensor_msgs.msg import JointState
+
+    q = [float(v) for v in positions]
+    m = JointState(name=joint_names(robot, len(q)), position=q)
+    m.header.frame_id, m.header.stamp = frame_id, stamp
+    return m
+
+
 def intrinsics_of(msg) -> np.ndarray:
     return np.asarray(msg.k, np.float64).reshape(3, 3)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_agent.agent.ros.robot import RosRobotConfig
-from vla_agent.agent.ros.runtime import camera_info_msg, image_msg, joint_names, pose_msg, pose_of, rclpy
+from vla_agent.agent.ros.runtime import camera_info_msg, image_msg, joint_state_msg, pose_msg, pose_of, rclpy
 from vla_agent.sim.catalog import SceneSpec
 from vla_agent.sim.env import EnvConfig, TabletopEnv
 from vla_agent.types import DEPTH, IMAGE, JOINTS, STATE, WRIST_IMAGE
@@ -62,7 +62,7 @@ class SimRobot:
             self.pubs["width"] = pub(Float64, cfg.gripper_state_topic, 10)
         if cfg.wrist_image_topic:
             self.pubs["wrist"] = pub(Image, cfg.wrist_image_topic, 2)
-        self._JointState, self._Float64 = JointState, Float64
+        self._Float64 = Float64
         command_type = PoseStamped if cfg.command == "pose" else TwistStamped
         self.node.create_subscription(command_type, cfg.command_topic, self._on_command, 10)
         self.node.create_subscription(Float64, cfg.gripper_topic, self._on_gripper, 10)
@@ -138,10 +138,8 @@ class SimRobot:
             if "pose" in self.pubs:
                 self.pubs["pose"].publish(pose_msg(local, cfg.frame_id, stamp))
             if "joints" in self.pubs:
-                q = [float(v) for v in obs[JOINTS]]
-                js = self._JointState(name=joint_names(self.env.robot_spec.name, len(q)), position=q)
-                js.header.stamp, js.header.frame_id = stamp, cfg.frame_id
-                self.pubs["joints"].publish(js)
+                robot = self.env.robot_spec.name
+                self.pubs["joints"].publish(joint_state_msg(robot, obs[JOINTS], cfg.frame_id, stamp))
             if "width" in self.pubs:
                 self.pubs["width"].publish(self._Float64(data=float(state[6])))
         frame = "camera_color_optical_frame"
