@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,31 +98,46 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_worker_killed_on_a_running_cluster_loses_no_episode(tmp_path, monkeypatch):
-    """An existing cluster (``ray start --head`` on 127.0.0.1, two CPUs), joined with
-    --ray-address; one worker process is killed mid-run: Ray restarts it and retries its episode,
+def test_a_worker_killed_on_a_two_node_loopback_cluster_loses_no_episode(tmp_path, monkeypatch):
+    """A two-node cluster on loopback (``ray start --head`` with one CPU, a second node with one
+    CPU joined by ``ray_node.py``), joined with --ray-address: the two workers run one on each
+    node; the worker on the second node is killed mid-run: Ray restarts it and retries its episode,
     the JSON is complete and every record is the serial one."""
     pytest.importorskip("ray")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     env["RAY_AUTH_MODE"] = "disabled"  # loopback only
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
-    start = [*ray, "start", "--head", "--port", "6391", "--num-cpus", "2", "--disable-usage-stats"]
+    start = [*ray, "start", "--head", "--port", "6391", "--num-cpus", "1", "--disable-usage-stats"]
     subprocess.run(
         [*start, "--include-dashboard", "false"], env=env, check=True, capture_output=True, timeout=120
     )
     try:
+        joined = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("ray_node.py")), "127.0.0.1:6391", "1"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        second_raylet = joined.stdout.split()[-1]
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         run = chains(tmp_path / "cluster", "--ray-address", "127.0.0.1:6391", "--workers", "2", episodes=6)
         log = tmp_path / "cluster" / "episodes.jsonl"
         while not log.exists() or len(log.read_text().splitlines()) < 2:
             time.sleep(0.2)
-        workers = subprocess.run(
-            ["pgrep", "-f", "ray::_Actor"], capture_output=True, text=True
+        on_second = subprocess.run(
+            ["pgrep", "-P", second_raylet, "-f", "ray::_Actor"], capture_output=True, text=True
         ).stdout.split()
-        os.kill(int(workers[0]), signal.SIGKILL)
+        assert on_second, "no worker ran on the second node"
+        os.kill(int(on_second[0]), signal.SIGKILL)
         result = json.loads(run.communicate(timeout=300)[0])
         assert run.returncode == 0 and result["episodes"] == 6
+        if shutil.which("ss"):  # iproute2: every Ray server of both nodes listens on loopback only
+            listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout.splitlines()
+            ray_ports = [line.split()[3] for line in listening if "raylet" in line or "gcs_server" in line]
+            assert ray_ports and all("127.0.0.1" in port for port in ray_ports), ray_ports
         serial = chains(tmp_path / "serial", episodes=6)
         serial.communicate(timeout=300)
         assert records(tmp_path / "cluster") == records(tmp_path / "serial")
