@@ -92,10 +92,27 @@ def classify_colors(hsv: np.ndarray, colors: Sequence[str], max_dist: float = 2.
     return np.where(d.min(-1) <= max_dist**2, idx, -1)
 
 
-def _percentiles(a: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
-    """``np.percentile(a, q, axis=0)`` for each q (its default linear interpolation), without its
-    per-call overhead: a sort and two reads per q (a few hundred points per object)."""
+_EIGHT = np.ones((3, 3))  # pixels touching by a corner are connected
+_COLOR_CACHE_MAX = 1 << 18  # distinct colours remembered by a Perception
+
+
+def _in_area(p: np.ndarray) -> np.ndarray:
+    """Which base-frame points (N, 3) lie in the work area, above the table."""
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    return (x > AREA_X[0]) & (x < AREA_X[1]) & (y > AREA_Y[0]) & (y < AREA_Y[1]) & (z > AREA_Z[0])
+
+
+def _median(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=0)`` (the mean of the two middle values for an even count), without its
+    per-call overhead."""
     a = np.sort(a, axis=0)
+    n = len(a)
+    return a[n // 2] if n % 2 else (a[n // 2 - 1] + a[n // 2]) / 2
+
+
+def _percentiles(a: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
+    """``np.percentile(a, q, axis=0)`` for each q (its default linear interpolation) of ``a``
+    already sorted along axis 0, without its per-call overhead: two reads per q."""
     n = len(a)
     out = []
     for q in qs:
@@ -126,7 +143,8 @@ class Perception:
         # The block the fingers closed on ("" when they closed on none), None while open.
         self.grasped: str | None = None
         self.seen: dict[str, int] = {}  # name -> pixels, for the objects the last frame showed
-        self._rays: np.ndarray | None = None
+        self._window: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._color_cache = (np.zeros(0, np.uint32), np.zeros(0, np.int32))  # colour code -> class
 
     # ------------------------------------------------------------------ pixels -> detections
     def detect(self, obs: Observation) -> list[Detection]:
@@ -135,21 +153,13 @@ class Perception:
         h, w = depth.shape
         if rgb.shape[:2] != depth.shape:
             raise ValueError(f"colour {rgb.shape[:2]} and depth {depth.shape} must be aligned")
-        pts = self._deproject(depth)
-        x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
-        fg = (
-            (x > AREA_X[0])
-            & (x < AREA_X[1])
-            & (y > AREA_Y[0])
-            & (y < AREA_Y[1])
-            & (z > AREA_Z[0])
-            & np.isfinite(depth)
-            & (depth > 0)
-        )
-        # From here on only the pixels in the work area: the hand's rule, colours and components
-        # on those (the same result as on the whole frame, a fraction of the work).
-        sel = np.flatnonzero(fg)
-        p = pts.reshape(-1, 3)[sel]
+        # Only the pixels in the work area are deprojected: a pixel's depth range that lands in
+        # it is known from its ray (a fixed camera), so two comparisons per pixel find them.
+        rays, near, far = self._depth_window(h, w)
+        sel = np.flatnonzero((depth > near) & (depth < far))
+        p = self.camera.T[:3, 3] + depth.reshape(-1)[sel, None] * rays[sel]
+        inside = _in_area(p)  # the window is a hair wide: the exact test on its points
+        sel, p = sel[inside], p[inside]
         state = np.asarray(obs[STATE], np.float64)
         ee = state[:3]
         near_hand = np.hypot(p[:, 0] - ee[0], p[:, 1] - ee[1]) < HAND_RADIUS
@@ -157,27 +167,13 @@ class Perception:
         # Near the hand only a held block may rise above the fingertips; an open hand holds nothing.
         hand_top = ee[2] + (BLOCK_SIZE / 2 + 0.006 if closed_on_block else -0.01)
         keep = np.where(near_hand, p[:, 2] < hand_top, p[:, 2] < AREA_Z[1])
-        sel = sel[keep]
-        cls = classify_colors(hsv_image(rgb.reshape(-1, 3)[sel]), self.colors)
+        sel, p = sel[keep], p[keep]
+        cls = self._classes(rgb.reshape(-1, 3)[sel])
         out: list[Detection] = []
         points: list[np.ndarray] = []
-        for ci, color in enumerate(self.colors):
-            idx = sel[cls == ci]
-            if len(idx) < MIN_PIXELS:
-                continue
-            rows, cols = idx // w, idx % w
-            r0, c0 = rows.min(), cols.min()
-            mask = np.zeros((rows.max() - r0 + 1, cols.max() - c0 + 1), bool)
-            mask[rows - r0, cols - c0] = True
-            labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-            sizes = np.bincount(labels.ravel(), minlength=n + 1)
-            crop = pts[r0 : r0 + mask.shape[0], c0 : c0 + mask.shape[1]]
-            for k in range(1, n + 1):  # raster order, as on the whole frame
-                if sizes[k] < MIN_PIXELS:
-                    continue
-                comp = crop[labels == k]
-                out.append(self._describe(color, comp, int(sizes[k])))
-                points.append(comp)
+        for color, comp in self._components(sel, p, cls, w):
+            out.append(self._describe(color, comp, len(comp)))
+            points.append(comp)
         # A block under another one shows the camera only its sides: the highest of those points
         # are the top edge of its near faces, not its top face, and their centre lies towards
         # the camera (1-2 cm: enough to miss a good stack). Describe it from its sides instead.
@@ -191,30 +187,101 @@ class Perception:
                 out[i] = self._describe(d.color, points[i], d.pixels, covered=True)
         return out
 
-    def _deproject(self, depth: np.ndarray) -> np.ndarray:
-        """(H, W, 3) base-frame points of a depth image (``sim.camera.deproject``), the camera's
-        per-pixel rays computed once: the camera does not move between frames."""
-        h, w = depth.shape
-        if self._rays is None or self._rays.shape[:2] != (h, w):
+    def _components(self, sel: np.ndarray, p: np.ndarray, cls: np.ndarray, w: int):
+        """(colour, points) of each 8-connected component of one colour with at least MIN_PIXELS
+        pixels: by colour, then in raster order, its points in raster order. ``sel``: flat pixel
+        indices in raster order, ``p``: their points, ``cls``: their colour indices. One labelling
+        for every colour: each colour's bounding box, stacked under the previous one with an empty
+        row between, on one canvas."""
+        order = np.argsort(cls, kind="stable")  # by colour, raster order within
+        sel, p, cls = sel[order], p[order], cls[order]
+        counts = np.bincount(cls[cls >= 0], minlength=len(self.colors))
+        starts = np.concatenate([[0], np.cumsum(counts)]) + int(np.sum(cls < 0))
+        rows, cols = sel // w, sel % w
+        boxes = []  # (colour, first point, end, top row, left column, height)
+        top = 0
+        for ci in range(len(self.colors)):
+            a, b = int(starts[ci]), int(starts[ci + 1])
+            if b - a < MIN_PIXELS:
+                continue
+            r0, c0 = int(rows[a:b].min()), int(cols[a:b].min())
+            boxes.append((ci, a, b, r0 - top, c0, int(rows[a:b].max()) - r0 + 1))
+            top += boxes[-1][5] + 1
+        if not boxes:
+            return
+        canvas = np.zeros((top, max(int(cols[a:b].max()) - c0 + 1 for _, a, b, _, c0, _ in boxes)), bool)
+        at = np.concatenate([np.arange(a, b) for _, a, b, *_ in boxes])
+        shift = np.concatenate([np.full((b - a, 2), (dr, c0)) for _, a, b, dr, c0, _ in boxes])
+        canvas_rc = np.stack([rows[at], cols[at]], -1) - shift
+        canvas[canvas_rc[:, 0], canvas_rc[:, 1]] = True
+        labels, n = ndimage.label(canvas, structure=_EIGHT)
+        label = labels[canvas_rc[:, 0], canvas_rc[:, 1]]
+        by_label = np.argsort(label, kind="stable")  # raster order within a component
+        sizes = np.bincount(label, minlength=n + 1)
+        ends = np.cumsum(sizes)
+        colour_of = cls[at][by_label]
+        pts = p[at][by_label]
+        for k in range(1, n + 1):  # colour by colour (the boxes' order), raster order within
+            if sizes[k] >= MIN_PIXELS:
+                yield self.colors[int(colour_of[ends[k] - 1])], pts[ends[k] - sizes[k] : ends[k]]
+
+    def _depth_window(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per pixel: its base-frame ray (``sim.camera.pixel_rays``, a point at depth ``d`` is
+        ``T[:3, 3] + d * ray``) and the open depth range ``(near, far)`` whose points lie in the
+        work area (above the table, inside AREA_X/AREA_Y), a hair wider than exact. Computed once:
+        the camera does not move between frames."""
+        if self._window is None or self._window[1].shape != (h, w):
             v, u = np.mgrid[0:h, 0:w]
-            self._rays = pixel_rays(self.camera.K, self.camera.T, u.reshape(-1), v.reshape(-1)).reshape(
-                h, w, 3
-            )
-        return self.camera.T[:3, 3] + depth[..., None] * self._rays
+            rays = pixel_rays(self.camera.K, self.camera.T, u.reshape(-1), v.reshape(-1))
+            near, far = np.zeros(h * w), np.full(h * w, np.inf)
+            origin = self.camera.T[:3, 3]
+            for axis, lo, hi in ((0, *AREA_X), (1, *AREA_Y), (2, AREA_Z[0], np.inf)):
+                r = rays[:, axis]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    a, b = (lo - origin[axis]) / r, (hi - origin[axis]) / r
+                lower = np.where(r > 0, a, np.where(r < 0, b, np.where(lo < origin[axis], -np.inf, np.inf)))
+                upper = np.where(r > 0, b, np.where(r < 0, a, np.where(origin[axis] < hi, np.inf, -np.inf)))
+                near, far = np.maximum(near, lower), np.minimum(far, upper)
+            slack = 1e-6  # metres of depth: rounding at the borders is settled by the exact test
+            self._window = (rays, (near - slack).reshape(h, w), (far + slack).reshape(h, w))
+        return self._window
+
+    def _classes(self, rgb: np.ndarray) -> np.ndarray:
+        """``classify_colors(hsv_image(rgb), self.colors)`` for (N, 3) uint8 pixels, remembered per
+        colour value: a scene shows a few hundred distinct colours, so most frames need no new
+        classification (the same answers: a pixel's class depends only on its colour)."""
+        c = rgb.astype(np.uint32)
+        codes = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+        keys, classes = self._color_cache
+        at = np.minimum(np.searchsorted(keys, codes), max(len(keys) - 1, 0))
+        known = keys[at] == codes if len(keys) else np.zeros(len(codes), bool)
+        if not known.all():
+            new = np.unique(codes[~known])
+            if len(keys) + len(new) > _COLOR_CACHE_MAX:  # a noisy camera: start over
+                keys, classes, new = keys[:0], classes[:0], np.unique(codes)
+            pixels = np.stack([new >> 16, (new >> 8) & 255, new & 255], -1).astype(np.uint8)
+            keys = np.concatenate([keys, new])
+            classes = np.concatenate([classes, classify_colors(hsv_image(pixels), self.colors)])
+            order = np.argsort(keys, kind="stable")
+            keys, classes = keys[order], classes[order]
+            self._color_cache = (keys, classes)
+            at = np.searchsorted(keys, codes)
+        return classes[at]
 
     def _describe(self, color: str, p: np.ndarray, n: int, covered: bool = False) -> Detection:
-        lo, hi = _percentiles(p[:, :2], (5, 95))
+        ordered = np.sort(p, axis=0)  # each coordinate on its own
+        lo, hi = _percentiles(ordered[:, :2], (5, 95))
         extent = float(np.max(hi - lo))
         if extent > CONTAINER_EXTENT:
             centre = (lo + hi) / 2
             return Detection(color, "container", np.array([centre[0], centre[1], 0.0]), n)
-        top = float(_percentiles(p[:, 2], (90,))[0])
+        top = float(_percentiles(ordered[:, 2], (90,))[0])
         face = p[p[:, 2] > top - 0.008]
         if len(face) >= 3 and not covered:
-            xy = np.median(face[:, :2], axis=0)
+            xy = _median(face[:, :2])
         else:  # only side faces seen: shift half a block away from the camera
             away = p[:, :2].mean(0) - self.camera.T[:2, 3]
-            xy = np.median(p[:, :2], axis=0) + away / max(np.linalg.norm(away), 1e-6) * BLOCK_SIZE / 2
+            xy = _median(p[:, :2]) + away / max(np.linalg.norm(away), 1e-6) * BLOCK_SIZE / 2
         return Detection(
             color, "block", np.array([xy[0], xy[1], max(top - BLOCK_SIZE / 2, BLOCK_SIZE / 2)]), n
         )
