@@ -147,7 +147,7 @@ class ChainBenchConfig(BaseModel):
     home: bool = True  # the executor's move home before each pick or push
     robot: str = "panda"  # a registered RobotSpec (panda, xarm6)
     adapter: str | None = None  # a policy server's convention
-    chunks: Literal["sync", "async"] = "sync"
+    chunks: Literal["sync", "async", "hybrid"] = "sync"
     realtime: bool = False  # a policy server's latency costs control ticks
     server_latency_ms: float | None = Field(
         None, ge=0, description="serve the VLA locally, replies this late"

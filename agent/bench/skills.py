@@ -192,7 +192,7 @@ class SkillBenchConfig(BaseModel):
     robot: str = "panda"
     skills: tuple[str, ...] = Field(TRAINED_SKILLS, description="the skills to measure (default: the VLA's)")
     adapter: str | None = Field(None, description="a policy server's convention (vla.adapters)")
-    chunks: Literal["sync", "async"] = "sync"
+    chunks: Literal["sync", "async", "hybrid"] = "sync"
     realtime: bool = Field(False, description="a policy server's latency costs control ticks")
     server_latency_ms: float | None = Field(
         None, ge=0, description="serve the VLA locally, replies this late, and measure through it"

@@ -55,7 +55,9 @@ class AgentConfig(BaseModel):
     adapter: str | None = Field(
         None, description="a policy server's convention (vla.adapters preset or file)"
     )
-    chunks: Literal["sync", "async"] = Field("sync", description="a policy server's chunks: wait, or overlap")
+    chunks: Literal["sync", "async", "hybrid"] = Field(
+        "sync", description="a policy server's chunks: wait, overlap, or overlap except while carrying"
+    )
     realtime: bool = Field(False, description="a dry run counts a policy server's latency in control ticks")
     shield: ShieldConfig = Field(default_factory=ShieldConfig, description="the safety envelope of the cell")
     planner: str = "offline"

@@ -156,12 +156,14 @@ def test_wrong_inputs_are_refused_by_the_server_and_nothing_moves():
 
 def test_async_chunks_through_a_slow_server_idle_less_and_still_complete():
     outcomes = {}
-    for chunks in ("sync", "async"):
+    for chunks in ("sync", "async", "hybrid"):
         result, session = _run("standin:openpi-libero,latency_ms=150", chunks=chunks, realtime=True)
         assert result["status"] == "success", (chunks, result.get("reason"))
         assert session.evaluate("in(red block, blue bowl)")
         outcomes[chunks] = session.executor.policy.idle_ticks
     assert outcomes["sync"] > 10 and outcomes["async"] < outcomes["sync"] / 3, outcomes
+    # hybrid waits only while the block is in the hand
+    assert outcomes["async"] < outcomes["hybrid"] < outcomes["sync"], outcomes
 
 
 def test_the_run_command_line_through_a_stand_in(tmp_path, capsys):

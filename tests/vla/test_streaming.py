@@ -87,3 +87,19 @@ def test_a_safety_event_voids_the_chunks_planned_before_it():
     sync.step(_obs(0.0), request)
     sync.interrupt()
     assert len(sync.queue) == 1  # synchronous execution waits for each chunk anyway: unchanged
+
+
+def test_hybrid_waits_for_chunks_planned_at_rest_only_while_the_fingers_hold_something():
+    held = {STATE: np.array([0, 0, 0.2, 0, 0, 0, 0.04])}  # closed on a block
+    stream = ChunkStream(ChunkRunner(2), "hybrid", realtime=True)
+    actions = [stream.step(held, _slow(0.12)) for _ in range(6)]
+    # as sync: hold while the chunk is out, then its first actions from its start (no catch-up)
+    assert [round(a[0], 3) for a in actions] == [0, 0.01, 0.01, 0, 0.01, 0.01]
+    assert stream.idle_ticks == 2
+
+    hybrid = ChunkStream(ChunkRunner(2), "hybrid", realtime=True, blend=1)
+    for _ in range(3):  # free motion: asynchronous, chunks in flight while the arm moves
+        moving = hybrid.step(_obs(), _slow(0.12))
+    assert moving[0] > 0 and hybrid.flights
+    grasped = hybrid.step(held, _slow(0.12))  # the fingers closed: what was planned before is void
+    assert grasped[0] == 0 and all(f.at_rest for f in hybrid.flights)

@@ -119,8 +119,9 @@ def remote_policy_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--chunks",
         default="sync",
-        choices=["sync", "async"],
-        help="sync: wait for each chunk; async: request the next while one executes",
+        choices=["sync", "async", "hybrid"],
+        help="sync: wait for each chunk; async: request the next while one executes; hybrid: async, "
+        "but sync while the fingers hold an object (chunks planned at rest where placing is precise)",
     )
     p.add_argument(
         "--realtime",
