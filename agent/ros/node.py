@@ -75,6 +75,8 @@ class AgentNode:
         group = ReentrantCallbackGroup()
         self._lock = threading.Lock()
         self._goal = None  # the running goal's handle
+        self._feedback_lock = threading.Lock()
+        self._finished = False  # the running goal's "finished" feedback is out
         self._goals = 0
         self._cancel_at: int | None = None  # arm moves when the cancel arrived
         self._stops = 0  # e-stops (cancels and the stop service) so far
@@ -144,7 +146,7 @@ class AgentNode:
     def _execute(self, goal_handle):
         Result = self.msgs.ExecuteCommand.Result
         with self._lock:
-            self._goal, self._cancel_at = goal_handle, None
+            self._goal, self._cancel_at, self._finished = goal_handle, None, False
             self._goals += 1
             n = self._goals
         try:
@@ -192,13 +194,18 @@ class AgentNode:
                 self._goal = None
 
     def _feedback(self, kind: str, data: dict) -> None:
-        goal = self._goal
-        if goal is None or goal is True:
-            return
+        with self._feedback_lock:  # the progress timer's thread too: "finished" is the last word
+            goal = self._goal
+            if goal is None or goal is True or self._finished:
+                return
+            goal.publish_feedback(self._feedback_msg(kind, data))
+            self._finished = kind == "finished"
+
+    def _feedback_msg(self, kind: str, data: dict):
         p = self.session.executor.progress
         if "index" in data and data["index"] != p.get("index"):  # a new subgoal: no progress yet
             p = {"index": data["index"], "instruction": data.get("instruction", ""), "step": 0}
-        fb = self.msgs.ExecuteCommand.Feedback(
+        return self.msgs.ExecuteCommand.Feedback(
             kind=kind,
             subgoal=str(data.get("instruction", p.get("instruction", ""))),
             subgoal_index=int(p.get("index", -1)),
@@ -206,7 +213,6 @@ class AgentNode:
             status=str(data.get("status", p.get("status", ""))),
             event_json=json.dumps(data, default=str),
         )
-        goal.publish_feedback(fb)
 
     def _on_event(self, ev: Event) -> None:
         self.pubs["events"].publish(self._String(data=json.dumps(ev.to_json(), default=str)))

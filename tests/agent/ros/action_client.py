@@ -87,6 +87,9 @@ handle = wait(
 )
 second = wait(client.send_goal_async(ExecuteCommand.Goal(command=sys.argv[1])))  # while the first runs
 result = wait(handle.get_result_async())
+end = time.monotonic() + 2.0  # feedback travels apart from the result: the last may come after it
+while not (feedback and feedback[-1]["kind"] == "finished") and time.monotonic() < end:
+    ex.spin_once(timeout_sec=0.02)
 out["first"] = {
     "accepted": handle.accepted,
     "status": result.result.status,
