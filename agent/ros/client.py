@@ -58,10 +58,10 @@ def send_command(
                 f"no execute_command action server under {namespace} (is `vla-agent ros serve` up?)"
             )
 
-        finished = []
+        finished = [False]  # the last feedback so far said "finished"
 
         def feedback(msg) -> None:
-            finished.append(msg.feedback.kind == "finished")
+            finished[0] = msg.feedback.kind == "finished"
             if on_feedback is not None:
                 f = msg.feedback
                 on_feedback(
@@ -91,7 +91,7 @@ def send_command(
         c.spin_until(result, timeout_s)
         # Feedback travels apart from the result: its last messages may come just after it.
         end = time.monotonic() + 1.0
-        while on_feedback is not None and not any(finished[-1:]) and time.monotonic() < end:
+        while on_feedback is not None and not finished[0] and time.monotonic() < end:
             c.executor.spin_once(timeout_sec=0.02)
         r = result.result().result
         return {
