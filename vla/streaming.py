@@ -203,7 +203,7 @@ class ChunkStream:
         c = flight.chunk
         self.delay_ticks, self.horizon = tick - flight.sent_tick, len(c.actions)
         # The arm held while a chunk planned at rest was out: it starts where the chunk starts.
-        offset = 0 if flight.at_rest else tick - flight.sent_tick
+        offset = 0 if flight.at_rest else self.delay_ticks
         if offset >= len(c.actions):
             self.stale_chunks += 1
             return

@@ -195,24 +195,24 @@ class Perception:
         row between, on one canvas."""
         order = np.argsort(cls, kind="stable")  # by colour, raster order within
         sel, p, cls = sel[order], p[order], cls[order]
-        counts = np.bincount(cls[cls >= 0], minlength=len(self.colors))
-        starts = np.concatenate([[0], np.cumsum(counts)]) + int(np.sum(cls < 0))
+        starts = np.searchsorted(cls, np.arange(len(self.colors) + 1))  # each colour's first point
         rows, cols = sel // w, sel % w
-        boxes = []  # (colour, first point, end, top row, left column, height)
-        top = 0
+        boxes = []  # (first point, end, row shift, column shift) of each colour drawn
+        top = width = 0
         for ci in range(len(self.colors)):
             a, b = int(starts[ci]), int(starts[ci + 1])
             if b - a < MIN_PIXELS:
                 continue
-            r0, c0 = int(rows[a:b].min()), int(cols[a:b].min())
-            boxes.append((ci, a, b, r0 - top, c0, int(rows[a:b].max()) - r0 + 1))
-            top += boxes[-1][5] + 1
+            r, c = rows[a:b], cols[a:b]
+            boxes.append((a, b, int(r.min()) - top, int(c.min())))
+            top += int(r.max() - r.min()) + 2  # its rows and an empty one
+            width = max(width, int(c.max() - c.min()) + 1)
         if not boxes:
             return
-        canvas = np.zeros((top, max(int(cols[a:b].max()) - c0 + 1 for _, a, b, _, c0, _ in boxes)), bool)
-        at = np.concatenate([np.arange(a, b) for _, a, b, *_ in boxes])
-        shift = np.concatenate([np.full((b - a, 2), (dr, c0)) for _, a, b, dr, c0, _ in boxes])
+        at = np.concatenate([np.arange(a, b) for a, b, _, _ in boxes])
+        shift = np.repeat([(dr, dc) for _, _, dr, dc in boxes], [b - a for a, b, _, _ in boxes], axis=0)
         canvas_rc = np.stack([rows[at], cols[at]], -1) - shift
+        canvas = np.zeros((top, width), bool)
         canvas[canvas_rc[:, 0], canvas_rc[:, 1]] = True
         labels, n = ndimage.label(canvas, structure=_EIGHT)
         label = labels[canvas_rc[:, 0], canvas_rc[:, 1]]
