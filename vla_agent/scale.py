@@ -182,13 +182,9 @@ _ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_
 
 class _Actor:
     def __init__(self, make_worker):
-        os.environ.update(_ONE_THREAD)
-        try:
-            import torch
-
-            torch.set_num_threads(1)
-        except ImportError:
-            pass
+        os.environ.update(_ONE_THREAD)  # read by torch when a worker imports it
+        if "torch" in sys.modules:  # imported already (unpickling make_worker): set it directly
+            sys.modules["torch"].set_num_threads(1)
         self.worker = make_worker()
 
     def episode(self, i: int) -> dict:
