@@ -27,10 +27,12 @@ accounting for them executes only the anticipation: the arm dithered above the b
 not descend (1 of 4 picks at 100 ms in the first pilot). The gripper keeps its own ensembling
 over every forecast for a tick (``GripperEnsemble``), which a binary command needs.
 
-**Hybrid**: asynchronous, except while the fingers hold an object: then synchronous, each chunk
-planned from the arm at rest and executed from its start (the chunks in flight when the fingers
-close are dropped). Placing is where a path planned from an observation 0.3 s old misses: a
-block released a centimetre off the one below falls off it.
+**Hybrid**: asynchronous, except at the two moments where a path planned from an observation
+0.3 s old misses: while the fingers hold an object (a block released a centimetre off the one
+below falls off it) and from the chunk that forecasts a grasp until the fingers close (the
+fingers close a centimetre off the block's centre). There it is synchronous: each chunk planned
+from the arm at rest and executed from its start (the chunks in flight when the fingers close
+are dropped).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class ChunkStream:
         self._path: deque[np.ndarray] = deque(maxlen=16)
         self._commanded: dict[int, np.ndarray] = {}  # the arm actions sent, by tick
         self._carrying = False
+        self._grasp_ahead = False  # the last chunk forecast closing the fingers
 
     # ------------------------------------------------------------------ one tick
     def step(self, obs: dict, request: Request) -> np.ndarray:
@@ -140,7 +143,8 @@ class ChunkStream:
     # ------------------------------------------------------------------ asynchronous
     def _async(self, obs: dict, request: Request) -> np.ndarray:
         tick = self.tick
-        carrying = self.mode == "hybrid" and self._holds_something(obs)
+        hybrid = self.mode == "hybrid"
+        carrying = hybrid and self._holds_something(obs)
         if carrying and not self._carrying:  # the fingers just closed on something: plan afresh
             self.interrupt()
         self._carrying = carrying
@@ -148,7 +152,8 @@ class ChunkStream:
             self._install(self.flights.popleft(), tick)
         usable = max(1, self.horizon - self.delay_ticks) if self.horizon else self.runner.execute
         period = max(1, min(self.runner.execute, usable))
-        if carrying:  # synchronous: the next chunk only once this one is done, planned at rest
+        synchronous = carrying or (hybrid and self._grasp_ahead)
+        if synchronous:  # the next chunk only once this one is done, planned at rest
             if not self.queue and not self.flights:
                 self._send(obs, request, tick, at_rest=True)
         elif tick - self.last_sent >= period or (not self.queue and not self.flights):
@@ -156,7 +161,7 @@ class ChunkStream:
             while self.flights and self._arrived(self.flights[0], tick):  # no latency: this tick
                 self._install(self.flights.popleft(), tick)
         if not self.queue:
-            if not carrying:  # frozen while a chunk planned at rest is out, as when synchronous
+            if not synchronous:  # frozen while a chunk planned at rest is out, as when synchronous
                 self.runner.gripper.idle()
             action = self._hold(obs)
         else:
@@ -226,6 +231,7 @@ class ChunkStream:
         if r.done:
             new[:] = 0.0
         r.gripper.add(c.p_open[offset:])
+        self._grasp_ahead = not self._carrying and bool(np.min(c.p_open[offset:]) < 0.5)
         self._gripper_ctx = self._descent_stalled()
         self.queue = deque(new)
 

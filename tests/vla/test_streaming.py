@@ -103,3 +103,25 @@ def test_hybrid_waits_for_chunks_planned_at_rest_only_while_the_fingers_hold_som
     assert moving[0] > 0 and hybrid.flights
     grasped = hybrid.step(held, _slow(0.12))  # the fingers closed: what was planned before is void
     assert grasped[0] == 0 and all(f.at_rest for f in hybrid.flights)
+
+
+def test_hybrid_goes_synchronous_from_the_chunk_that_forecasts_a_grasp():
+    stream = ChunkStream(ChunkRunner(2), "hybrid", realtime=True, blend=1)
+    left = []  # actions the arm still had queued when each request went out
+
+    def grasp_ahead(obs):
+        left.append(len(stream.queue))
+        time.sleep(0.12)
+        c = _chunk(0.01)
+        c.p_open[2:] = 0.1  # "close the fingers in two steps"
+        return c
+
+    for _ in range(3):  # free motion: asynchronous, a request while the arm still has actions
+        stream.step(_obs(), _slow(0.12))
+    idle = stream.idle_ticks
+    for _ in range(9):
+        stream.step(_obs(), grasp_ahead)
+    # the first such chunk went out in free motion; from its arrival on, a chunk goes out only
+    # when the arm has nothing left, and the arm holds while it is out
+    assert len(left) >= 3 and left[0] > 0 and left[1:] == [0] * (len(left) - 1)
+    assert stream.idle_ticks - idle == len(left) - 1

@@ -121,7 +121,8 @@ def remote_policy_options(p: argparse.ArgumentParser) -> None:
         default="sync",
         choices=["sync", "async", "hybrid"],
         help="sync: wait for each chunk; async: request the next while one executes; hybrid: async, "
-        "but sync while the fingers hold an object (chunks planned at rest where placing is precise)",
+        "but sync from a forecast grasp until the object is released (chunks planned at rest where "
+        "grasping and placing are precise)",
     )
     p.add_argument(
         "--realtime",
