@@ -158,8 +158,8 @@ class ChunkStream:
                 self._send(obs, request, tick, at_rest=True)
         elif tick - self.last_sent >= period or (not self.queue and not self.flights):
             self._send(obs, request, tick)
-            while self.flights and self._arrived(self.flights[0], tick):  # no latency: this tick
-                self._install(self.flights.popleft(), tick)
+        while self.flights and self._arrived(self.flights[0], tick):  # a reply within the tick
+            self._install(self.flights.popleft(), tick)
         if not self.queue:
             if not synchronous:  # frozen while a chunk planned at rest is out, as when synchronous
                 self.runner.gripper.idle()

@@ -96,6 +96,8 @@ def test_hybrid_waits_for_chunks_planned_at_rest_only_while_the_fingers_hold_som
     # as sync: hold while the chunk is out, then its first actions from its start (no catch-up)
     assert [round(a[0], 3) for a in actions] == [0, 0.01, 0.01, 0, 0.01, 0.01]
     assert stream.idle_ticks == 2
+    instant = ChunkStream(ChunkRunner(2), "hybrid")  # a reply within the tick: no tick is lost
+    assert all(instant.step(held, _slow(0.0))[0] > 0 for _ in range(6)) and instant.idle_ticks == 0
 
     hybrid = ChunkStream(ChunkRunner(2), "hybrid", realtime=True, blend=1)
     for _ in range(3):  # free motion: asynchronous, chunks in flight while the arm moves
