@@ -103,6 +103,11 @@ NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "fiv
 MAX_OBJECTS = 12
 
 
+def closed_on_block(width: float) -> bool:
+    """The gripper, ``width`` metres open, is closed on a block (neither open nor shut on nothing)."""
+    return HELD_WIDTH[0] < width < HELD_WIDTH[1]
+
+
 def canonical_region(name: str) -> str:
     """Map a region name or alias to its canonical name, or raise with the valid ones."""
     name = REGION_ALIASES.get(name.strip().lower(), name.strip().lower())

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_agent.sim.catalog import HELD_WIDTH
+from vla_agent.sim.catalog import closed_on_block
 from vla_agent.types import STATE
 
 from .adapters.convention import Chunk
@@ -144,7 +144,7 @@ class ChunkStream:
     def _async(self, obs: dict, request: Request) -> np.ndarray:
         tick = self.tick
         hybrid = self.mode == "hybrid"
-        carrying = hybrid and self._holds_something(obs)
+        carrying = hybrid and closed_on_block(float(obs[STATE][6]))
         if carrying and not self._carrying:  # the fingers just closed on something: plan afresh
             self.interrupt()
         self._carrying = carrying
@@ -171,10 +171,6 @@ class ChunkStream:
         self._commanded[tick] = action[:6]
         self._commanded.pop(tick - 32, None)
         return action
-
-    def _holds_something(self, obs: dict) -> bool:
-        """The fingers are closed on an object (neither open nor shut on nothing)."""
-        return HELD_WIDTH[0] < float(obs[STATE][6]) < HELD_WIDTH[1]
 
     def _send(self, obs: dict, request: Request, tick: int, at_rest: bool = False) -> None:
         self.last_sent = tick

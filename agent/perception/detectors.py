@@ -17,11 +17,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from vla_agent.agent.perception.objects import HAND_RADIUS, HELD_WIDTH, Perception
+from vla_agent.agent.perception.objects import HAND_RADIUS, Perception
 from vla_agent.errors import VlaAgentError
 from vla_agent.interfaces import SuccessDetector  # noqa: F401 - the interface, re-exported
 from vla_agent.registry import registry
-from vla_agent.sim.catalog import BLOCK_SIZE, REGION_ALIASES, REGIONS
+from vla_agent.sim.catalog import BLOCK_SIZE, HELD_WIDTH, REGION_ALIASES, REGIONS
 from vla_agent.sim.predicates import DIRECTIONS, WorldState, evaluate
 from vla_agent.skills.library import get_skill
 from vla_agent.types import STATE, Observation, Predicate, Status, Subgoal, Verdict

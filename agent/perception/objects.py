@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from vla_agent.sim.camera import pixel_rays
-from vla_agent.sim.catalog import BLOCK_SIZE, COLORS, HELD_WIDTH
+from vla_agent.sim.catalog import BLOCK_SIZE, COLORS, closed_on_block
 from vla_agent.sim.predicates import ObjectState, WorldState
 from vla_agent.types import DEPTH, IMAGE, STATE, Observation, SceneObject
 
@@ -163,9 +163,9 @@ class Perception:
         state = np.asarray(obs[STATE], np.float64)
         ee = state[:3]
         near_hand = np.hypot(p[:, 0] - ee[0], p[:, 1] - ee[1]) < HAND_RADIUS
-        closed_on_block = HELD_WIDTH[0] < state[6] < HELD_WIDTH[1]
+        holding = closed_on_block(state[6])
         # Near the hand only a held block may rise above the fingertips; an open hand holds nothing.
-        hand_top = ee[2] + (BLOCK_SIZE / 2 + 0.006 if closed_on_block else -0.01)
+        hand_top = ee[2] + (BLOCK_SIZE / 2 + 0.006 if holding else -0.01)
         keep = np.where(near_hand, p[:, 2] < hand_top, p[:, 2] < AREA_Z[1])
         sel, p = sel[keep], p[keep]
         cls = self._classes(rgb.reshape(-1, 3)[sel])
@@ -311,8 +311,8 @@ class Perception:
                 positions[name] = cands[j].position
                 pixels[name] = cands[j].pixels
                 free.remove(j)
-        closed_on_block = HELD_WIDTH[0] < width < HELD_WIDTH[1]
-        if not closed_on_block:
+        holding = closed_on_block(width)
+        if not holding:
             self.grasped = None
         elif self.grasped is None:  # the fingers just closed on something: the block between them
             near = [
@@ -329,7 +329,7 @@ class Perception:
                 continue
             positions[o.name] = ee.copy() if o.name == self.grasped else self.last[o.name]
         held = None
-        if closed_on_block:
+        if holding:
             near = [
                 (float(np.linalg.norm(positions[o.name] - ee)), o.name)
                 for o in self.objects
