@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -10,6 +12,26 @@ from vla_agent.errors import ConfigError
 
 EMBED_DIM = 384
 MAX_TOKENS = 24
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch on one CPU thread for the block. On two threads MiniLM's products over a sentence's
+    tokens sum in another order than on one: the features' last bits, hence the VLA's actions (and
+    now and then a borderline episode), would depend on the machine's core count and on whether
+    episodes run serially or on Ray workers (one thread each). The VLA's own forward pass, one
+    observation at a time, gives the same bits on one and two threads (tests/vla/test_threads.py)."""
+    import torch
+
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 class TextEncoder:
@@ -52,7 +74,7 @@ class TextEncoder:
             tok = self.tokenizer(
                 batch, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
             )
-            with torch.inference_mode():
+            with torch.inference_mode(), _one_thread():
                 h = self.model(**tok).last_hidden_state.numpy().astype(np.float32)
             lengths = tok["attention_mask"].sum(1).tolist()
             self.token_cache.update((t, h[j, : lengths[j]]) for j, t in enumerate(batch))
