@@ -6,8 +6,9 @@ import sys
 
 import numpy as np
 
-# A fresh process per thread count: the count in force at the first product is the one that counts
-# (switching it later in a process changes nothing), so one process cannot show the difference.
+# A fresh process per thread count: with torch 2.13 the count in force at a process's first
+# product is the one that counts (switching it later changed nothing), so one process cannot show
+# the difference.
 SCRIPT = """
 import sys
 import numpy as np
