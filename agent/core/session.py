@@ -56,7 +56,8 @@ class AgentConfig(BaseModel):
         None, description="a policy server's convention (vla.adapters preset or file)"
     )
     chunks: Literal["sync", "async", "hybrid"] = Field(
-        "sync", description="a policy server's chunks: wait, overlap, or overlap but from grasp to release"
+        "sync",
+        description="a policy server's chunks: wait, overlap, or overlap but wait from grasp to release",
     )
     realtime: bool = Field(False, description="a dry run counts a policy server's latency in control ticks")
     shield: ShieldConfig = Field(default_factory=ShieldConfig, description="the safety envelope of the cell")
