@@ -2,6 +2,11 @@ import os
 
 import pytest
 
+# Ray reads these when it is imported (a test may import it before vla_agent.scale sets them):
+# every Ray cluster of the tests listens on 127.0.0.1 only and sends no usage statistics.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
 from vla_agent.sim import EnvConfig, TabletopEnv
 
 

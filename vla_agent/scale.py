@@ -161,19 +161,62 @@ def ray_module():
     return ray
 
 
-def init_ray(workers: int, address: str | None) -> tuple[Any, bool]:
-    """Ray, connected: (the module, whether this call started the connection)."""
+def init_ray(workers: int, address: str | None) -> tuple[Any, Callable[[], None]]:
+    """Ray, connected, and what ends what this call started (nothing when it was connected)."""
     if not address:  # a cluster of this process's own listens on 127.0.0.1 only (single-machine mode)
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = ray_module()
-    started = not ray.is_initialized()
-    if started:
-        quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
-        if address:
-            ray.init(address=address, **quiet)
-        else:  # a private cluster for this run, on loopback only
-            ray.init(num_cpus=workers, include_dashboard=False, **quiet)
-    return ray, started
+    if ray.is_initialized():
+        return ray, lambda: None
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if address:
+        ray.init(address=address, **quiet)
+        return ray, ray.shutdown
+    node = _head_node(workers)
+    if node is None:
+        ray.init(num_cpus=workers, include_dashboard=False, **quiet)
+        return ray, ray.shutdown
+    ray.init(address=node.address, **quiet)
+
+    def end() -> None:
+        ray.shutdown()
+        node.kill_all_processes(check_alive=False, allow_graceful=True, wait=True)
+
+    return ray, end
+
+
+def _head_node(workers: int):
+    """A one-node cluster for this run alone, on 127.0.0.1, started as ``ray.init`` starts one but
+    without the three services no run of ours uses, which cost it 1-2 s of a 2-core machine: the
+    autoscaler's monitor (a fixed cluster has nothing to scale; it also answers SIGTERM by reporting
+    to a GCS already stopped, a second at every run's end), the log monitor (worker output is not
+    sent to the driver) and the API server (job submission, the state API, usage statistics).
+    Ray's node API (the one ``ray start`` and ``ray.cluster_utils`` call) is not public; where it
+    has changed, or Ray was imported before single-machine mode was set, None (``ray.init`` then
+    starts the cluster with all of them). ``--ray-address`` joins a cluster as its owner set it up."""
+    try:
+        from ray._private import ray_constants
+        from ray._private.node import Node
+        from ray._private.parameter import RayParams
+
+        if ray_constants.ENABLE_RAY_CLUSTER:  # Ray imported before init_ray: it would not join 127.0.0.1
+            return None
+
+        class LeanHead(Node):
+            def start_api_server(self, **_):  # on the critical path of the start: ~0.5 s here
+                pass
+
+        params = RayParams(
+            num_cpus=workers,
+            include_dashboard=False,
+            no_monitor=True,
+            include_log_monitor=False,
+            node_ip_address="127.0.0.1",
+        )
+        return LeanHead(params, head=True, shutdown_at_exit=True, spawn_reaper=True)
+    except (ImportError, TypeError, AttributeError) as e:
+        log.debug("Ray's node API: %s; ray.init starts the cluster", e)
+        return None
 
 
 # One core per worker: numerical libraries' own thread pools would fight the other workers.
@@ -192,7 +235,7 @@ class _Actor:
 
 
 def _run_on_ray(make_worker, todo: list[int], workers: int, address, finished, retries: int) -> None:
-    ray, started = init_ray(workers, address)
+    ray, end = init_ray(workers, address)
     if workers <= 1:  # joining a cluster without --workers: one worker per CPU it has
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
     actor_cls = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=2)(_Actor)
@@ -231,5 +274,4 @@ def _run_on_ray(make_worker, todo: list[int], workers: int, address, finished, r
     finally:
         for a in actors:
             ray.kill(a)
-        if started:  # a private cluster (or connection) for this run ends with it
-            ray.shutdown()
+        end()  # a private cluster (or connection) for this run ends with it

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,54 @@ def test_two_ray_workers_give_the_serial_records(tmp_path):
     assert records(tmp_path / "serial") == records(tmp_path / "two")
     result = json.loads(out)
     assert result["workers"] == 2 and result["episodes"] == 3
+
+
+def _descendants() -> set[int]:
+    parent = {}
+    for d in Path("/proc").iterdir():
+        try:
+            parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not shutil.which("ss"), reason="needs iproute2's ss")
+def test_a_runs_own_cluster_listens_on_loopback_only_and_ends_with_the_run():
+    """``--workers`` starts a cluster for the run: while it runs, every socket its processes (and
+    this driver) listen on is on 127.0.0.1; when the run ends, none of its processes is left."""
+    pytest.importorskip("ray")
+    from vla_agent.agent.bench.chains import ChainBenchConfig, ChainRunner
+
+    make = partial(ChainRunner, ChainBenchConfig(episodes=3, policy="expert"))  # importable by workers
+    mid_run: dict[str, object] = {}
+
+    def look(done: int, total: int) -> None:
+        if done == 1:  # the cluster is up, episodes are still running
+            pids = _descendants()
+            listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+            mid_run["pids"] = pids
+            mid_run["ports"] = [
+                line.split()[3]
+                for line in listening.splitlines()
+                if any(f"pid={p}," in line for p in pids | {os.getpid()})
+            ]
+
+    assert [r["episode"] for r in run_episodes(make, range(3), workers=2, progress=look)] == [0, 1, 2]
+    ports = mid_run["ports"]
+    assert ports and all(p.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for p in ports), ports
+    assert not [p for p in mid_run["pids"] if _alive(p)], "the run's cluster outlived it"
 
 
 def test_a_killed_run_resumes_where_it_stopped(tmp_path):
