@@ -176,12 +176,16 @@ def init_ray(workers: int, address: str | None) -> tuple[Any, Callable[[], None]
     if node is None:
         ray.init(num_cpus=workers, include_dashboard=False, **quiet)
         return ray, ray.shutdown
-    ray.init(address=node.address, **quiet)
 
     def end() -> None:
         ray.shutdown()
         node.kill_all_processes(check_alive=False, allow_graceful=True, wait=True)
 
+    try:
+        ray.init(address=node.address, **quiet)
+    except BaseException:
+        end()
+        raise
     return ray, end
 
 
