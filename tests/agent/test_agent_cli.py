@@ -1,6 +1,9 @@
 """The agent's command line as a user runs it: run --json, plan --json, replay, bench chains."""
 
 import json
+import re
+
+import pytest
 
 from vla_agent.cli import main
 
@@ -58,9 +61,10 @@ def test_plan_json_and_refusals(capsys):
     assert "purple" in json.loads(capsys.readouterr().out)["refused"]
 
 
-def test_bench_chains_expert_small(capsys):
+def test_bench_chains_expert_small(capsys, tmp_path):
     assert main(["bench", "chains", "--episodes", "2", "--policy", "expert", "--json"]) == 0
-    r = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    r = json.loads(printed)
     for key in (
         "avg_len",
         "chain_success",
@@ -75,6 +79,28 @@ def test_bench_chains_expert_small(capsys):
     assert sum(v["subgoals"] for v in r["per_skill"].values()) == r["detector"]["subgoals_judged"]
     assert set(r["per_skill"]) <= {"pick", "push", "place/bowl", "place/plate", "place/block", "place/region"}
     assert sum(r["broken_at"].values()) == round(2 * (1 - r["chain_success"]))
+    # its charts: one bar per subgoal position, as long as the share of chains still whole
+    (tmp_path / "chains.json").write_text(printed)
+    assert main(["bench", "plot", str(tmp_path / "chains.json")]) == 0
+    page = (tmp_path / "chains.html").read_text()
+    first = re.search(r"<svg.*?</svg>", page).group(0)
+    widths = [float(w) for w in re.findall(r'<rect x="150" y="[\d.]+" width="([\d.]+)"', first)]
+    assert widths == pytest.approx([360 * share for share in r["per_position"]], abs=0.06)
+
+
+def test_bench_plot_refuses_what_it_cannot_draw(tmp_path, capsys):
+    (tmp_path / "planner.json").write_text(json.dumps({"benchmark": "planner", "accuracy": 1.0}))
+    (tmp_path / "skills.json").write_text(json.dumps({"benchmark": "skills", "per_skill": {}}))
+    (tmp_path / "cut.json").write_text('{"benchmark": "ski')
+    for files, says in (
+        (["planner.json"], "no charts for benchmark 'planner'"),
+        (["skills.json", "planner.json"], "one benchmark"),
+        (["cut.json"], "not JSON"),
+        (["missing.json"], "No such file"),
+    ):
+        assert main(["bench", "plot", *(str(tmp_path / f) for f in files)]) != 0
+        assert says in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.html"))
 
 
 def test_bench_chains_redraws_a_scene_that_does_not_fit(capsys):

@@ -151,6 +151,21 @@ def _bench_clients(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_plot(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vla_agent.agent.bench.plots import load_results, page
+
+    results = load_results(a.results)
+    first = Path(a.results[0])
+    dest = (
+        Path(a.html) if a.html else (first / "result.html" if first.is_dir() else first.with_suffix(".html"))
+    )
+    dest.write_text(page(results))
+    out.print(f"charts of {len(results)} result(s): {dest}")
+    return 0
+
+
 def add_bench(sub) -> None:
     from vla_agent.cli.bench_agent import (
         cmd_bench_chains,
@@ -303,3 +318,15 @@ def add_bench(sub) -> None:
     bsh.add_argument("--adversary", default=None, help="run only this adversary (e.g. yaw-ramp-0.25)")
     bsh.add_argument("--json", action="store_true")
     bsh.set_defaults(func=cmd_bench_shield)
+
+    bpl = bsub.add_parser(
+        "plot",
+        help="charts of benchmark results as one HTML page (several files side by side)",
+        description="Draw what bench chains, skills, expert or server --clients printed with --json "
+        "(or a run folder's result.json): success by skill, by subgoal position, where chains break, "
+        "throughput and latency by clients. Several files of one benchmark share each chart, one "
+        "colour per file. Inline SVG: opens offline in any browser.",
+    )
+    bpl.add_argument("results", nargs="+", help="benchmark JSON files or run folders (--out DIR)")
+    bpl.add_argument("--html", default=None, help="the page to write (default: beside the first result)")
+    bpl.set_defaults(func=cmd_bench_plot)
