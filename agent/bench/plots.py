@@ -154,6 +154,8 @@ def charts(results: dict[str, dict]) -> list[str]:
         ]
     if kind == "server-clients":
         first = next(iter(results.values()))
+        if any(r["clients"] != first["clients"] for r in results.values()):
+            raise ConfigError("bench plot draws server results side by side only for the same client counts")
         xs = [float(c) for c in first["clients"]]
 
         def series(metric) -> dict[str, list[float]]:
