@@ -161,7 +161,9 @@ def cmd_bench_plot(a: argparse.Namespace) -> int:
     dest = (
         Path(a.html) if a.html else (first / "result.html" if first.is_dir() else first.with_suffix(".html"))
     )
-    dest.write_text(page(results))
+    html = page(results)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(html)
     out.print(f"charts of {len(results)} result(s): {dest}")
     return 0
 
